@@ -1,0 +1,2 @@
+/* alloc: see portd.h. */
+#include "log.h"

@@ -1,0 +1,2 @@
+/* conn: see portd.h. */
+#include "log.h"

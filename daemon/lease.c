@@ -1,0 +1,2 @@
+/* lease: see portd.h. */
+#include "log.h"

@@ -1,0 +1,2 @@
+/* listener: see portd.h. */
+#include "log.h"

@@ -1,0 +1,2 @@
+/* request: see portd.h. */
+#include "log.h"

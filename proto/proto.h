@@ -1,0 +1,186 @@
+/*
+ * portd wire protocol, version 1: the contract between the daemon and its
+ * clients, and a pure json-c codec for it. No I/O, no logging, no globals.
+ *
+ * A message is one JSON object on one line ending in '\n'. Functions here
+ * take the line without its '\n'.
+ */
+#ifndef PORTD_PROTO_H
+#define PORTD_PROTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <json-c/json.h>
+
+#define PROTO_VERSION	 1
+#define PROTO_MAX_LINE	 (64 * 1024) /* bytes of one line, '\n' excluded */
+#define PROTO_MAX_DEPTH	 16	     /* nesting of arrays and objects */
+#define PROTO_MAX_COUNT	 64	     /* ports in one lease */
+#define PROTO_MAX_NAME	 128	     /* bytes of a lease's label */
+#define PROTO_MAX_ID	 64	     /* bytes of a lease id */
+#define PROTO_MAX_REQID	 256	     /* bytes of a string request id */
+#define PROTO_MAX_ERRMSG 256	     /* bytes of an error message */
+
+enum proto_errcode {
+	PROTO_E_NONE = 0,
+	PROTO_E_BAD_REQUEST,
+	PROTO_E_UNKNOWN_OP,
+	PROTO_E_REQUEST_TOO_LARGE,
+	PROTO_E_NO_PORTS,
+	PROTO_E_PORT_UNAVAILABLE,
+	PROTO_E_QUOTA_EXCEEDED,
+	PROTO_E_NOT_FOUND,
+	PROTO_E_FORBIDDEN,
+	PROTO_E_RESOURCE_EXHAUSTED,
+	PROTO_E_INTERNAL,
+	PROTO_E__MAX
+};
+
+struct proto_error {
+	enum proto_errcode code;
+	char message[PROTO_MAX_ERRMSG];
+};
+
+enum proto_op {
+	PROTO_OP_HELLO,
+	PROTO_OP_LEASE,
+	PROTO_OP_RENEW,
+	PROTO_OP_CLAIM,
+	PROTO_OP_RELEASE,
+	PROTO_OP_LIST,
+	PROTO_OP_STATUS,
+	PROTO_OP__MAX
+};
+
+/* proto is a bit set: both = tcp | udp. */
+enum proto_proto { PROTO_TCP = 1, PROTO_UDP = 2, PROTO_BOTH = 3 };
+enum proto_family { PROTO_FAM_DUAL, PROTO_FAM_IPV4, PROTO_FAM_IPV6 };
+enum proto_hold { PROTO_HOLD_SHARED, PROTO_HOLD_EXCLUSIVE };
+enum proto_scope { PROTO_SCOPE_TTL, PROTO_SCOPE_SESSION, PROTO_SCOPE_PROCESS };
+enum proto_strategy {
+	PROTO_STRATEGY_DEFAULT, /* the daemon's configured strategy */
+	PROTO_STRATEGY_POOL,
+	PROTO_STRATEGY_EPHEMERAL
+};
+
+/* A parsed, validated request. Fields an op does not take keep defaults. */
+struct proto_request {
+	enum proto_op op;
+	json_object *id; /* owned reference or NULL; echoed in the reply */
+
+	int64_t version; /* hello; 0 when absent */
+
+	/* lease */
+	int count;
+	enum proto_proto proto;
+	enum proto_family family;
+	int port; /* specific port, 0 when absent; also release by port */
+	bool contiguous;
+	bool has_hold;
+	enum proto_hold hold;
+	bool has_ttl;
+	int64_t ttl; /* seconds (lease, renew) */
+	enum proto_scope scope;
+	int64_t pid; /* process scope; 0 when absent */
+	char name[PROTO_MAX_NAME + 1];
+	bool fd;
+	enum proto_strategy strategy;
+
+	/* renew, claim, release */
+	char lease[PROTO_MAX_ID + 1];
+
+	bool all; /* list */
+};
+
+/* The public view of a lease, as carried on the wire. */
+struct proto_lease {
+	char id[PROTO_MAX_ID + 1];
+	int nports;
+	uint16_t ports[PROTO_MAX_COUNT];
+	enum proto_proto proto;
+	enum proto_family family;
+	bool ipv6; /* false: a dual lease on a host without IPv6 (IPv4 only) */
+	enum proto_scope scope;
+	enum proto_hold hold;
+	int64_t ttl;	     /* seconds, -1 for none */
+	int64_t expires;     /* Unix ms, -1 for null */
+	int64_t created;     /* Unix ms */
+	char name[PROTO_MAX_NAME + 1];
+	uint32_t uid;	     /* owner */
+	int32_t pid;	     /* owner's pid (the watched pid for process scope) */
+	bool held;	     /* false once claimed */
+};
+
+/* One socket handed over with a reply (fd handoff). */
+struct proto_socket {
+	uint16_t port;
+	enum proto_proto proto;	  /* PROTO_TCP or PROTO_UDP */
+	enum proto_family family; /* dual = one IPv6 socket with V6ONLY off */
+};
+
+const char *proto_errcode_name(enum proto_errcode);
+enum proto_errcode proto_errcode_from_name(const char *);
+const char *proto_op_name(enum proto_op);
+const char *proto_proto_name(enum proto_proto);
+const char *proto_family_name(enum proto_family);
+const char *proto_hold_name(enum proto_hold);
+const char *proto_scope_name(enum proto_scope);
+
+/* Fill err; printf-style message. Returns -1 so callers can `return`. */
+int proto_error_set(struct proto_error *err, enum proto_errcode code,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * Parse and validate one request line (len bytes, no '\n'). On success
+ * fills *ret and returns 0; the caller frees it with proto_request_clear().
+ * On failure returns -1 with *err set; ret->id may still hold the request's
+ * id (when the line got far enough to have one) so the error can echo it:
+ * call proto_request_clear() on both paths.
+ */
+int proto_request_parse(const char *line, size_t len,
+    struct proto_request *ret, struct proto_error *err);
+void proto_request_clear(struct proto_request *);
+
+/*
+ * Parse one line into a JSON object with the protocol's limits (length,
+ * depth, strictness, one object, nothing after it). Used for replies by
+ * clients and for journal records. Returns a new reference or NULL.
+ */
+json_object *proto_parse_object(const char *line, size_t len,
+    struct proto_error *err);
+
+/* Strict field readers; absent fields leave *ret alone and return 0. */
+int proto_get_int(json_object *obj, const char *key, int64_t min,
+    int64_t max, int64_t *ret, struct proto_error *err);
+int proto_get_bool(json_object *obj, const char *key, bool *ret,
+    struct proto_error *err);
+/* A string of at most max bytes, valid UTF-8, no control characters. */
+int proto_get_string(json_object *obj, const char *key, size_t max,
+    char *ret, struct proto_error *err);
+
+/* Replies: {"id":…,"ok":true} and {"id":…,"ok":false,"error":{…}}. */
+json_object *proto_reply_ok(json_object *id);
+json_object *proto_reply_error(json_object *id, const struct proto_error *);
+
+json_object *proto_lease_encode(const struct proto_lease *);
+int proto_lease_decode(json_object *, struct proto_lease *ret,
+    struct proto_error *err);
+json_object *proto_socket_encode(const struct proto_socket *);
+int proto_socket_decode(json_object *, struct proto_socket *ret,
+    struct proto_error *err);
+
+/*
+ * Serialize obj as one line with its '\n'. Returns a malloc'd string and
+ * its length (including '\n') in *ret_len, or NULL on allocation failure.
+ */
+char *proto_serialize(json_object *obj, size_t *ret_len);
+
+/* Checks shared by both sides. */
+bool proto_utf8_valid(const char *s, size_t len);
+bool proto_label_valid(const char *s, size_t len);
+bool proto_lease_id_valid(const char *s, size_t len);
+
+#endif

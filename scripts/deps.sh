@@ -1,0 +1,33 @@
+#!/bin/sh
+# Install whatever portd needs to build and test that this Debian machine lacks.
+# Usage: scripts/deps.sh [build|test]   (test adds the tools the test suite runs)
+set -eu
+
+want="gcc make cmake pkg-config libevent-dev libjson-c-dev check libsubunit-dev libsystemd-dev"
+if [ "${1:-build}" = test ]; then
+	# Real peers the tests run as they are: systemd's tools, Python's
+	# portpicker and http.server, node, unshare/setpriv, ip.
+	want="$want systemd python3 python3-portpicker nodejs util-linux iproute2 procps"
+fi
+
+missing=""
+for p in $want; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing="$missing $p"
+done
+# nodejs may come from elsewhere than Debian; a working node is enough.
+case " $missing " in *" nodejs "*) command -v node >/dev/null 2>&1 &&
+	missing=$(echo "$missing" | sed 's/ nodejs//') ;; esac
+
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "portd: missing packages:$missing" >&2
+	echo "portd: run as root, or: sudo apt-get install$missing" >&2
+	exit 1
+fi
+echo "portd: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

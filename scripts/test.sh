@@ -1,0 +1,32 @@
+#!/bin/sh
+# Build portd and run every test: once as released, once under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+#   scripts/test.sh            both builds
+#   scripts/test.sh plain      only the plain build
+#   scripts/test.sh sanitize   only the sanitizer build
+set -eu
+cd "$(dirname "$0")/.."
+scripts/deps.sh test
+
+jobs=$(nproc 2>/dev/null || echo 2)
+which=${1:-all}
+
+run() { # run NAME CMAKE-ARGS...
+	dir=build/$1
+	shift
+	echo "== portd: $dir" >&2
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug "$@" >/dev/null
+	cmake --build "$dir" -j "$jobs" >/dev/null
+	(cd "$dir" && ctest --output-on-failure -j "$jobs")
+}
+
+if [ "$which" = all ] || [ "$which" = plain ]; then
+	run plain
+fi
+if [ "$which" = all ] || [ "$which" = sanitize ]; then
+	# detect_leaks: every leak fails the run; halt_on_error: UBSan too.
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	CK_TIMEOUT_MULTIPLIER=4 \
+		run sanitize -DPORTD_SANITIZE=ON
+fi

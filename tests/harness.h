@@ -1,0 +1,87 @@
+/*
+ * Test harness: start a real portd on a private socket, talk to it over
+ * real sockets. Failures abort the calling Check test (ck_abort).
+ */
+#ifndef PORTD_HARNESS_H
+#define PORTD_HARNESS_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#include <check.h>
+#include <json-c/json.h>
+
+struct daemon_proc {
+	pid_t pid;
+	char dir[64];	/* private temporary folder, removed by stop */
+	char sock[108]; /* API socket path inside dir */
+	char log[160];	/* the daemon's stderr */
+};
+
+/* Path of the built portd binary, and of the build's bin folder. */
+extern const char *harness_portd_bin;
+extern const char *harness_bin_dir;
+
+/*
+ * Start portd --socket DIR/portd.sock plus the NULL-terminated extra args
+ * (may be NULL) and wait until it answers. Extra environment: none; the
+ * daemon inherits ours.
+ */
+void harness_start(struct daemon_proc *d, const char *const *args);
+/* Like harness_start without waiting: returns the pid. */
+pid_t harness_spawn(struct daemon_proc *d, const char *const *args);
+/* Wait up to ms for the socket to accept connections; true if it did. */
+bool harness_wait_ready(const char *sock, int ms);
+/* SIGTERM, wait, check clean exit status, remove the folder. */
+void harness_stop(struct daemon_proc *d);
+/* Send sig and wait for the daemon; returns its wait status. */
+int harness_kill(struct daemon_proc *d, int sig);
+/* Return the daemon's stderr so far (static buffer). */
+const char *harness_log(struct daemon_proc *d);
+
+/* A blocking connection to sock; -1 on failure (errno set). */
+int harness_connect(const char *sock);
+/* Write all of buf. */
+void harness_send(int fd, const void *buf, size_t len);
+/*
+ * Read one reply line (without '\n') within timeout_ms. Returns a malloc'd
+ * string, or NULL on EOF or timeout. Any fds that come with it are stored
+ * in fds[0..*nfds) when fds is not NULL (else closed).
+ */
+char *harness_recv_line(int fd, int timeout_ms, int *fds, int *nfds);
+/* Send a printf-formatted request line ('\n' added), read and parse the
+ * reply; aborts the test on EOF, timeout or bad JSON. */
+json_object *harness_call(int fd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Like harness_call, also receiving fds. */
+json_object *harness_call_fds(int fd, int *fds, int *nfds, const char *fmt,
+    ...) __attribute__((format(printf, 4, 5)));
+
+/* Reply helpers. */
+bool reply_ok(json_object *reply);
+const char *reply_error(json_object *reply); /* code, or NULL if ok */
+json_object *reply_get(json_object *obj, const char *path); /* "a.b" */
+int64_t reply_int(json_object *obj, const char *path);
+const char *reply_str(json_object *obj, const char *path);
+/* Lease id and first port of a lease reply. */
+const char *lease_id(json_object *reply);
+int lease_port(json_object *reply, int i);
+
+/* Real kernel checks. type is SOCK_STREAM or SOCK_DGRAM; family AF_INET
+ * (0.0.0.0), AF_INET6 ([::], V6ONLY on). Returns 0 or errno. */
+int try_bind(int family, int type, int port, bool reuseaddr);
+/* Bind on a specific address ("127.0.0.1", "::1"); 0 or errno. */
+int try_bind_addr(const char *addr, int type, int port, bool reuseaddr);
+/* Bind and listen, keeping the socket: fd or -errno. */
+int bind_listen(const char *addr, int port, bool reuseaddr);
+
+/* Milliseconds on the monotonic clock. */
+int64_t now_ms(void);
+
+/* Run a Check suite; returns the process exit status. */
+int harness_run(Suite *s);
+
+#endif
