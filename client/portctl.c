@@ -1,0 +1,6 @@
+#include "portd.h"
+int
+main(void)
+{
+	return 0;
+}

@@ -1,0 +1,981 @@
+/* libportd: the public API (see portd.h for every contract). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "portd.h"
+#include "proto.h"
+
+struct portd {
+	struct io io;
+	int timeout_ms;
+	int64_t next_id;
+	bool broken; /* connection closed after a desynchronizing error */
+	char path[108];
+	char errmsg[PROTO_MAX_ERRMSG + 64];
+};
+
+_Static_assert(PORTD_MAX_PORTS == PROTO_MAX_COUNT, "lease size");
+_Static_assert(PORTD_MAX_ID == PROTO_MAX_ID, "lease id size");
+_Static_assert(PORTD_MAX_NAME == PROTO_MAX_NAME, "lease name size");
+
+static const struct {
+	int code;
+	const char *name;
+	const char *text;
+} errors[] = {
+    {PORTD_OK, "ok", "Success"},
+    {PORTD_E_BAD_REQUEST, "bad_request", "Request refused as malformed"},
+    {PORTD_E_UNKNOWN_OP, "unknown_op", "Operation unknown to the daemon"},
+    {PORTD_E_REQUEST_TOO_LARGE, "request_too_large", "Request too large"},
+    {PORTD_E_NO_PORTS, "no_ports", "No free ports"},
+    {PORTD_E_PORT_UNAVAILABLE, "port_unavailable", "Port unavailable"},
+    {PORTD_E_QUOTA_EXCEEDED, "quota_exceeded", "Port quota exceeded"},
+    {PORTD_E_NOT_FOUND, "not_found", "No such lease"},
+    {PORTD_E_FORBIDDEN, "forbidden", "Not allowed"},
+    {PORTD_E_RESOURCE_EXHAUSTED, "resource_exhausted",
+     "Daemon out of resources"},
+    {PORTD_E_INTERNAL, "internal", "Internal daemon error"},
+    {PORTD_E_NO_DAEMON, "no_daemon", "No daemon answers on the socket"},
+    {PORTD_E_TIMEOUT, "timeout", "Timed out waiting for the daemon"},
+    {PORTD_E_PROTOCOL, "protocol", "Protocol error in the daemon's reply"},
+    {PORTD_E_VERSION, "version", "Daemon speaks another protocol version"},
+    {PORTD_E_IO, "io", "Connection to the daemon failed"},
+    {PORTD_E_NOMEM, "no_memory", "Out of memory"},
+    {PORTD_E_INVALID, "invalid", "Invalid argument"},
+};
+
+/* The daemon's codes, in proto.h's order, as our negative codes. */
+static const int from_proto[PROTO_E__MAX] = {
+    [PROTO_E_NONE] = PORTD_E_INTERNAL,
+    [PROTO_E_BAD_REQUEST] = PORTD_E_BAD_REQUEST,
+    [PROTO_E_UNKNOWN_OP] = PORTD_E_UNKNOWN_OP,
+    [PROTO_E_REQUEST_TOO_LARGE] = PORTD_E_REQUEST_TOO_LARGE,
+    [PROTO_E_NO_PORTS] = PORTD_E_NO_PORTS,
+    [PROTO_E_PORT_UNAVAILABLE] = PORTD_E_PORT_UNAVAILABLE,
+    [PROTO_E_QUOTA_EXCEEDED] = PORTD_E_QUOTA_EXCEEDED,
+    [PROTO_E_NOT_FOUND] = PORTD_E_NOT_FOUND,
+    [PROTO_E_FORBIDDEN] = PORTD_E_FORBIDDEN,
+    [PROTO_E_RESOURCE_EXHAUSTED] = PORTD_E_RESOURCE_EXHAUSTED,
+    [PROTO_E_INTERNAL] = PORTD_E_INTERNAL,
+};
+
+PORTD_PUBLIC const char *
+portd_error_name(int err)
+{
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+		if (errors[i].code == err)
+			return errors[i].name;
+	return "unknown";
+}
+
+PORTD_PUBLIC const char *
+portd_strerror(int err)
+{
+	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+		if (errors[i].code == err)
+			return errors[i].text;
+	return "Unknown error";
+}
+
+PORTD_PUBLIC const char *
+portd_proto_name(enum portd_proto p)
+{
+	switch (p) {
+	case PORTD_PROTO_TCP:
+		return "tcp";
+	case PORTD_PROTO_UDP:
+		return "udp";
+	case PORTD_PROTO_BOTH:
+		return "both";
+	default:
+		return "?";
+	}
+}
+
+PORTD_PUBLIC const char *
+portd_family_name(enum portd_family f)
+{
+	switch (f) {
+	case PORTD_FAMILY_DUAL:
+		return "dual";
+	case PORTD_FAMILY_IPV4:
+		return "ipv4";
+	case PORTD_FAMILY_IPV6:
+		return "ipv6";
+	default:
+		return "?";
+	}
+}
+
+PORTD_PUBLIC const char *
+portd_hold_name(enum portd_hold h)
+{
+	switch (h) {
+	case PORTD_HOLD_SHARED:
+		return "shared";
+	case PORTD_HOLD_EXCLUSIVE:
+		return "exclusive";
+	default:
+		return "?";
+	}
+}
+
+PORTD_PUBLIC const char *
+portd_scope_name(enum portd_scope s)
+{
+	switch (s) {
+	case PORTD_SCOPE_TTL:
+		return "ttl";
+	case PORTD_SCOPE_SESSION:
+		return "session";
+	case PORTD_SCOPE_PROCESS:
+		return "process";
+	default:
+		return "?";
+	}
+}
+
+static const char *
+strategy_name(enum portd_strategy s)
+{
+	switch (s) {
+	case PORTD_STRATEGY_POOL:
+		return "pool";
+	case PORTD_STRATEGY_EPHEMERAL:
+		return "ephemeral";
+	default:
+		return "?";
+	}
+}
+
+/* Record a failure on h and return err. */
+static int __attribute__((format(printf, 3, 4)))
+fail(struct portd *h, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(h->errmsg, sizeof(h->errmsg), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/*
+ * A failure after which the byte stream can no longer be trusted: close
+ * the connection so no later reply is taken for another request's.
+ */
+static int
+fail_conn(struct portd *h, int err, const char *what)
+{
+	io_close(&h->io);
+	h->broken = true;
+	switch (err) {
+	case PORTD_E_TIMEOUT:
+		return fail(h, err, "%s: no reply from the daemon in time",
+		            what);
+	case PORTD_E_NOMEM:
+		return fail(h, err, "%s: out of memory", what);
+	case PORTD_E_PROTOCOL:
+		return fail(h, err, "%s: malformed reply from the daemon",
+		            what);
+	default:
+		return fail(h, err, "%s: connection to the daemon lost%s%s",
+		            what, errno ? ": " : "",
+		            errno ? strerror(errno) : "");
+	}
+}
+
+/* Parse a reply line; long lines (big lists) skip the request limit. */
+static json_object *
+parse_reply(const char *line, size_t len, struct proto_error *err)
+{
+	json_tokener *tok;
+	json_object *obj;
+
+	if (len <= PROTO_MAX_LINE)
+		return proto_parse_object(line, len, err);
+	if (memchr(line, '\0', len) != NULL ||
+	    (tok = json_tokener_new_ex(PROTO_MAX_DEPTH)) == NULL)
+		return NULL;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+	                                JSON_TOKENER_VALIDATE_UTF8);
+	obj = json_tokener_parse_ex(tok, line, (int)len);
+	if (obj != NULL && (json_tokener_get_parse_end(tok) != len ||
+	                    !json_object_is_type(obj, json_type_object))) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	json_tokener_free(tok);
+	return obj;
+}
+
+/*
+ * Send req (adding "id"; req is consumed) and read its reply. On success
+ * *ret_reply is an ok reply. With keep_fds the fds that came with the
+ * reply stay in h->io for the caller; otherwise they are closed.
+ */
+static int
+call(struct portd *h, json_object *req, bool keep_fds, json_object **ret_reply)
+{
+	const char *op = "request";
+	struct proto_error perr = {0};
+	json_object *reply, *v, *e;
+	int64_t deadline, id;
+	char *line;
+	size_t len;
+	int rc;
+
+	h->errmsg[0] = '\0';
+	if (req == NULL)
+		return fail(h, PORTD_E_NOMEM, "out of memory");
+	if (json_object_object_get_ex(req, "op", &v))
+		op = json_object_get_string(v);
+	if (h->broken) {
+		json_object_put(req);
+		return fail(h, PORTD_E_IO,
+		            "%s: connection closed after an earlier error", op);
+	}
+	id = h->next_id++;
+	json_object_object_add(req, "id", json_object_new_int64(id));
+	line = proto_serialize(req, &len);
+	if (line == NULL) {
+		json_object_put(req);
+		return fail(h, PORTD_E_NOMEM, "%s: out of memory", op);
+	}
+	deadline = io_deadline(h->timeout_ms);
+	errno = 0;
+	rc = io_send(&h->io, line, len, deadline);
+	free(line);
+	if (rc == 0) {
+		errno = 0;
+		rc = io_recv_line(&h->io, deadline, &line, &len);
+	}
+	if (rc < 0) {
+		rc = fail_conn(h, rc, op);
+		json_object_put(req);
+		return rc;
+	}
+	reply = parse_reply(line, len, &perr);
+	io_consume(&h->io, len + 1);
+	if (reply == NULL || !json_object_object_get_ex(reply, "id", &v) ||
+	    !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int64(v) != id ||
+	    !json_object_object_get_ex(reply, "ok", &v) ||
+	    !json_object_is_type(v, json_type_boolean)) {
+		json_object_put(reply);
+		rc = fail_conn(h, PORTD_E_PROTOCOL, op);
+		json_object_put(req);
+		return rc;
+	}
+	json_object_put(req);
+	if (!keep_fds || !json_object_get_boolean(v))
+		io_close_fds(&h->io);
+	if (!json_object_get_boolean(v)) {
+		const char *code = "internal", *msg = "";
+
+		if (json_object_object_get_ex(reply, "error", &e)) {
+			if (json_object_object_get_ex(e, "code", &v) &&
+			    json_object_is_type(v, json_type_string))
+				code = json_object_get_string(v);
+			if (json_object_object_get_ex(e, "message", &v) &&
+			    json_object_is_type(v, json_type_string))
+				msg = json_object_get_string(v);
+		}
+		rc = from_proto[proto_errcode_from_name(code)];
+		fail(h, rc, "%s", msg[0] ? msg : code);
+		json_object_put(reply);
+		return rc;
+	}
+	*ret_reply = reply;
+	return 0;
+}
+
+/* Build {"op": op}; NULL on allocation failure. */
+static json_object *
+request_new(const char *op)
+{
+	json_object *o = json_object_new_object();
+
+	if (o != NULL &&
+	    json_object_object_add(o, "op", json_object_new_string(op)) != 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Add key: value to o, or drop o on failure (then o is NULL). */
+static json_object *
+request_add(json_object *o, const char *key, json_object *value)
+{
+	if (o == NULL || value == NULL ||
+	    json_object_object_add(o, key, value) != 0) {
+		json_object_put(value);
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static int
+hello(struct portd *h)
+{
+	json_object *req = request_new("hello"), *reply, *v;
+	int rc;
+
+	req = request_add(req, "version",
+	                  json_object_new_int(PORTD_PROTOCOL_VERSION));
+	rc = call(h, req, false, &reply);
+	if (rc == PORTD_E_NOMEM || rc == PORTD_E_TIMEOUT || rc == PORTD_E_IO ||
+	    rc == PORTD_E_PROTOCOL)
+		return rc;
+	if (rc < 0) {
+		char msg[sizeof(h->errmsg)];
+
+		snprintf(msg, sizeof(msg), "%s", h->errmsg);
+		return fail(h, PORTD_E_VERSION,
+		            "daemon refused protocol version %d: %s: %s",
+		            PORTD_PROTOCOL_VERSION, portd_error_name(rc), msg);
+	}
+	if (!json_object_object_get_ex(reply, "version", &v) ||
+	    !json_object_is_type(v, json_type_int) ||
+	    json_object_get_int64(v) != PORTD_PROTOCOL_VERSION) {
+		rc = fail(h, PORTD_E_VERSION,
+		          "daemon speaks protocol version %s, not %d",
+		          v ? json_object_get_string(v) : "(none)",
+		          PORTD_PROTOCOL_VERSION);
+		json_object_put(reply);
+		return rc;
+	}
+	json_object_put(reply);
+	return 0;
+}
+
+static bool
+autostart_enabled(const struct portd_options *opts, bool is_default)
+{
+	const char *env = getenv("PORTD_NO_AUTOSTART");
+
+	return opts->autostart && is_default &&
+	       !(env != NULL && strcmp(env, "1") == 0);
+}
+
+static int
+connect_socket(struct portd *h, const struct portd_options *opts,
+               bool is_default)
+{
+	int64_t deadline;
+	int rc, spawned;
+
+	rc = io_connect(&h->io, h->path);
+	if (rc == 0)
+		return 0;
+	if (rc == -ENAMETOOLONG)
+		return fail(h, PORTD_E_INVALID, "%s: socket path too long",
+		            h->path);
+	if ((rc != -ENOENT && rc != -ECONNREFUSED && rc != -EAGAIN) ||
+	    !autostart_enabled(opts, is_default))
+		return fail(h, PORTD_E_NO_DAEMON, "no daemon at %s: %s",
+		            h->path, strerror(-rc));
+
+	spawned = spawn_daemon(opts->daemon_path, h->path);
+	if (spawned < 0)
+		return fail(
+		    h, PORTD_E_NO_DAEMON,
+		    "no daemon at %s, and portd could not be started: %s",
+		    h->path, strerror(-spawned));
+	/*
+	 * Several clients may start a daemon at once; the daemon's lock
+	 * lets one win and the others exit, so just keep connecting.
+	 */
+	deadline = io_deadline(PORTD_AUTOSTART_WAIT_MS);
+	do {
+		usleep(10000);
+		if ((rc = io_connect(&h->io, h->path)) == 0)
+			return 0;
+	} while (io_deadline(0) < deadline);
+	return fail(
+	    h, PORTD_E_NO_DAEMON,
+	    "no daemon at %s: started portd, but it did not answer within "
+	    "%d ms: %s",
+	    h->path, PORTD_AUTOSTART_WAIT_MS, strerror(-rc));
+}
+
+PORTD_PUBLIC int
+portd_connect(const struct portd_options *opts, struct portd **ret_handle)
+{
+	static const struct portd_options defaults = {0};
+	struct portd *h;
+	bool is_default = false;
+	int rc;
+
+	if (opts == NULL)
+		opts = &defaults;
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		rc = PORTD_E_NOMEM;
+		if (opts->errbuf != NULL && opts->errbuf_size > 0)
+			snprintf(opts->errbuf, opts->errbuf_size,
+			         "out of memory");
+		return rc;
+	}
+	h->io.fd = -1;
+	h->next_id = 1;
+	h->timeout_ms =
+	    opts->timeout_ms == 0 ? PORTD_DEFAULT_TIMEOUT_MS : opts->timeout_ms;
+	if (spawn_socket_path(opts->socket, h->path, sizeof(h->path),
+	                      &is_default) < 0)
+		rc = fail(h, PORTD_E_INVALID, "socket path too long");
+	else if ((rc = connect_socket(h, opts, is_default)) == 0)
+		rc = hello(h);
+	if (rc < 0) {
+		if (opts->errbuf != NULL && opts->errbuf_size > 0)
+			snprintf(opts->errbuf, opts->errbuf_size, "%s",
+			         h->errmsg);
+		portd_close(h);
+		return rc;
+	}
+	*ret_handle = h;
+	return 0;
+}
+
+PORTD_PUBLIC void
+portd_close(struct portd *h)
+{
+	if (h == NULL)
+		return;
+	io_close(&h->io);
+	free(h);
+}
+
+PORTD_PUBLIC const char *
+portd_socket_path(const struct portd *h)
+{
+	return h != NULL ? h->path : "";
+}
+
+PORTD_PUBLIC const char *
+portd_errmsg(const struct portd *h)
+{
+	return h != NULL ? h->errmsg : "";
+}
+
+static enum portd_proto
+proto_in(enum proto_proto p)
+{
+	return p == PROTO_UDP    ? PORTD_PROTO_UDP
+	       : p == PROTO_BOTH ? PORTD_PROTO_BOTH
+	                         : PORTD_PROTO_TCP;
+}
+
+static enum portd_family
+family_in(enum proto_family f)
+{
+	return f == PROTO_FAM_IPV4   ? PORTD_FAMILY_IPV4
+	       : f == PROTO_FAM_IPV6 ? PORTD_FAMILY_IPV6
+	                             : PORTD_FAMILY_DUAL;
+}
+
+/* Decode one lease object into a new struct portd_lease. */
+static int
+lease_from_json(struct portd *h, json_object *o, struct portd_lease **ret)
+{
+	struct proto_error perr = {0};
+	struct proto_lease pl;
+	struct portd_lease *l;
+	const char *js;
+
+	if (proto_lease_decode(o, &pl, &perr) == -1)
+		return fail(h, PORTD_E_PROTOCOL, "bad lease in reply: %s",
+		            perr.message);
+	if ((l = calloc(1, sizeof(*l))) == NULL)
+		return fail(h, PORTD_E_NOMEM, "out of memory");
+	js = json_object_to_json_string_ext(
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (js == NULL || (l->json = strdup(js)) == NULL) {
+		free(l);
+		return fail(h, PORTD_E_NOMEM, "out of memory");
+	}
+	memcpy(l->id, pl.id, sizeof(l->id));
+	l->nports = (size_t)pl.nports;
+	memcpy(l->ports, pl.ports, sizeof(l->ports));
+	l->proto = proto_in(pl.proto);
+	l->family = family_in(pl.family);
+	l->ipv6 = pl.ipv6;
+	l->scope = pl.scope == PROTO_SCOPE_SESSION   ? PORTD_SCOPE_SESSION
+	           : pl.scope == PROTO_SCOPE_PROCESS ? PORTD_SCOPE_PROCESS
+	                                             : PORTD_SCOPE_TTL;
+	l->hold = pl.hold == PROTO_HOLD_EXCLUSIVE ? PORTD_HOLD_EXCLUSIVE
+	                                          : PORTD_HOLD_SHARED;
+	l->ttl = pl.ttl;
+	l->expires = pl.expires;
+	l->created = pl.created;
+	memcpy(l->name, pl.name, sizeof(l->name));
+	l->owner_uid = (uid_t)pl.uid;
+	l->owner_pid = (pid_t)pl.pid;
+	l->held = pl.held;
+	*ret = l;
+	return 0;
+}
+
+/* Reply {"lease": {...}} to a new lease. */
+static int
+reply_lease(struct portd *h, json_object *reply, struct portd_lease **ret)
+{
+	json_object *o;
+
+	if (!json_object_object_get_ex(reply, "lease", &o))
+		return fail(h, PORTD_E_PROTOCOL, "reply without a lease");
+	return lease_from_json(h, o, ret);
+}
+
+PORTD_PUBLIC void
+portd_lease_free(struct portd_lease *l)
+{
+	if (l == NULL)
+		return;
+	for (size_t i = 0; i < l->nsockets; i++)
+		if (l->sockets[i].fd >= 0)
+			close(l->sockets[i].fd);
+	free(l->sockets);
+	free(l->json);
+	free(l);
+}
+
+PORTD_PUBLIC void
+portd_lease_list_free(struct portd_lease *leases, size_t count)
+{
+	if (leases == NULL)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		for (size_t j = 0; j < leases[i].nsockets; j++)
+			if (leases[i].sockets[j].fd >= 0)
+				close(leases[i].sockets[j].fd);
+		free(leases[i].sockets);
+		free(leases[i].json);
+	}
+	free(leases);
+}
+
+/* Build the lease request into *ret. 0 or a negative error. */
+static int
+lease_request(struct portd *h, const struct portd_lease_request *r,
+              json_object **ret)
+{
+	json_object *o;
+
+	if ((unsigned)r->proto > PORTD_PROTO_BOTH ||
+	    (unsigned)r->family > PORTD_FAMILY_IPV6 ||
+	    (unsigned)r->hold > PORTD_HOLD_EXCLUSIVE ||
+	    (unsigned)r->scope > PORTD_SCOPE_PROCESS ||
+	    (unsigned)r->strategy > PORTD_STRATEGY_EPHEMERAL || r->ttl < 0 ||
+	    r->pid < 0 || r->count > INT32_MAX)
+		return fail(h, PORTD_E_INVALID, "lease: invalid request field");
+	o = request_new("lease");
+	if (r->count != 0)
+		o = request_add(o, "count", json_object_new_int64(r->count));
+	if (r->proto != PORTD_PROTO_DEFAULT)
+		o = request_add(
+		    o, "proto",
+		    json_object_new_string(portd_proto_name(r->proto)));
+	if (r->family != PORTD_FAMILY_DEFAULT)
+		o = request_add(
+		    o, "family",
+		    json_object_new_string(portd_family_name(r->family)));
+	if (r->port != 0)
+		o = request_add(o, "port", json_object_new_int(r->port));
+	if (r->contiguous)
+		o = request_add(o, "contiguous", json_object_new_boolean(1));
+	if (r->hold != PORTD_HOLD_DEFAULT)
+		o = request_add(
+		    o, "hold",
+		    json_object_new_string(portd_hold_name(r->hold)));
+	if (r->ttl > 0)
+		o = request_add(o, "ttl", json_object_new_int64(r->ttl));
+	if (r->scope != PORTD_SCOPE_DEFAULT)
+		o = request_add(
+		    o, "scope",
+		    json_object_new_string(portd_scope_name(r->scope)));
+	if (r->pid != 0)
+		o = request_add(o, "pid", json_object_new_int64(r->pid));
+	if (r->name != NULL)
+		o = request_add(o, "name", json_object_new_string(r->name));
+	if (r->fd)
+		o = request_add(o, "fd", json_object_new_boolean(1));
+	if (r->strategy != PORTD_STRATEGY_DEFAULT)
+		o = request_add(
+		    o, "strategy",
+		    json_object_new_string(strategy_name(r->strategy)));
+	if (o == NULL)
+		return fail(h, PORTD_E_NOMEM, "lease: out of memory");
+	*ret = o;
+	return 0;
+}
+
+/* Best effort, after a failed hand-over: do not leave the lease behind. */
+static void
+release_quietly(struct portd *h, const char *id)
+{
+	char msg[sizeof(h->errmsg)];
+	json_object *reply;
+
+	memcpy(msg, h->errmsg, sizeof(msg));
+	if (call(h,
+	         request_add(request_new("release"), "lease",
+	                     json_object_new_string(id)),
+	         false, &reply) == 0)
+		json_object_put(reply);
+	memcpy(h->errmsg, msg, sizeof(msg));
+}
+
+/*
+ * Match the fds that came with a lease reply to its "sockets" array. On
+ * failure every fd is closed.
+ */
+static int
+lease_take_sockets(struct portd *h, json_object *reply, struct portd_lease *l)
+{
+	struct proto_error perr = {0};
+	struct proto_socket ps;
+	json_object *a;
+	size_t n;
+
+	if (h->io.ctrunc) {
+		io_close_fds(&h->io);
+		return fail(h, PORTD_E_IO,
+		            "lease: the kernel dropped sockets the daemon sent "
+		            "(out of file descriptors?)");
+	}
+	if (!json_object_object_get_ex(reply, "sockets", &a) ||
+	    !json_object_is_type(a, json_type_array)) {
+		io_close_fds(&h->io);
+		return fail(h, PORTD_E_PROTOCOL,
+		            "lease: reply without a sockets array");
+	}
+	n = json_object_array_length(a);
+	if (n != (size_t)h->io.nfds || n > PORTD_MAX_SOCKETS) {
+		int got = h->io.nfds;
+		io_close_fds(&h->io);
+		return fail(h, PORTD_E_PROTOCOL,
+		            "lease: %zu sockets listed but %d received", n,
+		            got);
+	}
+	if (n == 0)
+		return 0;
+	if ((l->sockets = calloc(n, sizeof(*l->sockets))) == NULL) {
+		io_close_fds(&h->io);
+		return fail(h, PORTD_E_NOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (proto_socket_decode(json_object_array_get_idx(a, i), &ps,
+		                        &perr) == -1) {
+			io_close_fds(&h->io);
+			return fail(h, PORTD_E_PROTOCOL,
+			            "lease: bad socket in reply: %s",
+			            perr.message);
+		}
+		l->sockets[i].port = ps.port;
+		l->sockets[i].proto = proto_in(ps.proto);
+		l->sockets[i].family = family_in(ps.family);
+	}
+	/* Moved into the lease only once all are known good. */
+	for (size_t i = 0; i < n; i++) {
+		l->sockets[i].fd = h->io.fds[i];
+		l->nsockets++;
+	}
+	h->io.nfds = 0;
+	return 0;
+}
+
+PORTD_PUBLIC int
+portd_lease(struct portd *h, const struct portd_lease_request *req,
+            struct portd_lease **ret_lease)
+{
+	static const struct portd_lease_request defaults = {0};
+	struct portd_lease *l = NULL;
+	json_object *o, *reply;
+	int rc;
+
+	if (h == NULL || ret_lease == NULL)
+		return PORTD_E_INVALID;
+	if (req == NULL)
+		req = &defaults;
+	if ((rc = lease_request(h, req, &o)) < 0)
+		return rc;
+	if ((rc = call(h, o, req->fd, &reply)) < 0)
+		return rc;
+	rc = reply_lease(h, reply, &l);
+	if (rc == 0 && req->fd)
+		rc = lease_take_sockets(h, reply, l);
+	else
+		io_close_fds(&h->io);
+	json_object_put(reply);
+	if (rc < 0) {
+		if (l != NULL)
+			release_quietly(h, l->id);
+		portd_lease_free(l);
+		return rc;
+	}
+	*ret_lease = l;
+	return 0;
+}
+
+/* renew and claim: an op on one lease id that answers with the lease. */
+static int
+lease_op(struct portd *h, json_object *o, const char *id,
+         struct portd_lease **ret_lease)
+{
+	struct portd_lease *l;
+	json_object *reply;
+	int rc;
+
+	if (id == NULL || !proto_lease_id_valid(id, strlen(id))) {
+		json_object_put(o);
+		return fail(h, PORTD_E_INVALID, "invalid lease id");
+	}
+	o = request_add(o, "lease", json_object_new_string(id));
+	if ((rc = call(h, o, false, &reply)) < 0)
+		return rc;
+	if (ret_lease != NULL) {
+		rc = reply_lease(h, reply, &l);
+		if (rc == 0)
+			*ret_lease = l;
+	}
+	json_object_put(reply);
+	return rc;
+}
+
+PORTD_PUBLIC int
+portd_renew(struct portd *h, const char *id, int64_t ttl,
+            struct portd_lease **ret_lease)
+{
+	json_object *o;
+
+	if (h == NULL)
+		return PORTD_E_INVALID;
+	o = request_new("renew");
+	if (ttl > 0)
+		o = request_add(o, "ttl", json_object_new_int64(ttl));
+	return lease_op(h, o, id, ret_lease);
+}
+
+PORTD_PUBLIC int
+portd_claim(struct portd *h, const char *id, struct portd_lease **ret_lease)
+{
+	if (h == NULL)
+		return PORTD_E_INVALID;
+	return lease_op(h, request_new("claim"), id, ret_lease);
+}
+
+/* release: answers {"released": [ports]}; returns how many. */
+static int
+release(struct portd *h, json_object *o)
+{
+	json_object *reply, *a;
+	int rc;
+
+	if ((rc = call(h, o, false, &reply)) < 0)
+		return rc;
+	if (!json_object_object_get_ex(reply, "released", &a) ||
+	    !json_object_is_type(a, json_type_array))
+		rc = fail(h, PORTD_E_PROTOCOL, "release: reply without ports");
+	else
+		rc = (int)json_object_array_length(a);
+	json_object_put(reply);
+	return rc;
+}
+
+PORTD_PUBLIC int
+portd_release(struct portd *h, const char *id)
+{
+	if (h == NULL)
+		return PORTD_E_INVALID;
+	if (id == NULL || !proto_lease_id_valid(id, strlen(id)))
+		return fail(h, PORTD_E_INVALID, "invalid lease id");
+	return release(h, request_add(request_new("release"), "lease",
+	                              json_object_new_string(id)));
+}
+
+PORTD_PUBLIC int
+portd_release_port(struct portd *h, uint16_t port)
+{
+	if (h == NULL)
+		return PORTD_E_INVALID;
+	if (port == 0)
+		return fail(h, PORTD_E_INVALID, "invalid port 0");
+	return release(h, request_add(request_new("release"), "port",
+	                              json_object_new_int(port)));
+}
+
+PORTD_PUBLIC int
+portd_list(struct portd *h, bool all, struct portd_lease **ret_leases,
+           size_t *ret_count)
+{
+	struct portd_lease *arr = NULL, *l;
+	json_object *o, *reply, *a;
+	size_t n = 0;
+	int rc;
+
+	if (h == NULL || ret_leases == NULL || ret_count == NULL)
+		return PORTD_E_INVALID;
+	o = request_new("list");
+	if (all)
+		o = request_add(o, "all", json_object_new_boolean(1));
+	if ((rc = call(h, o, false, &reply)) < 0)
+		return rc;
+	if (!json_object_object_get_ex(reply, "leases", &a) ||
+	    !json_object_is_type(a, json_type_array)) {
+		json_object_put(reply);
+		return fail(h, PORTD_E_PROTOCOL, "list: reply without leases");
+	}
+	if (json_object_array_length(a) > 0 &&
+	    (arr = calloc(json_object_array_length(a), sizeof(*arr))) == NULL) {
+		json_object_put(reply);
+		return fail(h, PORTD_E_NOMEM, "list: out of memory");
+	}
+	for (; n < json_object_array_length(a); n++) {
+		rc = lease_from_json(h, json_object_array_get_idx(a, n), &l);
+		if (rc < 0) {
+			portd_lease_list_free(arr, n);
+			json_object_put(reply);
+			return rc;
+		}
+		arr[n] = *l;
+		free(l);
+	}
+	json_object_put(reply);
+	*ret_leases = arr;
+	*ret_count = n;
+	return 0;
+}
+
+/* An integer field, or -1 when absent or not an integer. */
+static int64_t
+get_int(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_int))
+		return -1;
+	return json_object_get_int64(v);
+}
+
+PORTD_PUBLIC void
+portd_status_free(struct portd_status *s)
+{
+	if (s == NULL)
+		return;
+	free(s->counters);
+	free(s->json);
+	free(s);
+}
+
+PORTD_PUBLIC int
+portd_status(struct portd *h, struct portd_status **ret_status)
+{
+	struct portd_status *s;
+	json_object *reply, *v, *pool = NULL, *counters;
+	const char *js;
+	int rc;
+
+	if (h == NULL || ret_status == NULL)
+		return PORTD_E_INVALID;
+	if ((rc = call(h, request_new("status"), false, &reply)) < 0)
+		return rc;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		goto nomem;
+	json_object_object_del(reply, "id");
+	json_object_object_del(reply, "ok");
+	js = json_object_to_json_string_ext(
+	    reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (js == NULL || (s->json = strdup(js)) == NULL)
+		goto nomem;
+	s->version = get_int(reply, "version");
+	if (json_object_object_get_ex(reply, "server", &v)) {
+		if (json_object_is_type(v, json_type_object))
+			snprintf(s->server, sizeof(s->server), "%s %s",
+			         json_object_get_string(
+			             json_object_object_get(v, "name")),
+			         json_object_get_string(
+			             json_object_object_get(v, "version")));
+		else if (json_object_is_type(v, json_type_string))
+			snprintf(s->server, sizeof(s->server), "%s",
+			         json_object_get_string(v));
+	}
+	s->pid = (pid_t)get_int(reply, "pid");
+	s->uptime = get_int(reply, "uptime");
+	s->leases = get_int(reply, "leases");
+	s->ports = get_int(reply, "ports");
+	s->sockets = get_int(reply, "sockets");
+	s->connections = get_int(reply, "connections");
+	json_object_object_get_ex(reply, "pool", &pool);
+	s->pool_lo = get_int(pool, "lo");
+	s->pool_hi = get_int(pool, "hi");
+	s->pool_size = get_int(pool, "size");
+	s->pool_free = get_int(pool, "free");
+	if (json_object_object_get_ex(reply, "counters", &counters) &&
+	    json_object_is_type(counters, json_type_object) &&
+	    json_object_object_length(counters) > 0) {
+		s->counters =
+		    calloc((size_t)json_object_object_length(counters),
+		           sizeof(*s->counters));
+		if (s->counters == NULL)
+			goto nomem;
+		json_object_object_foreach(counters, key, val)
+		{
+			if (!json_object_is_type(val, json_type_int))
+				continue;
+			struct portd_counter *c = &s->counters[s->ncounters++];
+			snprintf(c->name, sizeof(c->name), "%s", key);
+			c->value = json_object_get_int64(val);
+		}
+	}
+	json_object_put(reply);
+	*ret_status = s;
+	return 0;
+nomem:
+	portd_status_free(s);
+	json_object_put(reply);
+	return fail(h, PORTD_E_NOMEM, "status: out of memory");
+}
+
+static pthread_mutex_t pick_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct portd *pick_handle; /* open for the life of the process */
+
+PORTD_PUBLIC int
+portd_pick_port(void)
+{
+	const struct portd_lease_request req = {
+	    .proto = PORTD_PROTO_TCP,
+	    .scope = PORTD_SCOPE_SESSION,
+	};
+	const struct portd_options opts = {.autostart = true};
+	struct portd_lease *l;
+	int rc = 0;
+
+	pthread_mutex_lock(&pick_lock);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (pick_handle == NULL &&
+		    (rc = portd_connect(&opts, &pick_handle)) < 0)
+			break;
+		rc = portd_lease(pick_handle, &req, &l);
+		if (rc == 0) {
+			rc = l->nports > 0 ? l->ports[0] : PORTD_E_PROTOCOL;
+			portd_lease_free(l);
+			break;
+		}
+		/* A daemon restarted since: connect again, once. */
+		if (!pick_handle->broken)
+			break;
+		portd_close(pick_handle);
+		pick_handle = NULL;
+	}
+	pthread_mutex_unlock(&pick_lock);
+	return rc;
+}
