@@ -31,8 +31,9 @@ log_getlevel(void)
 int
 log_level_parse(const char *s)
 {
-	static const char *const names[] = {"emerg", "alert", "crit", "err",
-	    "warning", "notice", "info", "debug"};
+	static const char *const names[] = {"emerg", "alert",   "crit",
+	                                    "err",   "warning", "notice",
+	                                    "info",  "debug"};
 
 	if (s[0] >= '0' && s[0] <= '7' && s[1] == '\0')
 		return s[0] - '0';
@@ -60,13 +61,13 @@ vlog(int pri, const char *errstr, const char *fmt, va_list ap)
 		fprintf(stderr, "<%d>portd: %s\n", pri, buf);
 }
 
-#define LOGFN(name, pri)                                                      \
-	void name(const char *fmt, ...)                                       \
-	{                                                                     \
-		va_list ap;                                                   \
-		va_start(ap, fmt);                                            \
-		vlog(pri, NULL, fmt, ap);                                     \
-		va_end(ap);                                                   \
+#define LOGFN(name, pri)                                                       \
+	void name(const char *fmt, ...)                                        \
+	{                                                                      \
+		va_list ap;                                                    \
+		va_start(ap, fmt);                                             \
+		vlog(pri, NULL, fmt, ap);                                      \
+		va_end(ap);                                                    \
 	}
 
 LOGFN(log_warnx, LOG_WARNING)
