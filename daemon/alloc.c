@@ -101,8 +101,8 @@ read_reserved(void)
 static bool
 probe_ipv6(void)
 {
-	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6,
-	                            .sin6_addr = in6addr_any};
+	struct sockaddr_in6 sin6 = {
+	    .sin6_family = AF_INET6, .sin6_addr = in6addr_any};
 	int fd = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	bool ok;
 
@@ -197,7 +197,7 @@ alloc_close_sockets(struct held_socket *socks, int n)
 /* Bind one socket; returns 0 or an errno value. *port 0: kernel picks. */
 static int
 bind_one(uint16_t *port, int type, enum proto_family family, bool shared,
-         int *ret_fd)
+    int *ret_fd)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -223,7 +223,7 @@ bind_one(uint16_t *port, int type, enum proto_family family, bool shared,
 	if (af == AF_INET6) {
 		int v6only = family == PROTO_FAM_IPV6;
 		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only,
-		               sizeof(v6only)) == -1)
+		        sizeof(v6only)) == -1)
 			goto fail;
 	}
 	if (bind(fd, (struct sockaddr *)&ss, len) == -1)
@@ -253,39 +253,37 @@ bind_error(int e, uint16_t port, struct proto_error *err)
 {
 	switch (e) {
 	case EADDRINUSE:
-		proto_error_set(err, PROTO_E_PORT_UNAVAILABLE,
-		                "port %u is in use", port);
+		proto_error_set(
+		    err, PROTO_E_PORT_UNAVAILABLE, "port %u is in use", port);
 		break;
 	case EACCES:
 	case EPERM:
 		proto_error_set(err, PROTO_E_PORT_UNAVAILABLE,
-		                "port %u needs privileges portd does not have",
-		                port);
+		    "port %u needs privileges portd does not have", port);
 		break;
 	case EAFNOSUPPORT:
 	case EADDRNOTAVAIL:
 		proto_error_set(err, PROTO_E_PORT_UNAVAILABLE,
-		                "IPv6 is not available on this host");
+		    "IPv6 is not available on this host");
 		break;
 	case EMFILE:
 	case ENFILE:
 	case ENOBUFS:
 	case ENOMEM:
 		proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
-		                "portd is out of descriptors or memory: %s",
-		                strerror(e));
+		    "portd is out of descriptors or memory: %s", strerror(e));
 		break;
 	default:
 		proto_error_set(err, PROTO_E_INTERNAL, "bind port %u: %s", port,
-		                strerror(e));
+		    strerror(e));
 	}
 	return e;
 }
 
 int
 alloc_bind_port(uint16_t port, enum proto_proto proto, enum proto_family family,
-                enum proto_hold hold, struct held_socket *ret, int *ret_n,
-                struct proto_error *err)
+    enum proto_hold hold, struct held_socket *ret, int *ret_n,
+    struct proto_error *err)
 {
 	static const enum proto_proto order[] = {PROTO_TCP, PROTO_UDP};
 	int n = 0, e;
@@ -299,10 +297,9 @@ alloc_bind_port(uint16_t port, enum proto_proto proto, enum proto_family family,
 
 		if (!(proto & order[i]))
 			continue;
-		e = bind_one(
-		    &port, order[i] == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM,
-		    family, hold == PROTO_HOLD_SHARED && order[i] == PROTO_TCP,
-		    &fd);
+		e = bind_one(&port,
+		    order[i] == PROTO_TCP ? SOCK_STREAM : SOCK_DGRAM, family,
+		    hold == PROTO_HOLD_SHARED && order[i] == PROTO_TCP, &fd);
 		if (e != 0) {
 			alloc_close_sockets(ret, n);
 			return bind_error(e, port, err);
@@ -354,12 +351,12 @@ alloc_mark(const uint16_t *ports, int n, void *owner)
 /* Bind port p for req into ret; on success the port is recorded. */
 static int
 hold_port(const struct alloc_request *req, uint16_t p, struct alloc_result *ret,
-          struct proto_error *err)
+    struct proto_error *err)
 {
 	int n = 0, e;
 
 	e = alloc_bind_port(p, req->proto, req->family, req->hold,
-	                    &ret->socks[ret->nsocks], &n, err);
+	    &ret->socks[ret->nsocks], &n, err);
 	if (e != 0)
 		return e;
 	ret->nsocks += n;
@@ -376,14 +373,14 @@ undo(struct alloc_result *ret)
 
 static int
 take_specific(const struct alloc_request *req, struct alloc_result *ret,
-              struct proto_error *err)
+    struct proto_error *err)
 {
 	for (int i = 0; i < req->count; i++) {
 		uint16_t p = (uint16_t)(req->port + i);
 		if (owners[p] != NULL) {
 			undo(ret);
 			return proto_error_set(err, PROTO_E_PORT_UNAVAILABLE,
-			                       "port %u is leased", p);
+			    "port %u is leased", p);
 		}
 		if (hold_port(req, p, ret, err) != 0) {
 			undo(ret);
@@ -395,7 +392,7 @@ take_specific(const struct alloc_request *req, struct alloc_result *ret,
 
 static int
 take_ephemeral(const struct alloc_request *req, struct alloc_result *ret,
-               struct proto_error *err)
+    struct proto_error *err)
 {
 	for (int i = 0; i < req->count; i++) {
 		int tries = 0, e;
@@ -405,8 +402,8 @@ take_ephemeral(const struct alloc_request *req, struct alloc_result *ret,
 			int n = 0;
 			bool dup = false;
 
-			e = alloc_bind_port(0, req->proto, req->family,
-			                    req->hold, s, &n, err);
+			e = alloc_bind_port(
+			    0, req->proto, req->family, req->hold, s, &n, err);
 			if (e == 0) {
 				/* A claimed lease holds no socket, so the
 				 * kernel may pick its port; ours to refuse. */
@@ -424,8 +421,7 @@ take_ephemeral(const struct alloc_request *req, struct alloc_result *ret,
 			    ++tries >= EPHEMERAL_TRIES) {
 				undo(ret);
 				if (e == 0 || e == EADDRINUSE)
-					proto_error_set(
-					    err, PROTO_E_NO_PORTS,
+					proto_error_set(err, PROTO_E_NO_PORTS,
 					    "the kernel has no free port");
 				return -1;
 			}
@@ -436,7 +432,7 @@ take_ephemeral(const struct alloc_request *req, struct alloc_result *ret,
 
 static int
 take_pool_one(const struct alloc_request *req, struct alloc_result *ret,
-              struct proto_error *err)
+    struct proto_error *err)
 {
 	for (int tries = 0; tries < PICK_TRIES; tries++) {
 		int p = fifo_pop(), e;
@@ -453,8 +449,7 @@ take_pool_one(const struct alloc_request *req, struct alloc_result *ret,
 			return -1;
 	}
 	return proto_error_set(err, PROTO_E_NO_PORTS,
-	                       "no free port in the pool %u-%u", pool_lo,
-	                       pool_hi);
+	    "no free port in the pool %u-%u", pool_lo, pool_hi);
 }
 
 /*
@@ -463,7 +458,7 @@ take_pool_one(const struct alloc_request *req, struct alloc_result *ret,
  */
 static int
 take_pool_contiguous(const struct alloc_request *req, struct alloc_result *ret,
-                     struct proto_error *err)
+    struct proto_error *err)
 {
 	int size = alloc_pool_size(), binds = 0;
 	int start = contig_cursor, walked = 0;
@@ -501,13 +496,13 @@ take_pool_contiguous(const struct alloc_request *req, struct alloc_result *ret,
 		start = s + k + 1 > pool_hi ? pool_lo : s + k + 1;
 	}
 	return proto_error_set(err, PROTO_E_NO_PORTS,
-	                       "no %d contiguous free ports in the pool %u-%u",
-	                       req->count, pool_lo, pool_hi);
+	    "no %d contiguous free ports in the pool %u-%u", req->count,
+	    pool_lo, pool_hi);
 }
 
 int
 alloc_take(const struct alloc_request *req, void *owner,
-           struct alloc_result *ret, struct proto_error *err)
+    struct alloc_result *ret, struct proto_error *err)
 {
 	enum proto_strategy strategy = req->strategy;
 	int rc;

@@ -49,7 +49,7 @@ config_parse_range(const char *s, uint16_t *ret_lo, uint16_t *ret_hi)
 
 int
 config_load(struct config *cfg, const char *path, bool optional, char *err,
-            size_t errlen)
+    size_t errlen)
 {
 	/* The file format arrives with the host-service work. */
 	(void)cfg;
@@ -92,7 +92,7 @@ parse_scaled(const char *s, int64_t bare, int64_t *ret)
 
 int
 config_set(struct config *cfg, const char *key, const char *value, char *err,
-           size_t errlen)
+    size_t errlen)
 {
 	int64_t v;
 

@@ -43,12 +43,12 @@ void config_defaults(struct config *);
  * not an error when optional is true.
  */
 int config_load(struct config *cfg, const char *path, bool optional, char *err,
-                size_t errlen);
+    size_t errlen);
 
 /* Apply one `key = value` setting (config file key names; the command
  * line uses them too). Returns 0, or -1 with a message in err. */
 int config_set(struct config *cfg, const char *key, const char *value,
-               char *err, size_t errlen);
+    char *err, size_t errlen);
 
 /* Parse "LO-HI" into a pool range; -1 on a bad or empty range. */
 int config_parse_range(const char *s, uint16_t *ret_lo, uint16_t *ret_hi);

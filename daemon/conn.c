@@ -31,6 +31,7 @@ struct conn {
 	int fd;
 	uid_t uid;
 	pid_t pid;
+	uint64_t accepted; /* ticks since boot */
 	struct event *rev, *wev, *timer;
 	struct evbuffer *in;
 	TAILQ_HEAD(, outmsg) out;
@@ -80,11 +81,23 @@ conn_pid(const struct conn *c)
 	return c->pid;
 }
 
+int
+conn_fd(const struct conn *c)
+{
+	return c->fd;
+}
+
+uint64_t
+conn_accepted(const struct conn *c)
+{
+	return c->accepted;
+}
+
 static void
 timer_arm(struct conn *c, int ms)
 {
-	struct timeval tv = {.tv_sec = ms / 1000,
-	                     .tv_usec = (ms % 1000) * 1000};
+	struct timeval tv = {
+	    .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 
 	evtimer_add(c->timer, &tv);
 }
@@ -111,6 +124,7 @@ conn_new(int fd, uid_t uid, pid_t pid)
 	c->fd = fd;
 	c->uid = uid;
 	c->pid = pid;
+	c->accepted = proc_now_ticks();
 	TAILQ_INIT(&c->out);
 	c->rev =
 	    event_new(portd_base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
@@ -170,7 +184,7 @@ conn_close(struct conn *c, const char *reason)
 	if (c == NULL || c->dead)
 		return;
 	log_debug("connection from uid %u pid %d closed: %s", (unsigned)c->uid,
-	          (int)c->pid, reason);
+	    (int)c->pid, reason);
 	c->dead = true;
 	TAILQ_REMOVE(&conns, c, entry);
 	nconns--;
@@ -186,8 +200,8 @@ conn_close(struct conn *c, const char *reason)
 	lease_end_conn(c);
 	listener_resume();
 	/* Callers may still hold c on their stack: free it from the loop. */
-	if (event_base_once(portd_base, -1, EV_TIMEOUT, conn_free_cb, c,
-	                    &zero) == -1)
+	if (event_base_once(
+	        portd_base, -1, EV_TIMEOUT, conn_free_cb, c, &zero) == -1)
 		log_warnx("cannot schedule a connection's release; leaking it");
 }
 
@@ -233,7 +247,7 @@ conn_process(struct conn *c)
 			break;
 		if ((size_t)p.pos > PROTO_MAX_LINE) {
 			conn_fail(c, PROTO_E_REQUEST_TOO_LARGE,
-			          "request line exceeds 65536 bytes");
+			    "request line exceeds 65536 bytes");
 			return;
 		}
 		if ((line = malloc((size_t)p.pos + 1)) == NULL) {
@@ -253,7 +267,7 @@ conn_process(struct conn *c)
 		return;
 	if (evbuffer_get_length(c->in) > PROTO_MAX_LINE) {
 		conn_fail(c, PROTO_E_REQUEST_TOO_LARGE,
-		          "request line exceeds 65536 bytes");
+		    "request line exceeds 65536 bytes");
 		return;
 	}
 	/* Deadline: from the first byte of a request to its '\n'. */
@@ -310,7 +324,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		conn_close(c, "client does not read its replies");
 	else {
 		conn_fail(c, PROTO_E_BAD_REQUEST,
-		          "request not completed within the deadline");
+		    "request not completed within the deadline");
 	}
 }
 
@@ -321,8 +335,8 @@ conn_write(struct conn *c)
 	struct outmsg *m;
 
 	while ((m = TAILQ_FIRST(&c->out)) != NULL) {
-		struct iovec iov = {.iov_base = m->buf + m->off,
-		                    .iov_len = m->len - m->off};
+		struct iovec iov = {
+		    .iov_base = m->buf + m->off, .iov_len = m->len - m->off};
 		union {
 			char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_COUNT * 2)];
 			struct cmsghdr align;
@@ -348,7 +362,7 @@ conn_write(struct conn *c)
 			if (errno == EAGAIN || errno == EINTR)
 				return 0;
 			log_debug("send to uid %u: %s", (unsigned)c->uid,
-			          strerror(errno));
+			    strerror(errno));
 			conn_close(c, "write error");
 			return -1;
 		}

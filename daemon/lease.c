@@ -36,6 +36,7 @@ struct lease {
 
 	struct event *timer;
 	struct conn *conn; /* session scope: the owning connection */
+	struct proc *proc; /* process scope: the owning process */
 
 	TAILQ_ENTRY(lease) entry; /* all leases, oldest first */
 	struct lease *hash_next;
@@ -133,8 +134,8 @@ make_id(char *buf)
 		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
 			r = (uint64_t)portd_clock_real() ^
 			    ((uint64_t)random() << 32) ^ (uint64_t)getpid();
-		snprintf(buf, PROTO_MAX_ID + 1, "L%016llx",
-		         (unsigned long long)r);
+		snprintf(
+		    buf, PROTO_MAX_ID + 1, "L%016llx", (unsigned long long)r);
 	} while (lease_find(buf) != NULL);
 }
 
@@ -205,7 +206,7 @@ arm(struct lease *l, int64_t ttl)
 
 struct lease *
 lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
-             struct conn *conn, struct proto_error *err)
+    struct conn *conn, struct proc *proc, struct proto_error *err)
 {
 	struct alloc_request areq;
 	struct alloc_result *res = NULL;
@@ -221,23 +222,21 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	else if (req->scope == PROTO_SCOPE_TTL)
 		ttl = portd_cfg.default_ttl;
 	if (ttl > portd_cfg.max_ttl) {
-		proto_error_set(
-		    err, PROTO_E_BAD_REQUEST,
+		proto_error_set(err, PROTO_E_BAD_REQUEST,
 		    "'ttl' %lld exceeds the maximum of %lld seconds",
 		    (long long)ttl, (long long)portd_cfg.max_ttl);
 		return NULL;
 	}
 	if (nleases >= portd_cfg.max_leases) {
 		proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
-		                "portd holds its maximum of %d leases",
-		                portd_cfg.max_leases);
+		    "portd holds its maximum of %d leases",
+		    portd_cfg.max_leases);
 		return NULL;
 	}
 	if ((acct = acct_get(uid, true)) == NULL)
 		goto nomem;
 	if (acct->ports + nports > portd_cfg.quota) {
-		proto_error_set(
-		    err, PROTO_E_QUOTA_EXCEEDED,
+		proto_error_set(err, PROTO_E_QUOTA_EXCEEDED,
 		    "uid %u holds %d ports; %d more would exceed the quota "
 		    "of %d",
 		    (unsigned)uid, acct->ports, nports, portd_cfg.quota);
@@ -248,12 +247,12 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	    (res = malloc(sizeof(*res))) == NULL)
 		goto nomem;
 	areq = (struct alloc_request){.count = req->count,
-	                              .proto = req->proto,
-	                              .family = req->family,
-	                              .hold = req->hold,
-	                              .port = req->port,
-	                              .contiguous = req->contiguous,
-	                              .strategy = req->strategy};
+	    .proto = req->proto,
+	    .family = req->family,
+	    .hold = req->hold,
+	    .port = req->port,
+	    .contiguous = req->contiguous,
+	    .strategy = req->strategy};
 	if (alloc_take(&areq, l, res, err) == -1)
 		goto fail;
 	l->socks = malloc(sizeof(*l->socks) * (size_t)res->nsocks);
@@ -286,6 +285,10 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 		proto_error_set(err, PROTO_E_INTERNAL, "cannot arm a timer");
 		return NULL;
 	}
+	if (proc != NULL) {
+		l->proc = proc; /* the caller's reference is ours from here */
+		l->pid = proc_pid(proc);
+	}
 
 	h = hash(l->id);
 	l->hash_next = buckets[h];
@@ -297,7 +300,7 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	nsocks_held += l->nsocks;
 	counters.created++;
 	log_debug("lease %s: %d port(s) from %d for uid %u", l->id, l->nports,
-	          l->ports[0], (unsigned)uid);
+	    l->ports[0], (unsigned)uid);
 	return l;
 nomem:
 	proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
@@ -313,13 +316,12 @@ lease_renew(struct lease *l, bool has_ttl, int64_t ttl, struct proto_error *err)
 	if (!has_ttl)
 		ttl = l->ttl > 0 ? l->ttl : portd_cfg.default_ttl;
 	if (ttl > portd_cfg.max_ttl)
-		return proto_error_set(
-		    err, PROTO_E_BAD_REQUEST,
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
 		    "'ttl' %lld exceeds the maximum of %lld seconds",
 		    (long long)ttl, (long long)portd_cfg.max_ttl);
 	if (arm(l, ttl) == -1)
-		return proto_error_set(err, PROTO_E_INTERNAL,
-		                       "cannot arm a timer");
+		return proto_error_set(
+		    err, PROTO_E_INTERNAL, "cannot arm a timer");
 	counters.renewed++;
 	return 0;
 }
@@ -374,6 +376,7 @@ lease_end(struct lease *l, const char *reason)
 	}
 	if (l->timer != NULL)
 		event_free(l->timer);
+	proc_unref(l->proc);
 	if (l->held)
 		alloc_close_sockets(l->socks, l->nsocks);
 	alloc_put(l->ports, l->nports);
@@ -391,6 +394,20 @@ lease_end_conn(struct conn *c)
 		if (l->conn == c) {
 			counters.session_ended++;
 			lease_end(l, "ended with its session");
+		}
+	}
+}
+
+void
+lease_end_proc(struct proc *p)
+{
+	struct lease *l, *next;
+
+	for (l = TAILQ_FIRST(&leases); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, entry);
+		if (l->proc == p) {
+			counters.process_ended++;
+			lease_end(l, "ended with its process");
 		}
 	}
 }
@@ -430,8 +447,8 @@ lease_id(const struct lease *l)
 }
 
 void
-lease_foreach(bool all, uid_t uid, void (*fn)(struct lease *, void *),
-              void *arg)
+lease_foreach(
+    bool all, uid_t uid, void (*fn)(struct lease *, void *), void *arg)
 {
 	struct lease *l, *next;
 

@@ -53,7 +53,7 @@ take_lock(const char *path)
 		buf[strcspn(buf, "\n")] = '\0';
 		log_warnx("another portd (pid %s) is serving %s; leaving it "
 		          "alone",
-		          buf[0] ? buf : "?", path);
+		    buf[0] ? buf : "?", path);
 		close(lock_fd);
 		lock_fd = -1;
 		return -1;
@@ -75,8 +75,8 @@ clear_stale(const char *path, const struct sockaddr_un *sun)
 	if (lstat(path, &st) == -1)
 		return errno == ENOENT ? 0 : (log_warn("%s", path), -1);
 	if (!S_ISSOCK(st.st_mode)) {
-		log_warnx("%s exists and is not a socket; not touching it",
-		          path);
+		log_warnx(
+		    "%s exists and is not a socket; not touching it", path);
 		return -1;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -84,8 +84,8 @@ clear_stale(const char *path, const struct sockaddr_un *sun)
 		return -1;
 	if (connect(fd, (const struct sockaddr *)sun, sizeof(*sun)) == 0) {
 		close(fd);
-		log_warnx("a server already answers on %s; leaving it alone",
-		          path);
+		log_warnx(
+		    "a server already answers on %s; leaving it alone", path);
 		return -1;
 	}
 	close(fd);
@@ -189,8 +189,8 @@ listener_resume(void)
 static int
 start_accepting(void)
 {
-	accept_ev = event_new(portd_base, listen_fd, EV_READ | EV_PERSIST,
-	                      accept_cb, NULL);
+	accept_ev = event_new(
+	    portd_base, listen_fd, EV_READ | EV_PERSIST, accept_cb, NULL);
 	pause_ev = evtimer_new(portd_base, pause_cb, NULL);
 	if (accept_ev == NULL || pause_ev == NULL ||
 	    event_add(accept_ev, NULL) == -1) {
@@ -226,7 +226,7 @@ listener_open(const char *path, mode_t mode)
 
 	if (strlen(path) >= sizeof(sun.sun_path)) {
 		log_warnx("socket path too long (%zu bytes, at most %zu): %s",
-		          strlen(path), sizeof(sun.sun_path) - 1, path);
+		    strlen(path), sizeof(sun.sun_path) - 1, path);
 		return -1;
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);

@@ -31,9 +31,8 @@ log_getlevel(void)
 int
 log_level_parse(const char *s)
 {
-	static const char *const names[] = {"emerg", "alert",   "crit",
-	                                    "err",   "warning", "notice",
-	                                    "info",  "debug"};
+	static const char *const names[] = {"emerg", "alert", "crit", "err",
+	    "warning", "notice", "info", "debug"};
 
 	if (s[0] >= '0' && s[0] <= '7' && s[1] == '\0')
 		return s[0] - '0';

@@ -49,8 +49,7 @@ static const struct option longopts[] = {
 static void
 usage(FILE *f)
 {
-	fprintf(
-	    f,
+	fprintf(f,
 	    "usage: portd [options]\n"
 	    "Hold free TCP/UDP ports as bound sockets and lease them out.\n"
 	    "\n"
@@ -131,7 +130,7 @@ make_dir(const char *dir, mode_t mode)
 	}
 	if (st.st_uid != geteuid() || (st.st_mode & 077 & ~mode) != 0) {
 		log_warnx("%s must belong to uid %u with mode %04o", dir,
-		          (unsigned)geteuid(), (unsigned)mode);
+		    (unsigned)geteuid(), (unsigned)mode);
 		return -1;
 	}
 	return 0;
@@ -158,8 +157,8 @@ socket_path(bool explicit_path)
 	else if ((xdg = getenv("XDG_RUNTIME_DIR")) != NULL && *xdg == '/')
 		n = snprintf(dir, sizeof(dir), "%s/portd", xdg);
 	else
-		n = snprintf(dir, sizeof(dir), "/tmp/portd-%u",
-		             (unsigned)geteuid());
+		n = snprintf(
+		    dir, sizeof(dir), "/tmp/portd-%u", (unsigned)geteuid());
 	if (n < 0 || (size_t)n + sizeof("/portd.sock") > sizeof(dir)) {
 		log_warnx("the socket folder's path is too long: %s", dir);
 		return -1;
@@ -199,8 +198,8 @@ main(int argc, char *argv[])
 
 	log_init(LOG_INFO);
 	config_defaults(&flags_cfg);
-	while ((ch = getopt_long(argc, argv, "s:fc:l:hV", longopts, &idx)) !=
-	       -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "s:fc:l:hV", longopts, &idx)) != -1) {
 		switch (ch) {
 		case 0:
 			/* Applied after the config file, so flags win. */
@@ -212,9 +211,9 @@ main(int argc, char *argv[])
 		case 's':
 			if (strlen(optarg) >= sizeof(flags_cfg.socket_path)) {
 				fprintf(stderr,
-				        "portd: socket path too long "
-				        "(at most %zu bytes)\n",
-				        sizeof(flags_cfg.socket_path) - 1);
+				    "portd: socket path too long "
+				    "(at most %zu bytes)\n",
+				    sizeof(flags_cfg.socket_path) - 1);
 				return 2;
 			}
 			strcpy(flags_cfg.socket_path, optarg);
@@ -230,7 +229,7 @@ main(int argc, char *argv[])
 			break;
 		case 'c':
 			snprintf(flags_cfg.config_file,
-			         sizeof(flags_cfg.config_file), "%s", optarg);
+			    sizeof(flags_cfg.config_file), "%s", optarg);
 			explicit_config = true;
 			break;
 		case 'C':
@@ -245,7 +244,7 @@ main(int argc, char *argv[])
 			return 0;
 		case 'V':
 			printf("portd %s (protocol %d)\n", PORTD_VERSION,
-			       PROTO_VERSION);
+			    PROTO_VERSION);
 			return 0;
 		default:
 			usage(stderr);
@@ -253,8 +252,8 @@ main(int argc, char *argv[])
 		}
 	}
 	if (optind != argc) {
-		fprintf(stderr, "portd: unexpected argument '%s'\n",
-		        argv[optind]);
+		fprintf(
+		    stderr, "portd: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
 		return 2;
 	}
@@ -264,22 +263,22 @@ main(int argc, char *argv[])
 	portd_cfg.system = system_mode;
 	portd_cfg.socket_mode = system_mode ? 0666 : 0600;
 	memcpy(portd_cfg.socket_path, flags_cfg.socket_path,
-	       sizeof(portd_cfg.socket_path));
+	    sizeof(portd_cfg.socket_path));
 	if (explicit_config)
 		memcpy(portd_cfg.config_file, flags_cfg.config_file,
-		       sizeof(portd_cfg.config_file));
+		    sizeof(portd_cfg.config_file));
 	else
-		default_config_file(portd_cfg.config_file,
-		                    sizeof(portd_cfg.config_file));
+		default_config_file(
+		    portd_cfg.config_file, sizeof(portd_cfg.config_file));
 	if (portd_cfg.config_file[0] != '\0' &&
 	    config_load(&portd_cfg, portd_cfg.config_file, !explicit_config,
-	                err, sizeof(err)) == -1) {
+	        err, sizeof(err)) == -1) {
 		fprintf(stderr, "portd: %s\n", err);
 		return 2;
 	}
 	for (int i = 0; i < nflags; i++) {
 		if (config_set(&portd_cfg, flag_keys[i], flag_vals[i], err,
-		               sizeof(err)) == -1) {
+		        sizeof(err)) == -1) {
 			fprintf(stderr, "portd: --%s: %s\n", flag_keys[i], err);
 			return 2;
 		}
@@ -312,7 +311,7 @@ main(int argc, char *argv[])
 	    evsignal_add(sigint, NULL))
 		fatalx("cannot watch signals");
 	log_info("portd %s ready: pool %u-%u, quota %d", PORTD_VERSION,
-	         portd_cfg.pool_lo, portd_cfg.pool_hi, portd_cfg.quota);
+	    portd_cfg.pool_lo, portd_cfg.pool_hi, portd_cfg.quota);
 
 	event_base_dispatch(portd_base);
 

@@ -33,9 +33,12 @@ static const struct {
 	enum proto_op op;
 	handler_fn fn;
 } ops[] = {
-    {PROTO_OP_HELLO, op_hello},     {PROTO_OP_LEASE, op_lease},
-    {PROTO_OP_RENEW, op_renew},     {PROTO_OP_CLAIM, op_claim},
-    {PROTO_OP_RELEASE, op_release}, {PROTO_OP_LIST, op_list},
+    {PROTO_OP_HELLO, op_hello},
+    {PROTO_OP_LEASE, op_lease},
+    {PROTO_OP_RENEW, op_renew},
+    {PROTO_OP_CLAIM, op_claim},
+    {PROTO_OP_RELEASE, op_release},
+    {PROTO_OP_LIST, op_list},
     {PROTO_OP_STATUS, op_status},
 };
 
@@ -69,14 +72,13 @@ lookup(struct ctx *x, struct proto_error *err)
 	struct lease *l = lease_find(x->req->lease);
 
 	if (l == NULL) {
-		proto_error_set(err, PROTO_E_NOT_FOUND, "no lease '%s'",
-		                x->req->lease);
+		proto_error_set(
+		    err, PROTO_E_NOT_FOUND, "no lease '%s'", x->req->lease);
 		return NULL;
 	}
 	if (!lease_allowed(l, conn_uid(x->conn))) {
 		proto_error_set(err, PROTO_E_FORBIDDEN,
-		                "lease '%s' belongs to another user",
-		                x->req->lease);
+		    "lease '%s' belongs to another user", x->req->lease);
 		return NULL;
 	}
 	return l;
@@ -103,22 +105,30 @@ op_lease(struct ctx *x, struct proto_error *err)
 	const struct proto_request *req = x->req;
 	const struct held_socket *socks;
 	struct lease *l;
+	struct proc *proc = NULL;
 	json_object *arr;
 	pid_t pid = conn_pid(x->conn);
 	int n;
 
 	if (req->fd && !conn_fd_budget(x->conn, 0))
-		return proto_error_set(
-		    err, PROTO_E_RESOURCE_EXHAUSTED,
+		return proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
 		    "too many unread replies carrying sockets on this "
 		    "connection; read them first");
-	if (req->scope == PROTO_SCOPE_PROCESS)
-		return proto_error_set(
-		    err, PROTO_E_BAD_REQUEST,
-		    "scope process is not available in this build");
-	if ((l = lease_create(req, conn_uid(x->conn), pid, x->conn, err)) ==
-	    NULL)
+	if (req->scope == PROTO_SCOPE_PROCESS) {
+		if (req->pid != 0)
+			proc = proc_watch_pid(
+			    (pid_t)req->pid, conn_uid(x->conn), 0, err);
+		else
+			proc = proc_watch_peer(conn_fd(x->conn), pid,
+			    conn_uid(x->conn), conn_accepted(x->conn), err);
+		if (proc == NULL)
+			return -1;
+	}
+	l = lease_create(req, conn_uid(x->conn), pid, x->conn, proc, err);
+	if (l == NULL) {
+		proc_unref(proc);
 		return -1;
+	}
 	add(x->reply, "lease", lease_json(l));
 	if (!req->fd)
 		return 0;
@@ -127,8 +137,8 @@ op_lease(struct ctx *x, struct proto_error *err)
 	arr = json_object_new_array();
 	for (int i = 0; i < n; i++) {
 		struct proto_socket ps = {.port = socks[i].port,
-		                          .proto = socks[i].proto,
-		                          .family = socks[i].family};
+		    .proto = socks[i].proto,
+		    .family = socks[i].family};
 		int fd = fcntl(socks[i].fd, F_DUPFD_CLOEXEC, 3);
 
 		if (fd == -1) {
@@ -136,11 +146,10 @@ op_lease(struct ctx *x, struct proto_error *err)
 			json_object_put(arr);
 			lease_end(l, "could not be handed over");
 			return proto_error_set(err,
-			                       e == EMFILE || e == ENFILE
-			                           ? PROTO_E_RESOURCE_EXHAUSTED
-			                           : PROTO_E_INTERNAL,
-			                       "cannot pass the sockets: %s",
-			                       strerror(e));
+			    e == EMFILE || e == ENFILE
+			        ? PROTO_E_RESOURCE_EXHAUSTED
+			        : PROTO_E_INTERNAL,
+			    "cannot pass the sockets: %s", strerror(e));
 		}
 		x->fds[x->nfds++] = fd;
 		json_object_array_add(arr, proto_socket_encode(&ps));
@@ -184,11 +193,9 @@ op_release(struct ctx *x, struct proto_error *err)
 		l = lease_by_port((uint16_t)x->req->port);
 		if (l == NULL)
 			return proto_error_set(err, PROTO_E_NOT_FOUND,
-			                       "no lease holds port %d",
-			                       x->req->port);
+			    "no lease holds port %d", x->req->port);
 		if (!lease_allowed(l, conn_uid(x->conn)))
-			return proto_error_set(
-			    err, PROTO_E_FORBIDDEN,
+			return proto_error_set(err, PROTO_E_FORBIDDEN,
 			    "port %d is leased by another user", x->req->port);
 	} else if ((l = lookup(x, err)) == NULL)
 		return -1;
@@ -214,8 +221,7 @@ op_list(struct ctx *x, struct proto_error *err)
 	json_object *arr;
 
 	if (x->req->all && conn_uid(x->conn) != 0)
-		return proto_error_set(
-		    err, PROTO_E_FORBIDDEN,
+		return proto_error_set(err, PROTO_E_FORBIDDEN,
 		    "only root may list every user's leases");
 	arr = json_object_new_array();
 	lease_foreach(x->req->all, conn_uid(x->conn), list_one, arr);
@@ -238,8 +244,8 @@ op_status(struct ctx *x, struct proto_error *err)
 	add(x->reply, "server", srv);
 	add(x->reply, "pid", json_object_new_int(getpid()));
 	add(x->reply, "uptime",
-	    json_object_new_int64((portd_clock_real() - portd_started_ms) /
-	                          1000));
+	    json_object_new_int64(
+	        (portd_clock_real() - portd_started_ms) / 1000));
 	add(x->reply, "leases", json_object_new_int(lease_count()));
 	add(x->reply, "ports", json_object_new_int(lease_ports_held()));
 	add(x->reply, "sockets", json_object_new_int(lease_sockets_held()));
@@ -283,8 +289,8 @@ request_handle(struct conn *c, const char *line, size_t len)
 	if (proto_request_parse(line, len, &req, &err) == 0) {
 		x.reply = proto_reply_ok(req.id);
 		if (x.reply == NULL)
-			proto_error_set(&err, PROTO_E_RESOURCE_EXHAUSTED,
-			                "out of memory");
+			proto_error_set(
+			    &err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
 		for (size_t i = 0; x.reply != NULL && i < nitems(ops); i++)
 			if (ops[i].op == req.op)
 				rc = ops[i].fn(&x, &err);
@@ -294,7 +300,7 @@ request_handle(struct conn *c, const char *line, size_t len)
 	else {
 		counters.errors++;
 		log_debug("uid %u: %s: %s", (unsigned)conn_uid(c),
-		          proto_errcode_name(err.code), err.message);
+		    proto_errcode_name(err.code), err.message);
 		json_object_put(x.reply);
 		for (int i = 0; i < x.nfds; i++)
 			close(x.fds[i]);
