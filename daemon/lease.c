@@ -446,6 +446,12 @@ lease_id(const struct lease *l)
 	return l->id;
 }
 
+uint16_t
+lease_port0(const struct lease *l)
+{
+	return l->ports[0];
+}
+
 void
 lease_foreach(
     bool all, uid_t uid, void (*fn)(struct lease *, void *), void *arg)

@@ -305,6 +305,11 @@ main(int argc, char *argv[])
 	if (listener_open(portd_cfg.socket_path, portd_cfg.socket_mode) == -1)
 		fatalx("cannot serve %s", portd_cfg.socket_path);
 
+	if (portd_cfg.portserver[0] != '\0' &&
+	    portserver_open(portd_cfg.portserver) == -1)
+		fatalx("cannot serve the portserver protocol on %s",
+		    portd_cfg.portserver);
+
 	sigterm = evsignal_new(portd_base, SIGTERM, stop_cb, NULL);
 	sigint = evsignal_new(portd_base, SIGINT, stop_cb, NULL);
 	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) ||
@@ -317,6 +322,7 @@ main(int argc, char *argv[])
 
 	log_info("stopping (%s)", stop_reason ? stop_reason : "loop ended");
 	conn_close_all();
+	portserver_close();
 	lease_shutdown();
 	listener_close();
 	/* Run the deferred frees of closed connections. */

@@ -111,6 +111,7 @@ void lease_end_proc(struct proc *);
 void lease_view(const struct lease *, struct proto_lease *ret);
 const struct held_socket *lease_sockets(const struct lease *, int *ret_n);
 const char *lease_id(const struct lease *);
+uint16_t lease_port0(const struct lease *);
 /* Call fn for each lease (of uid, or all when all is true). */
 void lease_foreach(
     bool all, uid_t uid, void (*fn)(struct lease *, void *), void *arg);
@@ -164,6 +165,11 @@ void listener_close(void);
 void listener_resume(void);
 /* Directory of the API socket, for state beside it. */
 const char *listener_path(void);
+
+/* portserver.c: portpicker's portserver protocol on a second socket. */
+int portserver_open(const char *addr);
+void portserver_close(void);
+uint64_t portserver_served(void);
 
 /* request.c: the op table and handlers. */
 struct request_counters {
