@@ -1,2 +1,457 @@
-/* conn: see portd.h. */
-#include "log.h"
+/*
+ * One client connection: line framing with hard limits, a deadline for a
+ * request that has begun but not ended, replies queued in request order
+ * (some carrying descriptors), and back-pressure on a client that does not
+ * read. conn_close() is the only way a connection ends; its memory is
+ * freed later from the event loop, never inside its own callback.
+ */
+#include <errno.h>
+#include <linux/sockios.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "portd.h"
+
+#define READ_CHUNK 16384
+
+struct outmsg {
+	TAILQ_ENTRY(outmsg) entry;
+	char *buf;
+	size_t len, off;
+	int nfds;
+	int fds[PROTO_MAX_COUNT * 2];
+};
+
+struct conn {
+	int fd;
+	uid_t uid;
+	pid_t pid;
+	uint64_t accepted; /* ticks since boot */
+	struct event *rev, *wev, *timer;
+	struct evbuffer *in;
+	TAILQ_HEAD(, outmsg) out;
+	size_t outbytes;
+	bool reading;   /* rev is armed */
+	bool draining;  /* close once the output is flushed */
+	bool dead;      /* closed; memory freed later */
+	int fd_replies; /* fd-carrying replies the client may not have read */
+	TAILQ_ENTRY(conn) entry;
+};
+
+static TAILQ_HEAD(, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
+static int nconns;
+
+static void conn_read_cb(evutil_socket_t, short, void *);
+static void conn_write_cb(evutil_socket_t, short, void *);
+static void conn_timer_cb(evutil_socket_t, short, void *);
+static void conn_flush(struct conn *);
+
+int
+conn_count(void)
+{
+	return nconns;
+}
+
+int
+conn_count_uid(uid_t uid)
+{
+	struct conn *c;
+	int n = 0;
+
+	TAILQ_FOREACH(c, &conns, entry)
+	if (c->uid == uid)
+		n++;
+	return n;
+}
+
+uid_t
+conn_uid(const struct conn *c)
+{
+	return c->uid;
+}
+
+pid_t
+conn_pid(const struct conn *c)
+{
+	return c->pid;
+}
+
+int
+conn_fd(const struct conn *c)
+{
+	return c->fd;
+}
+
+uint64_t
+conn_accepted(const struct conn *c)
+{
+	return c->accepted;
+}
+
+static void
+timer_arm(struct conn *c, int ms)
+{
+	struct timeval tv = {
+	    .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+	evtimer_add(c->timer, &tv);
+}
+
+static void
+reading(struct conn *c, bool on)
+{
+	if (on == c->reading || c->dead)
+		return;
+	if (on)
+		event_add(c->rev, NULL);
+	else
+		event_del(c->rev);
+	c->reading = on;
+}
+
+struct conn *
+conn_new(int fd, uid_t uid, pid_t pid)
+{
+	struct conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->fd = fd;
+	c->uid = uid;
+	c->pid = pid;
+	c->accepted = proc_now_ticks();
+	TAILQ_INIT(&c->out);
+	c->rev =
+	    event_new(portd_base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
+	c->wev =
+	    event_new(portd_base, fd, EV_WRITE | EV_PERSIST, conn_write_cb, c);
+	c->timer = evtimer_new(portd_base, conn_timer_cb, c);
+	c->in = evbuffer_new();
+	if (c->rev == NULL || c->wev == NULL || c->timer == NULL ||
+	    c->in == NULL) {
+		if (c->rev)
+			event_free(c->rev);
+		if (c->wev)
+			event_free(c->wev);
+		if (c->timer)
+			event_free(c->timer);
+		if (c->in)
+			evbuffer_free(c->in);
+		free(c);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&conns, c, entry);
+	nconns++;
+	reading(c, true);
+	log_debug("connection from uid %u pid %d", (unsigned)uid, (int)pid);
+	return c;
+}
+
+static void
+outmsg_free(struct outmsg *m)
+{
+	for (int i = 0; i < m->nfds; i++)
+		close(m->fds[i]);
+	free(m->buf);
+	free(m);
+}
+
+static void
+conn_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	event_free(c->rev);
+	event_free(c->wev);
+	event_free(c->timer);
+	evbuffer_free(c->in);
+	free(c);
+}
+
+void
+conn_close(struct conn *c, const char *reason)
+{
+	struct outmsg *m;
+	struct timeval zero = {0, 0};
+
+	if (c == NULL || c->dead)
+		return;
+	log_debug("connection from uid %u pid %d closed: %s", (unsigned)c->uid,
+	    (int)c->pid, reason);
+	c->dead = true;
+	TAILQ_REMOVE(&conns, c, entry);
+	nconns--;
+	event_del(c->rev);
+	event_del(c->wev);
+	event_del(c->timer);
+	while ((m = TAILQ_FIRST(&c->out)) != NULL) {
+		TAILQ_REMOVE(&c->out, m, entry);
+		outmsg_free(m);
+	}
+	close(c->fd);
+	c->fd = -1;
+	lease_end_conn(c);
+	listener_resume();
+	/* Callers may still hold c on their stack: free it from the loop. */
+	if (event_base_once(
+	        portd_base, -1, EV_TIMEOUT, conn_free_cb, c, &zero) == -1)
+		log_warnx("cannot schedule a connection's release; leaking it");
+}
+
+void
+conn_close_all(void)
+{
+	struct conn *c;
+
+	while ((c = TAILQ_FIRST(&conns)) != NULL)
+		conn_close(c, "shutting down");
+}
+
+/* Send one error line and close once it is flushed. */
+static void
+conn_fail(struct conn *c, enum proto_errcode code, const char *msg)
+{
+	struct proto_error err = {.code = code};
+	json_object *r;
+
+	snprintf(err.message, sizeof(err.message), "%s", msg);
+	r = proto_reply_error(NULL, &err);
+	if (r != NULL)
+		conn_reply(c, r, NULL, 0);
+	json_object_put(r);
+	c->draining = true;
+	reading(c, false);
+	evbuffer_drain(c->in, evbuffer_get_length(c->in));
+	timer_arm(c, portd_cfg.request_timeout_ms);
+	conn_flush(c);
+}
+
+/* Handle every complete line in the input buffer. */
+static void
+conn_process(struct conn *c)
+{
+	struct evbuffer_ptr p;
+	size_t eol;
+	char *line;
+
+	while (!c->dead && !c->draining) {
+		p = evbuffer_search_eol(c->in, NULL, &eol, EVBUFFER_EOL_LF);
+		if (p.pos == -1)
+			break;
+		if ((size_t)p.pos > PROTO_MAX_LINE) {
+			conn_fail(c, PROTO_E_REQUEST_TOO_LARGE,
+			    "request line exceeds 65536 bytes");
+			return;
+		}
+		if ((line = malloc((size_t)p.pos + 1)) == NULL) {
+			conn_close(c, "out of memory");
+			return;
+		}
+		evbuffer_remove(c->in, line, (size_t)p.pos);
+		evbuffer_drain(c->in, 1);
+		line[p.pos] = '\0';
+		request_handle(c, line, (size_t)p.pos);
+		free(line);
+		/* A pipelining client that does not read waits here. */
+		if (c->outbytes > portd_cfg.max_output)
+			break;
+	}
+	if (c->dead || c->draining)
+		return;
+	if (evbuffer_get_length(c->in) > PROTO_MAX_LINE) {
+		conn_fail(c, PROTO_E_REQUEST_TOO_LARGE,
+		    "request line exceeds 65536 bytes");
+		return;
+	}
+	/* Deadline: from the first byte of a request to its '\n'. */
+	if (c->outbytes > portd_cfg.max_output) {
+		reading(c, false);
+		timer_arm(c, portd_cfg.request_timeout_ms);
+	} else if (evbuffer_get_length(c->in) > 0) {
+		if (!evtimer_pending(c->timer, NULL))
+			timer_arm(c, portd_cfg.request_timeout_ms);
+	} else
+		evtimer_del(c->timer);
+}
+
+static void
+conn_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	int n;
+
+	(void)fd;
+	(void)what;
+	n = evbuffer_read(c->in, c->fd, READ_CHUNK);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EINTR)
+			return;
+		conn_close(c, "read error");
+		return;
+	}
+	if (n == 0) {
+		/* Half-close: answer the complete requests, then go. */
+		reading(c, false);
+		conn_process(c);
+		if (c->dead)
+			return;
+		evbuffer_drain(c->in, evbuffer_get_length(c->in));
+		c->draining = true;
+		timer_arm(c, portd_cfg.request_timeout_ms);
+		conn_flush(c);
+		return;
+	}
+	conn_process(c);
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->draining)
+		conn_close(c, "could not deliver the last reply in time");
+	else if (c->outbytes > portd_cfg.max_output)
+		conn_close(c, "client does not read its replies");
+	else {
+		conn_fail(c, PROTO_E_BAD_REQUEST,
+		    "request not completed within the deadline");
+	}
+}
+
+/* Write what the socket takes. Returns -1 if the conn was closed. */
+static int
+conn_write(struct conn *c)
+{
+	struct outmsg *m;
+
+	while ((m = TAILQ_FIRST(&c->out)) != NULL) {
+		struct iovec iov = {
+		    .iov_base = m->buf + m->off, .iov_len = m->len - m->off};
+		union {
+			char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_COUNT * 2)];
+			struct cmsghdr align;
+		} cbuf;
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t n;
+
+		if (m->nfds > 0) {
+			struct cmsghdr *cm;
+			size_t fdlen = sizeof(int) * (size_t)m->nfds;
+
+			memset(&cbuf, 0, sizeof(cbuf));
+			msg.msg_control = cbuf.buf;
+			msg.msg_controllen = CMSG_SPACE(fdlen);
+			cm = CMSG_FIRSTHDR(&msg);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(fdlen);
+			memcpy(CMSG_DATA(cm), m->fds, fdlen);
+		}
+		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			log_debug("send to uid %u: %s", (unsigned)c->uid,
+			    strerror(errno));
+			conn_close(c, "write error");
+			return -1;
+		}
+		/* The fds went with the first byte; the kernel has them. */
+		for (int i = 0; i < m->nfds; i++)
+			close(m->fds[i]);
+		m->nfds = 0;
+		m->off += (size_t)n;
+		c->outbytes -= (size_t)n;
+		if (m->off < m->len)
+			return 0;
+		TAILQ_REMOVE(&c->out, m, entry);
+		outmsg_free(m);
+	}
+	return 0;
+}
+
+static void
+conn_flush(struct conn *c)
+{
+	if (c->dead || conn_write(c) == -1)
+		return;
+	if (TAILQ_EMPTY(&c->out)) {
+		event_del(c->wev);
+		if (c->draining) {
+			conn_close(c, "closed after the last reply");
+			return;
+		}
+	} else
+		event_add(c->wev, NULL);
+	/* Back-pressure: read again once the client caught up. */
+	if (!c->draining && !c->reading &&
+	    c->outbytes <= portd_cfg.max_output / 2) {
+		reading(c, true);
+		evtimer_del(c->timer);
+		conn_process(c);
+	}
+}
+
+static void
+conn_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->outbytes > portd_cfg.max_output / 2 && !c->draining)
+		timer_arm(c, portd_cfg.request_timeout_ms); /* progress */
+	conn_flush(c);
+}
+
+int
+conn_reply(struct conn *c, json_object *reply, int *fds, int nfds)
+{
+	struct outmsg *m;
+
+	if (c->dead || (m = calloc(1, sizeof(*m))) == NULL) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		return -1;
+	}
+	if ((m->buf = proto_serialize(reply, &m->len)) == NULL) {
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		free(m);
+		return -1;
+	}
+	memcpy(m->fds, fds, sizeof(int) * (size_t)nfds);
+	m->nfds = nfds;
+	if (nfds > 0)
+		c->fd_replies++;
+	TAILQ_INSERT_TAIL(&c->out, m, entry);
+	c->outbytes += m->len;
+	if (!c->draining)
+		conn_flush(c);
+	return 0;
+}
+
+bool
+conn_fd_budget(struct conn *c, int nfds)
+{
+	int unread = 0;
+
+	(void)nfds;
+	/* Descriptors in flight are charged to portd's uid; a client that
+	 * never reads could make sendmsg fail for everyone. Once the
+	 * socket's send queue is empty the client has read them all. */
+	if (TAILQ_EMPTY(&c->out) && ioctl(c->fd, SIOCOUTQ, &unread) == 0 &&
+	    unread == 0)
+		c->fd_replies = 0;
+	return c->fd_replies < portd_cfg.max_fd_replies;
+}

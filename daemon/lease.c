@@ -1,2 +1,490 @@
-/* lease: see portd.h. */
-#include "log.h"
+/*
+ * The lease table: leases by id and by port, TTL timers, quotas per uid,
+ * and the one place a lease ends (lease_end).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "portd.h"
+
+#define LEASE_BUCKETS 4096
+
+struct lease {
+	char id[PROTO_MAX_ID + 1];
+	uid_t uid;
+	pid_t pid;
+	enum proto_proto proto;
+	enum proto_family family;
+	bool ipv6;
+	enum proto_scope scope;
+	enum proto_hold hold;
+	bool held;
+	int64_t ttl;     /* seconds, -1: none */
+	int64_t expires; /* Unix ms, -1: none */
+	int64_t created; /* Unix ms */
+	char name[PROTO_MAX_NAME + 1];
+
+	int nports;
+	uint16_t ports[PROTO_MAX_COUNT];
+	int nsocks;
+	struct held_socket *socks;
+
+	struct event *timer;
+	struct conn *conn; /* session scope: the owning connection */
+	struct proc *proc; /* process scope: the owning process */
+
+	TAILQ_ENTRY(lease) entry; /* all leases, oldest first */
+	struct lease *hash_next;
+};
+
+struct uid_acct {
+	uid_t uid;
+	int ports;
+	struct uid_acct *next;
+};
+
+static TAILQ_HEAD(, lease) leases = TAILQ_HEAD_INITIALIZER(leases);
+static struct lease *buckets[LEASE_BUCKETS];
+static struct uid_acct *accts;
+static int nleases, nports_held, nsocks_held;
+static struct lease_counters counters;
+
+int64_t
+portd_clock_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t (*portd_clock)(void) = portd_clock_real;
+
+static unsigned
+hash(const char *s)
+{
+	unsigned h = 2166136261u;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 16777619u;
+	return h % LEASE_BUCKETS;
+}
+
+static struct uid_acct *
+acct_get(uid_t uid, bool create)
+{
+	struct uid_acct *a;
+
+	for (a = accts; a != NULL; a = a->next)
+		if (a->uid == uid)
+			return a;
+	if (!create || (a = calloc(1, sizeof(*a))) == NULL)
+		return NULL;
+	a->uid = uid;
+	a->next = accts;
+	accts = a;
+	return a;
+}
+
+int
+lease_uid_ports(uid_t uid)
+{
+	struct uid_acct *a = acct_get(uid, false);
+
+	return a == NULL ? 0 : a->ports;
+}
+
+int
+lease_init(void)
+{
+	memset(buckets, 0, sizeof(buckets));
+	TAILQ_INIT(&leases);
+	memset(&counters, 0, sizeof(counters));
+	nleases = nports_held = nsocks_held = 0;
+	return 0;
+}
+
+void
+lease_shutdown(void)
+{
+	struct lease *l;
+	struct uid_acct *a;
+
+	/* Stopping ends no lease for good: the journal keeps them. Here we
+	 * only let go of the sockets and memory. */
+	while ((l = TAILQ_FIRST(&leases)) != NULL)
+		lease_end(l, NULL);
+	while ((a = accts) != NULL) {
+		accts = a->next;
+		free(a);
+	}
+}
+
+static void
+make_id(char *buf)
+{
+	uint64_t r;
+
+	do {
+		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+			r = (uint64_t)portd_clock_real() ^
+			    ((uint64_t)random() << 32) ^ (uint64_t)getpid();
+		snprintf(
+		    buf, PROTO_MAX_ID + 1, "L%016llx", (unsigned long long)r);
+	} while (lease_find(buf) != NULL);
+}
+
+struct lease *
+lease_find(const char *id)
+{
+	struct lease *l;
+
+	for (l = buckets[hash(id)]; l != NULL; l = l->hash_next)
+		if (strcmp(l->id, id) == 0)
+			return l;
+	return NULL;
+}
+
+struct lease *
+lease_by_port(uint16_t port)
+{
+	return alloc_owner(port);
+}
+
+bool
+lease_allowed(const struct lease *l, uid_t uid)
+{
+	return uid == 0 || uid == l->uid;
+}
+
+static void
+lease_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lease *l = arg;
+
+	(void)fd;
+	(void)what;
+	/* A timer may fire a little early on a clock step; check. */
+	if (l->expires > portd_clock()) {
+		struct timeval tv;
+		int64_t ms = l->expires - portd_clock();
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (ms % 1000) * 1000;
+		evtimer_add(l->timer, &tv);
+		return;
+	}
+	counters.expired++;
+	lease_end(l, "expired");
+}
+
+/* Set the TTL and (re)arm the timer; re-adding a pending timer resets it. */
+static int
+arm(struct lease *l, int64_t ttl)
+{
+	struct timeval tv;
+
+	l->ttl = ttl;
+	if (ttl < 0) {
+		l->expires = -1;
+		if (l->timer != NULL)
+			evtimer_del(l->timer);
+		return 0;
+	}
+	l->expires = portd_clock() + ttl * 1000;
+	if (l->timer == NULL &&
+	    (l->timer = evtimer_new(portd_base, lease_timer_cb, l)) == NULL)
+		return -1;
+	tv.tv_sec = ttl;
+	tv.tv_usec = 0;
+	return evtimer_add(l->timer, &tv);
+}
+
+struct lease *
+lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
+    struct conn *conn, struct proc *proc, struct proto_error *err)
+{
+	struct alloc_request areq;
+	struct alloc_result *res = NULL;
+	struct uid_acct *acct;
+	struct lease *l = NULL;
+	int64_t ttl = -1;
+	unsigned h;
+	int nports = req->count;
+
+	/* How long: scope ttl defaults to default_ttl; others have none. */
+	if (req->has_ttl)
+		ttl = req->ttl;
+	else if (req->scope == PROTO_SCOPE_TTL)
+		ttl = portd_cfg.default_ttl;
+	if (ttl > portd_cfg.max_ttl) {
+		proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'ttl' %lld exceeds the maximum of %lld seconds",
+		    (long long)ttl, (long long)portd_cfg.max_ttl);
+		return NULL;
+	}
+	if (nleases >= portd_cfg.max_leases) {
+		proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
+		    "portd holds its maximum of %d leases",
+		    portd_cfg.max_leases);
+		return NULL;
+	}
+	if ((acct = acct_get(uid, true)) == NULL)
+		goto nomem;
+	if (acct->ports + nports > portd_cfg.quota) {
+		proto_error_set(err, PROTO_E_QUOTA_EXCEEDED,
+		    "uid %u holds %d ports; %d more would exceed the quota "
+		    "of %d",
+		    (unsigned)uid, acct->ports, nports, portd_cfg.quota);
+		return NULL;
+	}
+
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (res = malloc(sizeof(*res))) == NULL)
+		goto nomem;
+	areq = (struct alloc_request){.count = req->count,
+	    .proto = req->proto,
+	    .family = req->family,
+	    .hold = req->hold,
+	    .port = req->port,
+	    .contiguous = req->contiguous,
+	    .strategy = req->strategy};
+	if (alloc_take(&areq, l, res, err) == -1)
+		goto fail;
+	l->socks = malloc(sizeof(*l->socks) * (size_t)res->nsocks);
+	if (l->socks == NULL) {
+		alloc_close_sockets(res->socks, res->nsocks);
+		alloc_put(res->ports, res->nports);
+		goto nomem;
+	}
+	memcpy(l->socks, res->socks, sizeof(*l->socks) * (size_t)res->nsocks);
+	l->nsocks = res->nsocks;
+	l->nports = res->nports;
+	memcpy(l->ports, res->ports, sizeof(l->ports[0]) * (size_t)l->nports);
+	l->family = res->family;
+	l->ipv6 = res->ipv6;
+	free(res);
+	res = NULL;
+
+	make_id(l->id);
+	l->uid = uid;
+	l->pid = pid;
+	l->proto = req->proto;
+	l->scope = req->scope;
+	l->hold = req->hold;
+	l->held = true;
+	l->created = portd_clock();
+	l->conn = req->scope == PROTO_SCOPE_SESSION ? conn : NULL;
+	snprintf(l->name, sizeof(l->name), "%s", req->name);
+	if (arm(l, ttl) == -1) {
+		lease_end(l, NULL);
+		proto_error_set(err, PROTO_E_INTERNAL, "cannot arm a timer");
+		return NULL;
+	}
+	if (proc != NULL) {
+		l->proc = proc; /* the caller's reference is ours from here */
+		l->pid = proc_pid(proc);
+	}
+
+	h = hash(l->id);
+	l->hash_next = buckets[h];
+	buckets[h] = l;
+	TAILQ_INSERT_TAIL(&leases, l, entry);
+	acct->ports += l->nports;
+	nleases++;
+	nports_held += l->nports;
+	nsocks_held += l->nsocks;
+	counters.created++;
+	log_debug("lease %s: %d port(s) from %d for uid %u", l->id, l->nports,
+	    l->ports[0], (unsigned)uid);
+	return l;
+nomem:
+	proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
+fail:
+	free(res);
+	free(l);
+	return NULL;
+}
+
+int
+lease_renew(struct lease *l, bool has_ttl, int64_t ttl, struct proto_error *err)
+{
+	if (!has_ttl)
+		ttl = l->ttl > 0 ? l->ttl : portd_cfg.default_ttl;
+	if (ttl > portd_cfg.max_ttl)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'ttl' %lld exceeds the maximum of %lld seconds",
+		    (long long)ttl, (long long)portd_cfg.max_ttl);
+	if (arm(l, ttl) == -1)
+		return proto_error_set(
+		    err, PROTO_E_INTERNAL, "cannot arm a timer");
+	counters.renewed++;
+	return 0;
+}
+
+void
+lease_claim(struct lease *l)
+{
+	if (!l->held)
+		return;
+	alloc_close_sockets(l->socks, l->nsocks);
+	nsocks_held -= l->nsocks;
+	l->held = false;
+	counters.claimed++;
+}
+
+/* Whether l is in the table (lease_end may run on a half-built one). */
+static bool
+linked(struct lease *l)
+{
+	struct lease *p;
+
+	for (p = buckets[hash(l->id)]; p != NULL; p = p->hash_next)
+		if (p == l)
+			return true;
+	return false;
+}
+
+void
+lease_end(struct lease *l, const char *reason)
+{
+	struct lease **pp;
+	struct uid_acct *a;
+
+	if (l == NULL)
+		return;
+	if (reason != NULL)
+		log_debug("lease %s %s", l->id, reason);
+	if (linked(l)) {
+		for (pp = &buckets[hash(l->id)]; *pp != l;
+		     pp = &(*pp)->hash_next)
+			;
+		*pp = l->hash_next;
+		TAILQ_REMOVE(&leases, l, entry);
+		nleases--;
+		nports_held -= l->nports;
+		if (l->held)
+			nsocks_held -= l->nsocks;
+		if ((a = acct_get(l->uid, false)) != NULL)
+			a->ports -= l->nports;
+		if (reason != NULL && strcmp(reason, "released") == 0)
+			counters.released++;
+	}
+	if (l->timer != NULL)
+		event_free(l->timer);
+	proc_unref(l->proc);
+	if (l->held)
+		alloc_close_sockets(l->socks, l->nsocks);
+	alloc_put(l->ports, l->nports);
+	free(l->socks);
+	free(l);
+}
+
+void
+lease_end_conn(struct conn *c)
+{
+	struct lease *l, *next;
+
+	for (l = TAILQ_FIRST(&leases); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, entry);
+		if (l->conn == c) {
+			counters.session_ended++;
+			lease_end(l, "ended with its session");
+		}
+	}
+}
+
+void
+lease_end_proc(struct proc *p)
+{
+	struct lease *l, *next;
+
+	for (l = TAILQ_FIRST(&leases); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, entry);
+		if (l->proc == p) {
+			counters.process_ended++;
+			lease_end(l, "ended with its process");
+		}
+	}
+}
+
+void
+lease_view(const struct lease *l, struct proto_lease *v)
+{
+	memset(v, 0, sizeof(*v));
+	memcpy(v->id, l->id, sizeof(v->id));
+	v->nports = l->nports;
+	memcpy(v->ports, l->ports, sizeof(l->ports[0]) * (size_t)l->nports);
+	v->proto = l->proto;
+	v->family = l->family;
+	v->ipv6 = l->ipv6;
+	v->scope = l->scope;
+	v->hold = l->hold;
+	v->ttl = l->ttl;
+	v->expires = l->expires;
+	v->created = l->created;
+	memcpy(v->name, l->name, sizeof(v->name));
+	v->uid = (uint32_t)l->uid;
+	v->pid = l->pid;
+	v->held = l->held;
+}
+
+const struct held_socket *
+lease_sockets(const struct lease *l, int *ret_n)
+{
+	*ret_n = l->held ? l->nsocks : 0;
+	return l->socks;
+}
+
+const char *
+lease_id(const struct lease *l)
+{
+	return l->id;
+}
+
+uint16_t
+lease_port0(const struct lease *l)
+{
+	return l->ports[0];
+}
+
+void
+lease_foreach(
+    bool all, uid_t uid, void (*fn)(struct lease *, void *), void *arg)
+{
+	struct lease *l, *next;
+
+	for (l = TAILQ_FIRST(&leases); l != NULL; l = next) {
+		next = TAILQ_NEXT(l, entry);
+		if (all || l->uid == uid)
+			fn(l, arg);
+	}
+}
+
+int
+lease_count(void)
+{
+	return nleases;
+}
+
+int
+lease_ports_held(void)
+{
+	return nports_held;
+}
+
+int
+lease_sockets_held(void)
+{
+	return nsocks_held;
+}
+
+const struct lease_counters *
+lease_counters(void)
+{
+	return &counters;
+}

@@ -60,13 +60,13 @@ vlog(int pri, const char *errstr, const char *fmt, va_list ap)
 		fprintf(stderr, "<%d>portd: %s\n", pri, buf);
 }
 
-#define LOGFN(name, pri)                                                      \
-	void name(const char *fmt, ...)                                       \
-	{                                                                     \
-		va_list ap;                                                   \
-		va_start(ap, fmt);                                            \
-		vlog(pri, NULL, fmt, ap);                                     \
-		va_end(ap);                                                   \
+#define LOGFN(name, pri)                                                       \
+	void name(const char *fmt, ...)                                        \
+	{                                                                      \
+		va_list ap;                                                    \
+		va_start(ap, fmt);                                             \
+		vlog(pri, NULL, fmt, ap);                                      \
+		va_end(ap);                                                    \
 	}
 
 LOGFN(log_warnx, LOG_WARNING)

@@ -13,7 +13,7 @@ int log_getlevel(void);
 /* Parse "err", "warning", "notice", "info", "debug" or 3..7; -1 if bad. */
 int log_level_parse(const char *);
 
-void log_warn(const char *, ...) PORTD_PRINTF(1, 2);  /* + errno text */
+void log_warn(const char *, ...) PORTD_PRINTF(1, 2); /* + errno text */
 void log_warnx(const char *, ...) PORTD_PRINTF(1, 2);
 void log_notice(const char *, ...) PORTD_PRINTF(1, 2);
 void log_info(const char *, ...) PORTD_PRINTF(1, 2);

@@ -1,7 +1,335 @@
+/*
+ * portd: hold bound sockets as leases and hand ports out over a Unix
+ * socket. main: options, paths, signals, the event loop, shutdown.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
-int
-main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "portd.h"
+
+struct event_base *portd_base;
+struct config portd_cfg;
+int64_t portd_started_ms;
+
+static const char *stop_reason;
+
+static const struct option longopts[] = {
+    {"socket", required_argument, NULL, 's'},
+    {"system", no_argument, NULL, 'S'},
+    {"user", no_argument, NULL, 'U'},
+    {"foreground", no_argument, NULL, 'f'},
+    {"config", required_argument, NULL, 'c'},
+    {"check-config", no_argument, NULL, 'C'},
+    {"log-level", required_argument, NULL, 'l'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    /* Settings that the config file has too: name = key. */
+    {"pool", required_argument, NULL, 0},
+    {"strategy", required_argument, NULL, 0},
+    {"quota", required_argument, NULL, 0},
+    {"max-leases", required_argument, NULL, 0},
+    {"default-ttl", required_argument, NULL, 0},
+    {"max-ttl", required_argument, NULL, 0},
+    {"max-connections", required_argument, NULL, 0},
+    {"max-connections-per-uid", required_argument, NULL, 0},
+    {"request-timeout", required_argument, NULL, 0},
+    {"max-output", required_argument, NULL, 0},
+    {"max-fd-replies", required_argument, NULL, 0},
+    {"socket-mode", required_argument, NULL, 0},
+    {"portserver-address", required_argument, NULL, 0},
+    {NULL, 0, NULL, 0},
+};
+
+static void
+usage(FILE *f)
 {
-	puts("portd " PORTD_VERSION);
+	fprintf(f,
+	    "usage: portd [options]\n"
+	    "Hold free TCP/UDP ports as bound sockets and lease them out.\n"
+	    "\n"
+	    "  -s, --socket PATH        API socket (default: $PORTD_SOCKET, "
+	    "else\n"
+	    "                           the mode's default, see below)\n"
+	    "      --system             system mode: /run/portd/portd.sock, "
+	    "mode 0666,\n"
+	    "                           config /etc/portd/portd.conf\n"
+	    "      --user               per-user mode (the default): "
+	    "$XDG_RUNTIME_DIR/portd/\n"
+	    "                           portd.sock or /tmp/portd-$UID/, mode "
+	    "0600\n"
+	    "  -f, --foreground         accepted for compatibility; portd "
+	    "always stays\n"
+	    "                           in the foreground (use systemd or "
+	    "portctl)\n"
+	    "  -c, --config FILE        config file (default: the mode's, if "
+	    "present)\n"
+	    "      --check-config       validate the configuration and exit\n"
+	    "  -l, --log-level LEVEL    err, warning, notice, info (default), "
+	    "debug\n"
+	    "      --pool LO-HI         pool of ports (default 15000-24999)\n"
+	    "      --strategy S         pool (default) or ephemeral\n"
+	    "      --quota N            ports per uid (default 1024)\n"
+	    "      --max-leases N       leases in all (default 16384)\n"
+	    "      --default-ttl D      TTL of a ttl-scoped lease (default "
+	    "300s)\n"
+	    "      --max-ttl D          longest TTL (default 1d)\n"
+	    "      --max-connections N  clients at once (default 1024)\n"
+	    "      --max-connections-per-uid N   (default 256)\n"
+	    "      --request-timeout D  first byte to end of a request "
+	    "(default 10s)\n"
+	    "      --max-output BYTES   replies queued for a client "
+	    "(default 1M)\n"
+	    "      --max-fd-replies N   unread replies carrying sockets "
+	    "(default 16)\n"
+	    "      --socket-mode MODE   API socket permissions (octal)\n"
+	    "      --portserver-address ADDR  also serve portpicker's "
+	    "portserver\n"
+	    "                           protocol on ADDR (@name: abstract)\n"
+	    "  -h, --help               this text\n"
+	    "  -V, --version            the version\n"
+	    "\n"
+	    "Durations: 90, 90s, 5m, 2h, 1d. Flags override the config "
+	    "file.\n"
+	    "See portd(8).\n");
+}
+
+static void
+stop_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	portd_shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+void
+portd_shutdown(const char *reason)
+{
+	stop_reason = reason;
+	event_base_loopbreak(portd_base);
+}
+
+/* Make the default socket's folder, private to us unless system-wide. */
+static int
+make_dir(const char *dir, mode_t mode)
+{
+	struct stat st;
+
+	if (mkdir(dir, mode) == -1 && errno != EEXIST) {
+		log_warn("mkdir %s", dir);
+		return -1;
+	}
+	if (lstat(dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		log_warnx("%s is not a directory", dir);
+		return -1;
+	}
+	if (st.st_uid != geteuid() || (st.st_mode & 077 & ~mode) != 0) {
+		log_warnx("%s must belong to uid %u with mode %04o", dir,
+		    (unsigned)geteuid(), (unsigned)mode);
+		return -1;
+	}
+	return 0;
+}
+
+/* Resolve the socket path (and make its folder when it is ours). */
+static int
+socket_path(bool explicit_path)
+{
+	char dir[CONFIG_PATH_MAX];
+	const char *env, *xdg;
+	int n;
+
+	if (explicit_path)
+		return 0;
+	if ((env = getenv("PORTD_SOCKET")) != NULL && *env != '\0') {
+		if (strlen(env) >= sizeof(portd_cfg.socket_path))
+			return -1;
+		strcpy(portd_cfg.socket_path, env);
+		return 0;
+	}
+	if (portd_cfg.system)
+		n = snprintf(dir, sizeof(dir), "/run/portd");
+	else if ((xdg = getenv("XDG_RUNTIME_DIR")) != NULL && *xdg == '/')
+		n = snprintf(dir, sizeof(dir), "%s/portd", xdg);
+	else
+		n = snprintf(
+		    dir, sizeof(dir), "/tmp/portd-%u", (unsigned)geteuid());
+	if (n < 0 || (size_t)n + sizeof("/portd.sock") > sizeof(dir)) {
+		log_warnx("the socket folder's path is too long: %s", dir);
+		return -1;
+	}
+	if (make_dir(dir, portd_cfg.system ? 0755 : 0700) == -1)
+		return -1;
+	memcpy(portd_cfg.socket_path, dir, (size_t)n);
+	memcpy(portd_cfg.socket_path + n, "/portd.sock", sizeof("/portd.sock"));
+	return 0;
+}
+
+static void
+default_config_file(char *buf, size_t len)
+{
+	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+
+	if (portd_cfg.system)
+		snprintf(buf, len, "/etc/portd/portd.conf");
+	else if (xdg != NULL && *xdg == '/')
+		snprintf(buf, len, "%s/portd/portd.conf", xdg);
+	else if (home != NULL && *home == '/')
+		snprintf(buf, len, "%s/.config/portd/portd.conf", home);
+	else
+		buf[0] = '\0';
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct config flags_cfg;
+	struct event *sigterm, *sigint;
+	char err[512];
+	const char *flag_keys[64], *flag_vals[64];
+	bool explicit_socket = false, check_only = false;
+	bool explicit_config = false, system_mode = false;
+	int nflags = 0, ch, idx;
+
+	log_init(LOG_INFO);
+	config_defaults(&flags_cfg);
+	while (
+	    (ch = getopt_long(argc, argv, "s:fc:l:hV", longopts, &idx)) != -1) {
+		switch (ch) {
+		case 0:
+			/* Applied after the config file, so flags win. */
+			if (nflags < (int)nitems(flag_keys)) {
+				flag_keys[nflags] = longopts[idx].name;
+				flag_vals[nflags++] = optarg;
+			}
+			break;
+		case 's':
+			if (strlen(optarg) >= sizeof(flags_cfg.socket_path)) {
+				fprintf(stderr,
+				    "portd: socket path too long "
+				    "(at most %zu bytes)\n",
+				    sizeof(flags_cfg.socket_path) - 1);
+				return 2;
+			}
+			strcpy(flags_cfg.socket_path, optarg);
+			explicit_socket = true;
+			break;
+		case 'S':
+			system_mode = true;
+			break;
+		case 'U':
+			system_mode = false;
+			break;
+		case 'f':
+			break;
+		case 'c':
+			snprintf(flags_cfg.config_file,
+			    sizeof(flags_cfg.config_file), "%s", optarg);
+			explicit_config = true;
+			break;
+		case 'C':
+			check_only = true;
+			break;
+		case 'l':
+			flag_keys[nflags] = "log-level";
+			flag_vals[nflags++] = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("portd %s (protocol %d)\n", PORTD_VERSION,
+			    PROTO_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(
+		    stderr, "portd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+
+	/* Defaults, then the config file, then the flags. */
+	config_defaults(&portd_cfg);
+	portd_cfg.system = system_mode;
+	portd_cfg.socket_mode = system_mode ? 0666 : 0600;
+	memcpy(portd_cfg.socket_path, flags_cfg.socket_path,
+	    sizeof(portd_cfg.socket_path));
+	if (explicit_config)
+		memcpy(portd_cfg.config_file, flags_cfg.config_file,
+		    sizeof(portd_cfg.config_file));
+	else
+		default_config_file(
+		    portd_cfg.config_file, sizeof(portd_cfg.config_file));
+	if (portd_cfg.config_file[0] != '\0' &&
+	    config_load(&portd_cfg, portd_cfg.config_file, !explicit_config,
+	        err, sizeof(err)) == -1) {
+		fprintf(stderr, "portd: %s\n", err);
+		return 2;
+	}
+	for (int i = 0; i < nflags; i++) {
+		if (config_set(&portd_cfg, flag_keys[i], flag_vals[i], err,
+		        sizeof(err)) == -1) {
+			fprintf(stderr, "portd: --%s: %s\n", flag_keys[i], err);
+			return 2;
+		}
+	}
+	if (portd_cfg.default_ttl > portd_cfg.max_ttl) {
+		fprintf(stderr, "portd: default-ttl exceeds max-ttl\n");
+		return 2;
+	}
+	if (check_only) {
+		printf("portd: configuration OK\n");
+		return 0;
+	}
+	log_setlevel(portd_cfg.log_level);
+
+	signal(SIGPIPE, SIG_IGN);
+	if ((portd_base = event_base_new()) == NULL)
+		fatalx("cannot create the event base");
+	portd_started_ms = portd_clock_real();
+	if (socket_path(explicit_socket) == -1)
+		fatalx("no usable socket path");
+	if (alloc_init(portd_cfg.pool_lo, portd_cfg.pool_hi) == -1)
+		fatalx("out of memory");
+	lease_init();
+	if (listener_open(portd_cfg.socket_path, portd_cfg.socket_mode) == -1)
+		fatalx("cannot serve %s", portd_cfg.socket_path);
+
+	if (portd_cfg.portserver[0] != '\0' &&
+	    portserver_open(portd_cfg.portserver) == -1)
+		fatalx("cannot serve the portserver protocol on %s",
+		    portd_cfg.portserver);
+
+	sigterm = evsignal_new(portd_base, SIGTERM, stop_cb, NULL);
+	sigint = evsignal_new(portd_base, SIGINT, stop_cb, NULL);
+	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) ||
+	    evsignal_add(sigint, NULL))
+		fatalx("cannot watch signals");
+	log_info("portd %s ready: pool %u-%u, quota %d", PORTD_VERSION,
+	    portd_cfg.pool_lo, portd_cfg.pool_hi, portd_cfg.quota);
+
+	event_base_dispatch(portd_base);
+
+	log_info("stopping (%s)", stop_reason ? stop_reason : "loop ended");
+	conn_close_all();
+	portserver_close();
+	lease_shutdown();
+	listener_close();
+	/* Run the deferred frees of closed connections. */
+	event_base_loop(portd_base, EVLOOP_NONBLOCK);
+	event_free(sigterm);
+	event_free(sigint);
+	alloc_shutdown();
+	event_base_free(portd_base);
 	return 0;
 }

@@ -1,2 +1,318 @@
-/* request: see portd.h. */
-#include "log.h"
+/*
+ * Requests: parse a line with the codec, dispatch through the op table,
+ * reply. Every failure becomes one structured error reply; nothing a
+ * client sends is fatal.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "portd.h"
+
+struct ctx {
+	struct conn *conn;
+	const struct proto_request *req;
+	json_object *reply; /* the success reply, {"id","ok":true} so far */
+	int fds[PROTO_MAX_COUNT * 2];
+	int nfds;
+};
+
+typedef int (*handler_fn)(struct ctx *, struct proto_error *);
+
+static int op_hello(struct ctx *, struct proto_error *);
+static int op_lease(struct ctx *, struct proto_error *);
+static int op_renew(struct ctx *, struct proto_error *);
+static int op_claim(struct ctx *, struct proto_error *);
+static int op_release(struct ctx *, struct proto_error *);
+static int op_list(struct ctx *, struct proto_error *);
+static int op_status(struct ctx *, struct proto_error *);
+
+static const struct {
+	enum proto_op op;
+	handler_fn fn;
+} ops[] = {
+    {PROTO_OP_HELLO, op_hello},
+    {PROTO_OP_LEASE, op_lease},
+    {PROTO_OP_RENEW, op_renew},
+    {PROTO_OP_CLAIM, op_claim},
+    {PROTO_OP_RELEASE, op_release},
+    {PROTO_OP_LIST, op_list},
+    {PROTO_OP_STATUS, op_status},
+};
+
+static struct request_counters counters;
+
+const struct request_counters *
+request_counters(void)
+{
+	return &counters;
+}
+
+static void
+add(json_object *o, const char *key, json_object *v)
+{
+	json_object_object_add(o, key, v);
+}
+
+static json_object *
+lease_json(const struct lease *l)
+{
+	struct proto_lease v;
+
+	lease_view(l, &v);
+	return proto_lease_encode(&v);
+}
+
+/* Find a lease the caller may act on. */
+static struct lease *
+lookup(struct ctx *x, struct proto_error *err)
+{
+	struct lease *l = lease_find(x->req->lease);
+
+	if (l == NULL) {
+		proto_error_set(
+		    err, PROTO_E_NOT_FOUND, "no lease '%s'", x->req->lease);
+		return NULL;
+	}
+	if (!lease_allowed(l, conn_uid(x->conn))) {
+		proto_error_set(err, PROTO_E_FORBIDDEN,
+		    "lease '%s' belongs to another user", x->req->lease);
+		return NULL;
+	}
+	return l;
+}
+
+static int
+op_hello(struct ctx *x, struct proto_error *err)
+{
+	json_object *srv = json_object_new_object();
+
+	(void)err;
+	add(srv, "name", json_object_new_string("portd"));
+	add(srv, "version", json_object_new_string(PORTD_VERSION));
+	add(x->reply, "version", json_object_new_int(PROTO_VERSION));
+	add(x->reply, "server", srv);
+	add(x->reply, "pid", json_object_new_int(getpid()));
+	add(x->reply, "uid", json_object_new_int64(conn_uid(x->conn)));
+	return 0;
+}
+
+static int
+op_lease(struct ctx *x, struct proto_error *err)
+{
+	const struct proto_request *req = x->req;
+	const struct held_socket *socks;
+	struct lease *l;
+	struct proc *proc = NULL;
+	json_object *arr;
+	pid_t pid = conn_pid(x->conn);
+	int n;
+
+	if (req->fd && !conn_fd_budget(x->conn, 0))
+		return proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
+		    "too many unread replies carrying sockets on this "
+		    "connection; read them first");
+	if (req->scope == PROTO_SCOPE_PROCESS) {
+		if (req->pid != 0)
+			proc = proc_watch_pid(
+			    (pid_t)req->pid, conn_uid(x->conn), 0, err);
+		else
+			proc = proc_watch_peer(conn_fd(x->conn), pid,
+			    conn_uid(x->conn), conn_accepted(x->conn), err);
+		if (proc == NULL)
+			return -1;
+	}
+	l = lease_create(req, conn_uid(x->conn), pid, x->conn, proc, err);
+	if (l == NULL) {
+		proc_unref(proc);
+		return -1;
+	}
+	add(x->reply, "lease", lease_json(l));
+	if (!req->fd)
+		return 0;
+
+	socks = lease_sockets(l, &n);
+	arr = json_object_new_array();
+	for (int i = 0; i < n; i++) {
+		struct proto_socket ps = {.port = socks[i].port,
+		    .proto = socks[i].proto,
+		    .family = socks[i].family};
+		int fd = fcntl(socks[i].fd, F_DUPFD_CLOEXEC, 3);
+
+		if (fd == -1) {
+			int e = errno;
+			json_object_put(arr);
+			lease_end(l, "could not be handed over");
+			return proto_error_set(err,
+			    e == EMFILE || e == ENFILE
+			        ? PROTO_E_RESOURCE_EXHAUSTED
+			        : PROTO_E_INTERNAL,
+			    "cannot pass the sockets: %s", strerror(e));
+		}
+		x->fds[x->nfds++] = fd;
+		json_object_array_add(arr, proto_socket_encode(&ps));
+	}
+	add(x->reply, "sockets", arr);
+	return 0;
+}
+
+static int
+op_renew(struct ctx *x, struct proto_error *err)
+{
+	struct lease *l = lookup(x, err);
+
+	if (l == NULL ||
+	    lease_renew(l, x->req->has_ttl, x->req->ttl, err) == -1)
+		return -1;
+	add(x->reply, "lease", lease_json(l));
+	return 0;
+}
+
+static int
+op_claim(struct ctx *x, struct proto_error *err)
+{
+	struct lease *l = lookup(x, err);
+
+	if (l == NULL)
+		return -1;
+	lease_claim(l);
+	add(x->reply, "lease", lease_json(l));
+	return 0;
+}
+
+static int
+op_release(struct ctx *x, struct proto_error *err)
+{
+	struct lease *l;
+	struct proto_lease v;
+	json_object *arr;
+
+	if (x->req->port != 0) {
+		l = lease_by_port((uint16_t)x->req->port);
+		if (l == NULL)
+			return proto_error_set(err, PROTO_E_NOT_FOUND,
+			    "no lease holds port %d", x->req->port);
+		if (!lease_allowed(l, conn_uid(x->conn)))
+			return proto_error_set(err, PROTO_E_FORBIDDEN,
+			    "port %d is leased by another user", x->req->port);
+	} else if ((l = lookup(x, err)) == NULL)
+		return -1;
+	lease_view(l, &v);
+	lease_end(l, "released");
+	arr = json_object_new_array();
+	for (int i = 0; i < v.nports; i++)
+		json_object_array_add(arr, json_object_new_int(v.ports[i]));
+	add(x->reply, "released", arr);
+	add(x->reply, "lease", json_object_new_string(v.id));
+	return 0;
+}
+
+static void
+list_one(struct lease *l, void *arg)
+{
+	json_object_array_add(arg, lease_json(l));
+}
+
+static int
+op_list(struct ctx *x, struct proto_error *err)
+{
+	json_object *arr;
+
+	if (x->req->all && conn_uid(x->conn) != 0)
+		return proto_error_set(err, PROTO_E_FORBIDDEN,
+		    "only root may list every user's leases");
+	arr = json_object_new_array();
+	lease_foreach(x->req->all, conn_uid(x->conn), list_one, arr);
+	add(x->reply, "leases", arr);
+	return 0;
+}
+
+static int
+op_status(struct ctx *x, struct proto_error *err)
+{
+	const struct lease_counters *lc = lease_counters();
+	json_object *pool = json_object_new_object();
+	json_object *cnt = json_object_new_object();
+	json_object *srv = json_object_new_object();
+
+	(void)err;
+	add(srv, "name", json_object_new_string("portd"));
+	add(srv, "version", json_object_new_string(PORTD_VERSION));
+	add(x->reply, "version", json_object_new_int(PROTO_VERSION));
+	add(x->reply, "server", srv);
+	add(x->reply, "pid", json_object_new_int(getpid()));
+	add(x->reply, "uptime",
+	    json_object_new_int64(
+	        (portd_clock_real() - portd_started_ms) / 1000));
+	add(x->reply, "leases", json_object_new_int(lease_count()));
+	add(x->reply, "ports", json_object_new_int(lease_ports_held()));
+	add(x->reply, "sockets", json_object_new_int(lease_sockets_held()));
+	add(x->reply, "connections", json_object_new_int(conn_count()));
+	add(pool, "lo", json_object_new_int(alloc_pool_lo()));
+	add(pool, "hi", json_object_new_int(alloc_pool_hi()));
+	add(pool, "size", json_object_new_int(alloc_pool_size()));
+	add(pool, "free", json_object_new_int(alloc_pool_free()));
+	add(pool, "strategy",
+	    json_object_new_string(
+	        portd_cfg.strategy == PROTO_STRATEGY_EPHEMERAL ? "ephemeral"
+	                                                       : "pool"));
+	add(x->reply, "pool", pool);
+	add(x->reply, "ipv6", json_object_new_boolean(alloc_ipv6()));
+	add(cnt, "requests", json_object_new_int64((int64_t)counters.requests));
+	add(cnt, "errors", json_object_new_int64((int64_t)counters.errors));
+	add(cnt, "leases_created", json_object_new_int64((int64_t)lc->created));
+	add(cnt, "leases_released",
+	    json_object_new_int64((int64_t)lc->released));
+	add(cnt, "leases_expired", json_object_new_int64((int64_t)lc->expired));
+	add(cnt, "leases_session_ended",
+	    json_object_new_int64((int64_t)lc->session_ended));
+	add(cnt, "leases_process_ended",
+	    json_object_new_int64((int64_t)lc->process_ended));
+	add(cnt, "claims", json_object_new_int64((int64_t)lc->claimed));
+	add(cnt, "renewals", json_object_new_int64((int64_t)lc->renewed));
+	add(x->reply, "counters", cnt);
+	return 0;
+}
+
+void
+request_handle(struct conn *c, const char *line, size_t len)
+{
+	struct proto_request req;
+	struct proto_error err;
+	struct ctx x = {.conn = c, .req = &req};
+	json_object *reply;
+	int rc = -1;
+
+	counters.requests++;
+	if (proto_request_parse(line, len, &req, &err) == 0) {
+		x.reply = proto_reply_ok(req.id);
+		if (x.reply == NULL)
+			proto_error_set(
+			    &err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
+		for (size_t i = 0; x.reply != NULL && i < nitems(ops); i++)
+			if (ops[i].op == req.op)
+				rc = ops[i].fn(&x, &err);
+	}
+	if (rc == 0)
+		reply = x.reply;
+	else {
+		counters.errors++;
+		log_debug("uid %u: %s: %s", (unsigned)conn_uid(c),
+		    proto_errcode_name(err.code), err.message);
+		json_object_put(x.reply);
+		for (int i = 0; i < x.nfds; i++)
+			close(x.fds[i]);
+		x.nfds = 0;
+		reply = proto_reply_error(req.id, &err);
+	}
+	if (reply == NULL) {
+		for (int i = 0; i < x.nfds; i++)
+			close(x.fds[i]);
+		conn_close(c, "out of memory for a reply");
+	} else if (conn_reply(c, reply, x.fds, x.nfds) == -1)
+		conn_close(c, "cannot queue a reply");
+	json_object_put(reply);
+	proto_request_clear(&req);
+}

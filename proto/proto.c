@@ -9,36 +9,37 @@
 #include "proto.h"
 
 static const char *const errcode_names[PROTO_E__MAX] = {
-	[PROTO_E_NONE] = "none",
-	[PROTO_E_BAD_REQUEST] = "bad_request",
-	[PROTO_E_UNKNOWN_OP] = "unknown_op",
-	[PROTO_E_REQUEST_TOO_LARGE] = "request_too_large",
-	[PROTO_E_NO_PORTS] = "no_ports",
-	[PROTO_E_PORT_UNAVAILABLE] = "port_unavailable",
-	[PROTO_E_QUOTA_EXCEEDED] = "quota_exceeded",
-	[PROTO_E_NOT_FOUND] = "not_found",
-	[PROTO_E_FORBIDDEN] = "forbidden",
-	[PROTO_E_RESOURCE_EXHAUSTED] = "resource_exhausted",
-	[PROTO_E_INTERNAL] = "internal",
+    [PROTO_E_NONE] = "none",
+    [PROTO_E_BAD_REQUEST] = "bad_request",
+    [PROTO_E_UNKNOWN_OP] = "unknown_op",
+    [PROTO_E_REQUEST_TOO_LARGE] = "request_too_large",
+    [PROTO_E_NO_PORTS] = "no_ports",
+    [PROTO_E_PORT_UNAVAILABLE] = "port_unavailable",
+    [PROTO_E_QUOTA_EXCEEDED] = "quota_exceeded",
+    [PROTO_E_NOT_FOUND] = "not_found",
+    [PROTO_E_FORBIDDEN] = "forbidden",
+    [PROTO_E_RESOURCE_EXHAUSTED] = "resource_exhausted",
+    [PROTO_E_INTERNAL] = "internal",
 };
 
 static const char *const op_names[PROTO_OP__MAX] = {
-	[PROTO_OP_HELLO] = "hello",	[PROTO_OP_LEASE] = "lease",
-	[PROTO_OP_RENEW] = "renew",	[PROTO_OP_CLAIM] = "claim",
-	[PROTO_OP_RELEASE] = "release", [PROTO_OP_LIST] = "list",
-	[PROTO_OP_STATUS] = "status",
+    [PROTO_OP_HELLO] = "hello",     [PROTO_OP_LEASE] = "lease",
+    [PROTO_OP_RENEW] = "renew",     [PROTO_OP_CLAIM] = "claim",
+    [PROTO_OP_RELEASE] = "release", [PROTO_OP_LIST] = "list",
+    [PROTO_OP_STATUS] = "status",
 };
 
 /* The fields each op accepts besides "op" and "id". */
 static const char *const op_fields[PROTO_OP__MAX][16] = {
-	[PROTO_OP_HELLO] = {"version"},
-	[PROTO_OP_LEASE] = {"count", "proto", "family", "port", "contiguous",
-	    "hold", "ttl", "scope", "pid", "name", "fd", "strategy"},
-	[PROTO_OP_RENEW] = {"lease", "ttl"},
-	[PROTO_OP_CLAIM] = {"lease"},
-	[PROTO_OP_RELEASE] = {"lease", "port"},
-	[PROTO_OP_LIST] = {"all"},
-	[PROTO_OP_STATUS] = {NULL},
+    [PROTO_OP_HELLO] = {"version"},
+    [PROTO_OP_LEASE] = {"count", "proto", "family", "port", "contiguous",
+                        "hold", "ttl", "scope", "pid", "name", "fd",
+                        "strategy"},
+    [PROTO_OP_RENEW] = {"lease", "ttl"},
+    [PROTO_OP_CLAIM] = {"lease"},
+    [PROTO_OP_RELEASE] = {"lease", "port"},
+    [PROTO_OP_LIST] = {"all"},
+    [PROTO_OP_STATUS] = {NULL},
 };
 
 /* Longest TTL the codec lets through; the daemon applies its own maximum. */
@@ -119,7 +120,7 @@ proto_scope_name(enum proto_scope s)
 
 int
 proto_error_set(struct proto_error *err, enum proto_errcode code,
-    const char *fmt, ...)
+                const char *fmt, ...)
 {
 	va_list ap;
 
@@ -192,7 +193,7 @@ proto_lease_id_valid(const char *s, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			(c >= '0' && c <= '9') || c == '-' || c == '_'))
+		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
 			return false;
 	}
 	return true;
@@ -217,13 +218,13 @@ proto_parse_object(const char *line, size_t len, struct proto_error *err)
 
 	if (len > PROTO_MAX_LINE) {
 		proto_error_set(err, PROTO_E_REQUEST_TOO_LARGE,
-		    "line of %zu bytes exceeds the limit of %d", len,
-		    PROTO_MAX_LINE);
+		                "line of %zu bytes exceeds the limit of %d",
+		                len, PROTO_MAX_LINE);
 		return NULL;
 	}
 	if (memchr(line, '\0', len) != NULL) {
 		proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "line contains a NUL byte");
+		                "line contains a NUL byte");
 		return NULL;
 	}
 	/* json-c counts the top level as depth 1, we count nesting. */
@@ -233,7 +234,8 @@ proto_parse_object(const char *line, size_t len, struct proto_error *err)
 		return NULL;
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-	    JSON_TOKENER_VALIDATE_UTF8 | JSON_TOKENER_ALLOW_TRAILING_CHARS);
+	                                JSON_TOKENER_VALIDATE_UTF8 |
+	                                JSON_TOKENER_ALLOW_TRAILING_CHARS);
 	obj = json_tokener_parse_ex(tok, line, (int)len);
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
@@ -242,18 +244,22 @@ proto_parse_object(const char *line, size_t len, struct proto_error *err)
 	if (obj == NULL) {
 		if (jerr == json_tokener_continue)
 			proto_error_set(err, PROTO_E_BAD_REQUEST,
-			    "incomplete JSON");
+			                "incomplete JSON");
 		else if (jerr == json_tokener_error_depth)
 			proto_error_set(err, PROTO_E_BAD_REQUEST,
-			    "JSON nested deeper than %d", PROTO_MAX_DEPTH);
+			                "JSON nested deeper than %d",
+			                PROTO_MAX_DEPTH);
 		else
 			proto_error_set(err, PROTO_E_BAD_REQUEST,
-			    "invalid JSON: %s", json_tokener_error_desc(jerr));
+			                "invalid JSON: %s",
+			                json_tokener_error_desc(jerr));
 		return NULL;
 	}
 	for (; end < len; end++) {
-		if (line[end] != ' ' && line[end] != '\t' && line[end] != '\r') {
-			proto_error_set(err, PROTO_E_BAD_REQUEST,
+		if (line[end] != ' ' && line[end] != '\t' &&
+		    line[end] != '\r') {
+			proto_error_set(
+			    err, PROTO_E_BAD_REQUEST,
 			    "unexpected data after the JSON object");
 			json_object_put(obj);
 			return NULL;
@@ -261,7 +267,7 @@ proto_parse_object(const char *line, size_t len, struct proto_error *err)
 	}
 	if (!json_object_is_type(obj, json_type_object)) {
 		proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "a message must be a JSON object");
+		                "a message must be a JSON object");
 		json_object_put(obj);
 		return NULL;
 	}
@@ -270,7 +276,7 @@ proto_parse_object(const char *line, size_t len, struct proto_error *err)
 
 int
 proto_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
-    int64_t *ret, struct proto_error *err)
+              int64_t *ret, struct proto_error *err)
 {
 	json_object *v;
 	int64_t n;
@@ -279,22 +285,22 @@ proto_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
 		return 0;
 	if (!json_object_is_type(v, json_type_int))
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'%s' must be an integer", key);
+		                       "'%s' must be an integer", key);
 	/* json-c saturates overflowing literals; errno tells, and so does
 	 * the range check below for every limit we use. */
 	errno = 0;
 	n = json_object_get_int64(v);
 	if (errno != 0 || n < min || n > max)
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'%s' must be between %lld and %lld", key, (long long)min,
-		    (long long)max);
+		                       "'%s' must be between %lld and %lld",
+		                       key, (long long)min, (long long)max);
 	*ret = n;
 	return 0;
 }
 
 int
 proto_get_bool(json_object *obj, const char *key, bool *ret,
-    struct proto_error *err)
+               struct proto_error *err)
 {
 	json_object *v;
 
@@ -302,7 +308,7 @@ proto_get_bool(json_object *obj, const char *key, bool *ret,
 		return 0;
 	if (!json_object_is_type(v, json_type_boolean))
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'%s' must be true or false", key);
+		                       "'%s' must be true or false", key);
 	*ret = json_object_get_boolean(v);
 	return 0;
 }
@@ -310,35 +316,37 @@ proto_get_bool(json_object *obj, const char *key, bool *ret,
 /* Validate a JSON string value: length, NUL bytes, UTF-8, control chars. */
 static int
 string_check(json_object *v, const char *key, size_t max,
-    struct proto_error *err)
+             struct proto_error *err)
 {
 	const char *s;
 	size_t len;
 
 	if (!json_object_is_type(v, json_type_string))
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'%s' must be a string", key);
+		                       "'%s' must be a string", key);
 	s = json_object_get_string(v);
 	len = (size_t)json_object_get_string_len(v);
 	if (len > max)
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'%s' is longer than %zu bytes", key, max);
+		                       "'%s' is longer than %zu bytes", key,
+		                       max);
 	if (strlen(s) != len)
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'%s' contains a NUL character", key);
+		                       "'%s' contains a NUL character", key);
 	if (!proto_utf8_valid(s, len))
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'%s' is not valid UTF-8", key);
+		                       "'%s' is not valid UTF-8", key);
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return proto_error_set(err, PROTO_E_BAD_REQUEST,
+			return proto_error_set(
+			    err, PROTO_E_BAD_REQUEST,
 			    "'%s' contains a control character", key);
 	return 0;
 }
 
 int
 proto_get_string(json_object *obj, const char *key, size_t max, char *ret,
-    struct proto_error *err)
+                 struct proto_error *err)
 {
 	json_object *v;
 
@@ -347,14 +355,14 @@ proto_get_string(json_object *obj, const char *key, size_t max, char *ret,
 	if (string_check(v, key, max, err) == -1)
 		return -1;
 	memcpy(ret, json_object_get_string(v),
-	    (size_t)json_object_get_string_len(v) + 1);
+	       (size_t)json_object_get_string_len(v) + 1);
 	return 0;
 }
 
 /* Read an enumerated string field: names[i] maps to values[i]. */
 static int
 get_enum(json_object *obj, const char *key, const char *const *names,
-    const int *values, int *ret, struct proto_error *err)
+         const int *values, int *ret, struct proto_error *err)
 {
 	char buf[32];
 	char expect[128] = "";
@@ -374,8 +382,8 @@ get_enum(json_object *obj, const char *key, const char *const *names,
 		strcat(expect, names[i]);
 	}
 	return proto_error_set(err, PROTO_E_BAD_REQUEST,
-	    "'%s' must be one of %s, not '%s'", key, expect,
-	    printable(buf, strlen(buf)));
+	                       "'%s' must be one of %s, not '%s'", key, expect,
+	                       printable(buf, strlen(buf)));
 }
 
 static int
@@ -389,12 +397,13 @@ check_id(json_object *id, struct proto_error *err)
 	case json_type_double:
 		if (!isfinite(json_object_get_double(id)))
 			return proto_error_set(err, PROTO_E_BAD_REQUEST,
-			    "'id' must be a finite number");
+			                       "'id' must be a finite number");
 		return 0;
 	case json_type_string:
 		return string_check(id, "id", PROTO_MAX_REQID, err);
 	default:
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST,
 		    "'id' must be a scalar (string, number, boolean or null)");
 	}
 }
@@ -406,16 +415,15 @@ parse_lease(json_object *o, struct proto_request *r, struct proto_error *err)
 	static const int pvals[] = {PROTO_TCP, PROTO_UDP, PROTO_BOTH};
 	static const char *const fnames[] = {"dual", "ipv4", "ipv6", NULL};
 	static const int fvals[] = {PROTO_FAM_DUAL, PROTO_FAM_IPV4,
-	    PROTO_FAM_IPV6};
+	                            PROTO_FAM_IPV6};
 	static const char *const hnames[] = {"shared", "exclusive", NULL};
 	static const int hvals[] = {PROTO_HOLD_SHARED, PROTO_HOLD_EXCLUSIVE};
-	static const char *const snames[] = {"ttl", "session", "process",
-	    NULL};
+	static const char *const snames[] = {"ttl", "session", "process", NULL};
 	static const int svals[] = {PROTO_SCOPE_TTL, PROTO_SCOPE_SESSION,
-	    PROTO_SCOPE_PROCESS};
+	                            PROTO_SCOPE_PROCESS};
 	static const char *const tnames[] = {"pool", "ephemeral", NULL};
 	static const int tvals[] = {PROTO_STRATEGY_POOL,
-	    PROTO_STRATEGY_EPHEMERAL};
+	                            PROTO_STRATEGY_EPHEMERAL};
 	int64_t n;
 	int e;
 
@@ -441,8 +449,8 @@ parse_lease(json_object *o, struct proto_request *r, struct proto_error *err)
 	if (get_enum(o, "hold", hnames, hvals, &e, err) == -1)
 		return -1;
 	r->has_hold = e != -1;
-	r->hold = r->proto == PROTO_TCP ? PROTO_HOLD_SHARED
-					: PROTO_HOLD_EXCLUSIVE;
+	r->hold =
+	    r->proto == PROTO_TCP ? PROTO_HOLD_SHARED : PROTO_HOLD_EXCLUSIVE;
 	if (r->has_hold)
 		r->hold = e;
 	if (json_object_object_get_ex(o, "ttl", NULL)) {
@@ -459,7 +467,8 @@ parse_lease(json_object *o, struct proto_request *r, struct proto_error *err)
 	if (proto_get_int(o, "pid", INT32_MIN, INT32_MAX, &n, err) == -1)
 		return -1;
 	if (json_object_object_get_ex(o, "pid", NULL) && n < 2)
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST,
 		    "'pid' must be a process id of 2 or more");
 	r->pid = n;
 	if (json_object_object_get_ex(o, "name", NULL)) {
@@ -467,8 +476,9 @@ parse_lease(json_object *o, struct proto_request *r, struct proto_error *err)
 		if (string_check(v, "name", PROTO_MAX_NAME, err) == -1)
 			return -1;
 		if (!proto_label_valid(json_object_get_string(v),
-			(size_t)json_object_get_string_len(v)))
-			return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		                       (size_t)json_object_get_string_len(v)))
+			return proto_error_set(
+			    err, PROTO_E_BAD_REQUEST,
 			    "'name' may hold only printable ASCII characters");
 		strcpy(r->name, json_object_get_string(v));
 	}
@@ -481,48 +491,52 @@ parse_lease(json_object *o, struct proto_request *r, struct proto_error *err)
 
 	/* Combinations. */
 	if (r->hold == PROTO_HOLD_SHARED && r->proto != PROTO_TCP)
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST,
 		    "'hold' shared is for tcp only; udp is always exclusive");
 	if (r->pid != 0 && r->scope != PROTO_SCOPE_PROCESS)
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'pid' goes with scope process");
+		                       "'pid' goes with scope process");
 	if (r->strategy == PROTO_STRATEGY_EPHEMERAL && r->port != 0)
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST,
 		    "'port' and strategy ephemeral exclude each other");
 	if (r->strategy == PROTO_STRATEGY_EPHEMERAL && r->contiguous &&
 	    r->count > 1)
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST,
 		    "strategy ephemeral cannot give contiguous ports");
 	if (r->port != 0 && r->port + r->count - 1 > 65535)
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'port' + 'count' runs past 65535");
+		                       "'port' + 'count' runs past 65535");
 	return 0;
 }
 
 static int
 get_lease_id(json_object *o, struct proto_request *r, bool required,
-    struct proto_error *err)
+             struct proto_error *err)
 {
 	json_object *v;
 
 	if (!json_object_object_get_ex(o, "lease", &v)) {
 		if (required)
-			return proto_error_set(err, PROTO_E_BAD_REQUEST,
+			return proto_error_set(
+			    err, PROTO_E_BAD_REQUEST,
 			    "'lease' (a lease id) is required");
 		return 0;
 	}
 	if (!json_object_is_type(v, json_type_string) ||
 	    !proto_lease_id_valid(json_object_get_string(v),
-		(size_t)json_object_get_string_len(v)))
+	                          (size_t)json_object_get_string_len(v)))
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'lease' must be a lease id string");
+		                       "'lease' must be a lease id string");
 	strcpy(r->lease, json_object_get_string(v));
 	return 0;
 }
 
 int
 proto_request_parse(const char *line, size_t len, struct proto_request *r,
-    struct proto_error *err)
+                    struct proto_error *err)
 {
 	json_object *o, *v;
 	const char *opname;
@@ -548,7 +562,7 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 	}
 	if (!json_object_is_type(v, json_type_string)) {
 		proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'op' must be a string");
+		                "'op' must be a string");
 		goto out;
 	}
 	opname = json_object_get_string(v);
@@ -557,7 +571,8 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 		if (strcmp(opname, op_names[i]) == 0)
 			r->op = i;
 	if (r->op == PROTO_OP__MAX) {
-		proto_error_set(err, PROTO_E_UNKNOWN_OP, "unknown op '%s'",
+		proto_error_set(
+		    err, PROTO_E_UNKNOWN_OP, "unknown op '%s'",
 		    printable(opname, (size_t)json_object_get_string_len(v)));
 		goto out;
 	}
@@ -570,8 +585,9 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 			known = strcmp(key, op_fields[r->op][i]) == 0;
 		if (!known) {
 			proto_error_set(err, PROTO_E_BAD_REQUEST,
-			    "unknown field '%s' for op '%s'",
-			    printable(key, strlen(key)), op_names[r->op]);
+			                "unknown field '%s' for op '%s'",
+			                printable(key, strlen(key)),
+			                op_names[r->op]);
 			goto out;
 		}
 	}
@@ -579,10 +595,11 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 	switch (r->op) {
 	case PROTO_OP_HELLO:
 		if (proto_get_int(o, "version", 1, INT32_MAX, &r->version,
-			err) == -1)
+		                  err) == -1)
 			goto out;
 		if (r->version != 0 && r->version != PROTO_VERSION) {
-			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			proto_error_set(
+			    err, PROTO_E_BAD_REQUEST,
 			    "protocol version %lld is not supported "
 			    "(this server speaks %d)",
 			    (long long)r->version, PROTO_VERSION);
@@ -598,7 +615,7 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 			goto out;
 		if (json_object_object_get_ex(o, "ttl", NULL)) {
 			if (proto_get_int(o, "ttl", 1, PROTO_TTL_LIMIT, &r->ttl,
-				err) == -1)
+			                  err) == -1)
 				goto out;
 			r->has_ttl = true;
 		}
@@ -614,7 +631,8 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 			goto out;
 		r->port = (int)port;
 		if ((r->lease[0] != '\0') == (r->port != 0)) {
-			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			proto_error_set(
+			    err, PROTO_E_BAD_REQUEST,
 			    "release takes exactly one of 'lease' and 'port'");
 			goto out;
 		}
@@ -664,10 +682,10 @@ proto_reply_error(json_object *id, const struct proto_error *err)
 	json_object_object_add(o, "id", json_object_get(id));
 	json_object_object_add(o, "ok", json_object_new_boolean(0));
 	e = json_object_new_object();
-	json_object_object_add(e, "code",
-	    json_object_new_string(proto_errcode_name(err->code)));
+	json_object_object_add(
+	    e, "code", json_object_new_string(proto_errcode_name(err->code)));
 	json_object_object_add(e, "message",
-	    json_object_new_string(err->message));
+	                       json_object_new_string(err->message));
 	json_object_object_add(o, "error", e);
 	return o;
 }
@@ -690,15 +708,15 @@ proto_lease_encode(const struct proto_lease *l)
 	for (int i = 0; i < l->nports; i++)
 		json_object_array_add(a, json_object_new_int(l->ports[i]));
 	json_object_object_add(o, "ports", a);
-	json_object_object_add(o, "proto",
-	    json_object_new_string(proto_proto_name(l->proto)));
-	json_object_object_add(o, "family",
-	    json_object_new_string(proto_family_name(l->family)));
+	json_object_object_add(
+	    o, "proto", json_object_new_string(proto_proto_name(l->proto)));
+	json_object_object_add(
+	    o, "family", json_object_new_string(proto_family_name(l->family)));
 	json_object_object_add(o, "ipv6", json_object_new_boolean(l->ipv6));
-	json_object_object_add(o, "scope",
-	    json_object_new_string(proto_scope_name(l->scope)));
-	json_object_object_add(o, "hold",
-	    json_object_new_string(proto_hold_name(l->hold)));
+	json_object_object_add(
+	    o, "scope", json_object_new_string(proto_scope_name(l->scope)));
+	json_object_object_add(
+	    o, "hold", json_object_new_string(proto_hold_name(l->hold)));
 	json_object_object_add(o, "ttl", int_or_null(l->ttl));
 	json_object_object_add(o, "expires", int_or_null(l->expires));
 	json_object_object_add(o, "created", json_object_new_int64(l->created));
@@ -714,22 +732,21 @@ proto_lease_encode(const struct proto_lease *l)
 /* Decode a required enum value by name. */
 static int
 decode_name(json_object *o, const char *key, const char *(*namef)(int),
-    int first, int last, int *ret, struct proto_error *err)
+            int first, int last, int *ret, struct proto_error *err)
 {
 	json_object *v;
 
 	if (!json_object_object_get_ex(o, key, &v) ||
 	    !json_object_is_type(v, json_type_string))
 		return proto_error_set(err, PROTO_E_INTERNAL,
-		    "'%s' missing in reply", key);
+		                       "'%s' missing in reply", key);
 	for (int i = first; i <= last; i++) {
 		if (strcmp(json_object_get_string(v), namef(i)) == 0) {
 			*ret = i;
 			return 0;
 		}
 	}
-	return proto_error_set(err, PROTO_E_INTERNAL, "bad '%s' in reply",
-	    key);
+	return proto_error_set(err, PROTO_E_INTERNAL, "bad '%s' in reply", key);
 }
 
 static const char *
@@ -756,7 +773,7 @@ hname(int i)
 /* An integer that may be null (-1). */
 static int
 decode_opt_int(json_object *o, const char *key, int64_t *ret,
-    struct proto_error *err)
+               struct proto_error *err)
 {
 	json_object *v;
 
@@ -768,7 +785,7 @@ decode_opt_int(json_object *o, const char *key, int64_t *ret,
 
 int
 proto_lease_decode(json_object *o, struct proto_lease *l,
-    struct proto_error *err)
+                   struct proto_error *err)
 {
 	json_object *a, *own;
 	int64_t n;
@@ -777,38 +794,38 @@ proto_lease_decode(json_object *o, struct proto_lease *l,
 	memset(l, 0, sizeof(*l));
 	if (!json_object_is_type(o, json_type_object))
 		return proto_error_set(err, PROTO_E_INTERNAL,
-		    "lease is not an object");
+		                       "lease is not an object");
 	if (proto_get_string(o, "id", PROTO_MAX_ID, l->id, err) == -1 ||
 	    l->id[0] == '\0')
 		return proto_error_set(err, PROTO_E_INTERNAL,
-		    "lease without an id");
+		                       "lease without an id");
 	if (!json_object_object_get_ex(o, "ports", &a) ||
 	    !json_object_is_type(a, json_type_array) ||
 	    json_object_array_length(a) > PROTO_MAX_COUNT)
 		return proto_error_set(err, PROTO_E_INTERNAL,
-		    "lease without ports");
+		                       "lease without ports");
 	for (size_t i = 0; i < json_object_array_length(a); i++) {
 		json_object *p = json_object_array_get_idx(a, i);
 		if (!json_object_is_type(p, json_type_int) ||
 		    json_object_get_int64(p) < 1 ||
 		    json_object_get_int64(p) > 65535)
 			return proto_error_set(err, PROTO_E_INTERNAL,
-			    "bad port in lease");
+			                       "bad port in lease");
 		l->ports[l->nports++] = (uint16_t)json_object_get_int64(p);
 	}
 	if (decode_name(o, "proto", pname, PROTO_TCP, PROTO_BOTH, &e, err))
 		return -1;
 	l->proto = e;
 	if (decode_name(o, "family", fname, PROTO_FAM_DUAL, PROTO_FAM_IPV6, &e,
-		err))
+	                err))
 		return -1;
 	l->family = e;
-	if (decode_name(o, "scope", sname, PROTO_SCOPE_TTL,
-		PROTO_SCOPE_PROCESS, &e, err))
+	if (decode_name(o, "scope", sname, PROTO_SCOPE_TTL, PROTO_SCOPE_PROCESS,
+	                &e, err))
 		return -1;
 	l->scope = e;
 	if (decode_name(o, "hold", hname, PROTO_HOLD_SHARED,
-		PROTO_HOLD_EXCLUSIVE, &e, err))
+	                PROTO_HOLD_EXCLUSIVE, &e, err))
 		return -1;
 	l->hold = e;
 	l->ipv6 = l->family != PROTO_FAM_IPV4;
@@ -840,16 +857,16 @@ proto_socket_encode(const struct proto_socket *s)
 	if (o == NULL)
 		return NULL;
 	json_object_object_add(o, "port", json_object_new_int(s->port));
-	json_object_object_add(o, "proto",
-	    json_object_new_string(proto_proto_name(s->proto)));
-	json_object_object_add(o, "family",
-	    json_object_new_string(proto_family_name(s->family)));
+	json_object_object_add(
+	    o, "proto", json_object_new_string(proto_proto_name(s->proto)));
+	json_object_object_add(
+	    o, "family", json_object_new_string(proto_family_name(s->family)));
 	return o;
 }
 
 int
 proto_socket_decode(json_object *o, struct proto_socket *s,
-    struct proto_error *err)
+                    struct proto_error *err)
 {
 	int64_t port = 0;
 	int e;
@@ -857,13 +874,13 @@ proto_socket_decode(json_object *o, struct proto_socket *s,
 	memset(s, 0, sizeof(*s));
 	if (proto_get_int(o, "port", 1, 65535, &port, err) == -1 || port == 0)
 		return proto_error_set(err, PROTO_E_INTERNAL,
-		    "socket without a port");
+		                       "socket without a port");
 	s->port = (uint16_t)port;
 	if (decode_name(o, "proto", pname, PROTO_TCP, PROTO_UDP, &e, err))
 		return -1;
 	s->proto = e;
 	if (decode_name(o, "family", fname, PROTO_FAM_DUAL, PROTO_FAM_IPV6, &e,
-		err))
+	                err))
 		return -1;
 	s->family = e;
 	return 0;
@@ -876,8 +893,8 @@ proto_serialize(json_object *obj, size_t *ret_len)
 	const char *s;
 	char *out;
 
-	s = json_object_to_json_string_length(obj,
-	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	s = json_object_to_json_string_length(
+	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	if (s == NULL || (out = malloc(len + 2)) == NULL)
 		return NULL;
 	memcpy(out, s, len);

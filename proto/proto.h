@@ -15,14 +15,14 @@
 
 #include <json-c/json.h>
 
-#define PROTO_VERSION	 1
-#define PROTO_MAX_LINE	 (64 * 1024) /* bytes of one line, '\n' excluded */
-#define PROTO_MAX_DEPTH	 16	     /* nesting of arrays and objects */
-#define PROTO_MAX_COUNT	 64	     /* ports in one lease */
-#define PROTO_MAX_NAME	 128	     /* bytes of a lease's label */
-#define PROTO_MAX_ID	 64	     /* bytes of a lease id */
-#define PROTO_MAX_REQID	 256	     /* bytes of a string request id */
-#define PROTO_MAX_ERRMSG 256	     /* bytes of an error message */
+#define PROTO_VERSION    1
+#define PROTO_MAX_LINE   (64 * 1024) /* bytes of one line, '\n' excluded */
+#define PROTO_MAX_DEPTH  16          /* nesting of arrays and objects */
+#define PROTO_MAX_COUNT  64          /* ports in one lease */
+#define PROTO_MAX_NAME   128         /* bytes of a lease's label */
+#define PROTO_MAX_ID     64          /* bytes of a lease id */
+#define PROTO_MAX_REQID  256         /* bytes of a string request id */
+#define PROTO_MAX_ERRMSG 256         /* bytes of an error message */
 
 enum proto_errcode {
 	PROTO_E_NONE = 0,
@@ -105,19 +105,19 @@ struct proto_lease {
 	bool ipv6; /* false: a dual lease on a host without IPv6 (IPv4 only) */
 	enum proto_scope scope;
 	enum proto_hold hold;
-	int64_t ttl;	     /* seconds, -1 for none */
-	int64_t expires;     /* Unix ms, -1 for null */
-	int64_t created;     /* Unix ms */
+	int64_t ttl;     /* seconds, -1 for none */
+	int64_t expires; /* Unix ms, -1 for null */
+	int64_t created; /* Unix ms */
 	char name[PROTO_MAX_NAME + 1];
-	uint32_t uid;	     /* owner */
-	int32_t pid;	     /* owner's pid (the watched pid for process scope) */
-	bool held;	     /* false once claimed */
+	uint32_t uid; /* owner */
+	int32_t pid;  /* owner's pid (the watched pid for process scope) */
+	bool held;    /* false once claimed */
 };
 
 /* One socket handed over with a reply (fd handoff). */
 struct proto_socket {
 	uint16_t port;
-	enum proto_proto proto;	  /* PROTO_TCP or PROTO_UDP */
+	enum proto_proto proto;   /* PROTO_TCP or PROTO_UDP */
 	enum proto_family family; /* dual = one IPv6 socket with V6ONLY off */
 };
 
@@ -131,7 +131,7 @@ const char *proto_scope_name(enum proto_scope);
 
 /* Fill err; printf-style message. Returns -1 so callers can `return`. */
 int proto_error_set(struct proto_error *err, enum proto_errcode code,
-    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * Parse and validate one request line (len bytes, no '\n'). On success
@@ -140,8 +140,8 @@ int proto_error_set(struct proto_error *err, enum proto_errcode code,
  * id (when the line got far enough to have one) so the error can echo it:
  * call proto_request_clear() on both paths.
  */
-int proto_request_parse(const char *line, size_t len,
-    struct proto_request *ret, struct proto_error *err);
+int proto_request_parse(const char *line, size_t len, struct proto_request *ret,
+                        struct proto_error *err);
 void proto_request_clear(struct proto_request *);
 
 /*
@@ -150,16 +150,16 @@ void proto_request_clear(struct proto_request *);
  * clients and for journal records. Returns a new reference or NULL.
  */
 json_object *proto_parse_object(const char *line, size_t len,
-    struct proto_error *err);
+                                struct proto_error *err);
 
 /* Strict field readers; absent fields leave *ret alone and return 0. */
-int proto_get_int(json_object *obj, const char *key, int64_t min,
-    int64_t max, int64_t *ret, struct proto_error *err);
+int proto_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
+                  int64_t *ret, struct proto_error *err);
 int proto_get_bool(json_object *obj, const char *key, bool *ret,
-    struct proto_error *err);
+                   struct proto_error *err);
 /* A string of at most max bytes, valid UTF-8, no control characters. */
-int proto_get_string(json_object *obj, const char *key, size_t max,
-    char *ret, struct proto_error *err);
+int proto_get_string(json_object *obj, const char *key, size_t max, char *ret,
+                     struct proto_error *err);
 
 /* Replies: {"id":…,"ok":true} and {"id":…,"ok":false,"error":{…}}. */
 json_object *proto_reply_ok(json_object *id);
@@ -167,10 +167,10 @@ json_object *proto_reply_error(json_object *id, const struct proto_error *);
 
 json_object *proto_lease_encode(const struct proto_lease *);
 int proto_lease_decode(json_object *, struct proto_lease *ret,
-    struct proto_error *err);
+                       struct proto_error *err);
 json_object *proto_socket_encode(const struct proto_socket *);
 int proto_socket_decode(json_object *, struct proto_socket *ret,
-    struct proto_error *err);
+                        struct proto_error *err);
 
 /*
  * Serialize obj as one line with its '\n'. Returns a malloc'd string and

@@ -16,9 +16,9 @@
 
 struct daemon_proc {
 	pid_t pid;
-	char dir[64];	/* private temporary folder, removed by stop */
+	char dir[64];   /* private temporary folder, removed by stop */
 	char sock[108]; /* API socket path inside dir */
-	char log[160];	/* the daemon's stderr */
+	char log[160];  /* the daemon's stderr */
 };
 
 /* Path of the built portd binary, and of the build's bin folder. */
@@ -57,8 +57,8 @@ char *harness_recv_line(int fd, int timeout_ms, int *fds, int *nfds);
 json_object *harness_call(int fd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Like harness_call, also receiving fds. */
-json_object *harness_call_fds(int fd, int *fds, int *nfds, const char *fmt,
-    ...) __attribute__((format(printf, 4, 5)));
+json_object *harness_call_fds(int fd, int *fds, int *nfds, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* Reply helpers. */
 bool reply_ok(json_object *reply);

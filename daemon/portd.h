@@ -1,0 +1,182 @@
+/*
+ * portd internal header: the daemon's modules, one section per file, so it
+ * doubles as a map. The wire contract is proto/proto.h; configuration is
+ * config.h; logging is log.h.
+ */
+#ifndef PORTD_PORTD_H
+#define PORTD_PORTD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <json-c/json.h>
+
+#include "config.h"
+#include "log.h"
+#include "proto.h"
+
+#define nitems(a) (sizeof(a) / sizeof((a)[0]))
+
+struct conn;
+struct lease;
+struct proc;
+
+/* main.c: the one event base and the live configuration. */
+extern struct event_base *portd_base;
+extern struct config portd_cfg;
+extern int64_t portd_started_ms;
+void portd_shutdown(const char *reason);
+
+/* clock (lease.c): wall-clock Unix milliseconds; tests may replace it. */
+extern int64_t (*portd_clock)(void);
+int64_t portd_clock_real(void);
+
+/* alloc.c: the port pool and the kernel sockets that hold ports. */
+struct held_socket {
+	int fd;
+	uint16_t port;
+	enum proto_proto proto;   /* PROTO_TCP or PROTO_UDP */
+	enum proto_family family; /* dual: one [::] socket, V6ONLY off */
+};
+
+struct alloc_request {
+	int count;
+	enum proto_proto proto;
+	enum proto_family family;
+	enum proto_hold hold;
+	int port; /* first specific port, or 0 */
+	bool contiguous;
+	enum proto_strategy strategy;
+};
+
+/* What alloc_take returns: the ports and the sockets that hold them. */
+struct alloc_result {
+	int nports;
+	uint16_t ports[PROTO_MAX_COUNT];
+	int nsocks;
+	struct held_socket socks[PROTO_MAX_COUNT * 2];
+	enum proto_family family; /* dual may become ipv4 without IPv6 */
+	bool ipv6;
+};
+
+int alloc_init(uint16_t lo, uint16_t hi);
+void alloc_shutdown(void);
+/* Choose ports for req, bind them, and mark them owned by owner. */
+int alloc_take(const struct alloc_request *req, void *owner,
+    struct alloc_result *ret, struct proto_error *err);
+/* Mark ports taken by owner without binding (restore of claimed leases). */
+int alloc_mark(const uint16_t *ports, int n, void *owner);
+/* Give ports back to the pool; the caller closes the sockets. */
+void alloc_put(const uint16_t *ports, int n);
+/* Bind the sockets that hold one port; 0 or -1 with err (busy: -1). */
+int alloc_bind_port(uint16_t port, enum proto_proto proto,
+    enum proto_family family, enum proto_hold hold, struct held_socket *ret,
+    int *ret_n, struct proto_error *err);
+void *alloc_owner(uint16_t port);
+bool alloc_ipv6(void);
+uint16_t alloc_pool_lo(void);
+uint16_t alloc_pool_hi(void);
+int alloc_pool_size(void);
+int alloc_pool_free(void);
+void alloc_close_sockets(struct held_socket *socks, int n);
+
+/* lease.c: the lease table, TTLs, quotas and ownership. */
+struct lease_counters {
+	uint64_t created, released, expired, session_ended, process_ended,
+	    claimed, renewed;
+};
+
+int lease_init(void);
+void lease_shutdown(void);
+/* Create a lease for the request on behalf of uid/pid (and conn for
+ * session scope). */
+struct lease *lease_create(const struct proto_request *req, uid_t uid,
+    pid_t pid, struct conn *conn, struct proc *proc, struct proto_error *err);
+struct lease *lease_find(const char *id);
+struct lease *lease_by_port(uint16_t port);
+/* Whether uid may act on / see the lease (owner or root). */
+bool lease_allowed(const struct lease *, uid_t uid);
+int lease_renew(
+    struct lease *, bool has_ttl, int64_t ttl, struct proto_error *err);
+void lease_claim(struct lease *);
+/* End a lease for reason ("released", "expired", ...) and free it. */
+void lease_end(struct lease *, const char *reason);
+/* End every session lease of conn. */
+void lease_end_conn(struct conn *);
+/* End every lease of a process that exited. */
+void lease_end_proc(struct proc *);
+void lease_view(const struct lease *, struct proto_lease *ret);
+const struct held_socket *lease_sockets(const struct lease *, int *ret_n);
+const char *lease_id(const struct lease *);
+uint16_t lease_port0(const struct lease *);
+/* Call fn for each lease (of uid, or all when all is true). */
+void lease_foreach(
+    bool all, uid_t uid, void (*fn)(struct lease *, void *), void *arg);
+int lease_count(void);
+int lease_ports_held(void);
+int lease_sockets_held(void);
+int lease_uid_ports(uid_t uid);
+const struct lease_counters *lease_counters(void);
+
+/* conn.c: one client connection: framing, limits, replies in order. */
+struct conn *conn_new(int fd, uid_t uid, pid_t pid);
+/* The one teardown path; deferred when called from the conn's callbacks. */
+void conn_close(struct conn *, const char *reason);
+/* Queue one reply line, with fds (dup'd by the caller, owned by the conn
+ * from here on, closed on every path). */
+int conn_reply(struct conn *, json_object *reply, int *fds, int nfds);
+uid_t conn_uid(const struct conn *);
+pid_t conn_pid(const struct conn *);
+int conn_fd(const struct conn *);
+/* When the connection was accepted, in ticks since boot (/proc/PID/stat). */
+uint64_t conn_accepted(const struct conn *);
+int conn_count(void);
+int conn_count_uid(uid_t uid);
+/* Whether conn may be sent another fd-carrying reply now. */
+bool conn_fd_budget(struct conn *, int nfds);
+void conn_close_all(void);
+
+/* proc.c: processes that own leases, watched through pidfds. */
+/* Watch the connecting process (SO_PEERPIDFD, else pidfd_open checked
+ * against the accept time). The new reference goes to the caller. */
+struct proc *proc_watch_peer(int connfd, pid_t pid, uid_t uid,
+    uint64_t accepted, struct proto_error *err);
+/* Watch pid, which must belong to peer_uid (unless root) and, when
+ * want_start is not 0, have started at that tick (restore). */
+struct proc *proc_watch_pid(
+    pid_t pid, uid_t peer_uid, uint64_t want_start, struct proto_error *err);
+void proc_unref(struct proc *);
+pid_t proc_pid(const struct proc *);
+uint64_t proc_start(const struct proc *);
+int proc_count(void);
+/* Start time and real uid of a live pid; -1 if it is gone. */
+int proc_identity(pid_t pid, uint64_t *ret_start, uid_t *ret_uid);
+uint64_t proc_now_ticks(void);
+
+/* listener.c: the API socket, accept, peer credentials, limits. */
+int listener_open(const char *path, mode_t mode);
+/* Take over a listening socket systemd made (socket activation). */
+int listener_adopt(int fd, const char *path);
+void listener_close(void);
+/* Re-arm accept after a descriptor was freed (EMFILE pause). */
+void listener_resume(void);
+/* Directory of the API socket, for state beside it. */
+const char *listener_path(void);
+
+/* portserver.c: portpicker's portserver protocol on a second socket. */
+int portserver_open(const char *addr);
+void portserver_close(void);
+uint64_t portserver_served(void);
+
+/* request.c: the op table and handlers. */
+struct request_counters {
+	uint64_t requests, errors;
+};
+/* Handle one request line from conn: parse, dispatch, reply. */
+void request_handle(struct conn *, const char *line, size_t len);
+const struct request_counters *request_counters(void);
+
+#endif

@@ -1,0 +1,263 @@
+/*
+ * portpicker's portserver protocol on a second socket: the client writes
+ * its pid in ASCII and '\n' and reads a port number and '\n' ("0\n" on
+ * failure). Each answer is a process-scoped lease of the same number for
+ * TCP and UDP, allowed only for a pid of the peer's uid, and claimed at
+ * once: portpicker's users bind the port themselves, often without
+ * SO_REUSEADDR, and the lease keeps it from everyone else until the
+ * process exits.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "portd.h"
+
+#define PS_MAX_LINE 32
+
+struct ps_conn {
+	int fd;
+	uid_t uid;
+	char buf[PS_MAX_LINE];
+	size_t len;
+	struct event *ev, *timer;
+	struct ps_conn *next;
+};
+
+static int ps_fd = -1;
+static struct event *ps_ev;
+static struct ps_conn *ps_conns;
+static int ps_nconns;
+static bool ps_abstract;
+static char ps_path[CONFIG_PATH_MAX];
+static uint64_t ps_served;
+
+static void
+ps_close(struct ps_conn *c)
+{
+	struct ps_conn **pp;
+
+	for (pp = &ps_conns; *pp != c; pp = &(*pp)->next)
+		;
+	*pp = c->next;
+	ps_nconns--;
+	event_free(c->ev);
+	event_free(c->timer);
+	close(c->fd);
+	free(c);
+}
+
+static void
+ps_answer(struct ps_conn *c, int port)
+{
+	char out[16];
+	int n = snprintf(out, sizeof(out), "%d\n", port);
+
+	/* A fresh socket's send buffer takes these few bytes at once. */
+	if (send(c->fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
+		log_debug("portserver: reply lost: %s", strerror(errno));
+	ps_close(c);
+}
+
+/* Lease a port for the pid in c->buf; returns the port or 0. */
+static int
+ps_lease(struct ps_conn *c)
+{
+	struct proto_request req = {.count = 1,
+	    .proto = PROTO_BOTH,
+	    .family = PROTO_FAM_DUAL,
+	    .hold = PROTO_HOLD_EXCLUSIVE,
+	    .scope = PROTO_SCOPE_PROCESS};
+	struct proto_error err;
+	struct lease *l;
+	struct proc *p;
+	char *end;
+	long pid;
+
+	errno = 0;
+	pid = strtol(c->buf, &end, 10);
+	if (c->buf[0] < '0' || c->buf[0] > '9' || errno != 0 ||
+	    (*end != '\0' && *end != '\r') || pid < 2 || pid > INT32_MAX) {
+		log_debug(
+		    "portserver: bad request from uid %u", (unsigned)c->uid);
+		return 0;
+	}
+	req.pid = pid;
+	snprintf(req.name, sizeof(req.name), "portserver");
+	if ((p = proc_watch_pid((pid_t)pid, c->uid, 0, &err)) == NULL) {
+		log_debug("portserver: pid %ld: %s", pid, err.message);
+		return 0;
+	}
+	if ((l = lease_create(&req, c->uid, (pid_t)pid, NULL, p, &err)) ==
+	    NULL) {
+		proc_unref(p);
+		log_info("portserver: pid %ld: %s", pid, err.message);
+		return 0;
+	}
+	lease_claim(l);
+	ps_served++;
+	return lease_port0(l);
+}
+
+static void
+ps_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct ps_conn *c = arg;
+	char *nl;
+	ssize_t n;
+
+	(void)what;
+	n = recv(
+	    fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, MSG_DONTWAIT);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		ps_close(c);
+		return;
+	}
+	c->len += (size_t)n;
+	c->buf[c->len] = '\0';
+	if ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
+		*nl = '\0';
+		ps_answer(c, ps_lease(c));
+	} else if (c->len >= sizeof(c->buf) - 1)
+		ps_answer(c, 0);
+}
+
+static void
+ps_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	ps_close(arg);
+}
+
+static void
+ps_accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct timeval tv = {.tv_sec = portd_cfg.request_timeout_ms / 1000,
+	    .tv_usec = (portd_cfg.request_timeout_ms % 1000) * 1000};
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct ps_conn *c;
+	int fd;
+
+	(void)what;
+	(void)arg;
+	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd == -1) {
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			log_warn("portserver: accept");
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
+	    ps_nconns >= portd_cfg.max_conns ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->uid = cred.uid;
+	c->ev = event_new(portd_base, fd, EV_READ | EV_PERSIST, ps_read_cb, c);
+	c->timer = evtimer_new(portd_base, ps_timer_cb, c);
+	if (c->ev == NULL || c->timer == NULL || event_add(c->ev, NULL) == -1 ||
+	    evtimer_add(c->timer, &tv) == -1) {
+		if (c->ev != NULL)
+			event_free(c->ev);
+		if (c->timer != NULL)
+			event_free(c->timer);
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = ps_conns;
+	ps_conns = c;
+	ps_nconns++;
+}
+
+int
+portserver_open(const char *addr)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	socklen_t len;
+	size_t n = strlen(addr);
+
+	if (n == 0 || n >= sizeof(sun.sun_path)) {
+		log_warnx("portserver address too long or empty: %s", addr);
+		return -1;
+	}
+	ps_abstract = addr[0] == '@';
+	memcpy(sun.sun_path, addr, n);
+	if (ps_abstract)
+		sun.sun_path[0] = '\0';
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
+	                  (ps_abstract ? 0 : 1));
+	ps_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (ps_fd == -1) {
+		log_warn("portserver socket");
+		return -1;
+	}
+	if (!ps_abstract) {
+		/* Replace a stale socket only: a live one answers. */
+		struct stat st;
+		if (lstat(addr, &st) == 0) {
+			int probe =
+			    socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+			bool live =
+			    probe != -1 &&
+			    connect(probe, (struct sockaddr *)&sun, len) == 0;
+			if (probe != -1)
+				close(probe);
+			if (live || !S_ISSOCK(st.st_mode)) {
+				log_warnx("portserver: %s is in use", addr);
+				goto fail;
+			}
+			unlink(addr);
+		}
+	}
+	if (bind(ps_fd, (struct sockaddr *)&sun, len) == -1 ||
+	    (!ps_abstract && chmod(addr, portd_cfg.socket_mode) == -1) ||
+	    listen(ps_fd, 128) == -1) {
+		log_warn("portserver %s", addr);
+		goto fail;
+	}
+	ps_ev = event_new(
+	    portd_base, ps_fd, EV_READ | EV_PERSIST, ps_accept_cb, NULL);
+	if (ps_ev == NULL || event_add(ps_ev, NULL) == -1)
+		goto fail;
+	snprintf(ps_path, sizeof(ps_path), "%s", addr);
+	log_info("serving the portserver protocol on %s", addr);
+	return 0;
+fail:
+	close(ps_fd);
+	ps_fd = -1;
+	return -1;
+}
+
+void
+portserver_close(void)
+{
+	while (ps_conns != NULL)
+		ps_close(ps_conns);
+	if (ps_ev != NULL)
+		event_free(ps_ev);
+	ps_ev = NULL;
+	if (ps_fd != -1) {
+		close(ps_fd);
+		if (!ps_abstract && ps_path[0] != '\0')
+			unlink(ps_path);
+	}
+	ps_fd = -1;
+}
+
+uint64_t
+portserver_served(void)
+{
+	return ps_served;
+}

@@ -1,0 +1,275 @@
+/*
+ * Processes that own leases (scope process). One pidfd per process,
+ * watched by the event loop: it becomes readable when the process exits.
+ * Never polled, and safe against pid reuse: a pid is only trusted while
+ * its pidfd says the process is alive, and its start time is recorded so
+ * a restart can tell the same process from a new one with the same pid.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "portd.h"
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+struct proc {
+	pid_t pid;
+	int pidfd;
+	uint64_t start; /* field 22 of /proc/PID/stat, ticks since boot */
+	uid_t uid;
+	int refs;
+	struct event *ev;
+	struct proc *next;
+};
+
+static struct proc *procs;
+static int nprocs;
+
+int
+proc_count(void)
+{
+	return nprocs;
+}
+
+pid_t
+proc_pid(const struct proc *p)
+{
+	return p->pid;
+}
+
+uint64_t
+proc_start(const struct proc *p)
+{
+	return p->start;
+}
+
+static int
+pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Whether the process behind pidfd has exited (readable pidfd). */
+static bool
+exited(int pidfd)
+{
+	struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+
+	return poll(&pfd, 1, 0) != 0;
+}
+
+/* Read start time and real uid of pid from /proc; -1 if gone. */
+int
+proc_identity(pid_t pid, uint64_t *ret_start, uid_t *ret_uid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long start = 0;
+	unsigned uid = 0;
+	FILE *f;
+	int field;
+	bool found = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	p = fgets(buf, sizeof(buf), f);
+	fclose(f);
+	/* The command name may hold spaces and parentheses: skip past the
+	 * last ')' and count fields from there (state is field 3). */
+	if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+		return -1;
+	for (field = 2; *p != '\0' && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	if (field != 22 || sscanf(p, "%llu", &start) != 1)
+		return -1;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (fgets(buf, sizeof(buf), f) != NULL)
+		if (sscanf(buf, "Uid: %u", &uid) == 1) {
+			found = true;
+			break;
+		}
+	fclose(f);
+	if (!found)
+		return -1;
+	*ret_start = start;
+	*ret_uid = uid;
+	return 0;
+}
+
+static void proc_exit_cb(evutil_socket_t, short, void *);
+
+/* Take a reference on the watch of pid, made from pidfd (consumed). */
+static struct proc *
+proc_get(
+    pid_t pid, int pidfd, uint64_t start, uid_t uid, struct proto_error *err)
+{
+	struct proc *p;
+
+	for (p = procs; p != NULL; p = p->next) {
+		if (p->pid == pid && p->start == start) {
+			close(pidfd);
+			p->refs++;
+			return p;
+		}
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		close(pidfd);
+		proto_error_set(
+		    err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
+		return NULL;
+	}
+	p->pid = pid;
+	p->pidfd = pidfd;
+	p->start = start;
+	p->uid = uid;
+	p->refs = 1;
+	p->ev = event_new(portd_base, pidfd, EV_READ, proc_exit_cb, p);
+	if (p->ev == NULL || event_add(p->ev, NULL) == -1) {
+		if (p->ev != NULL)
+			event_free(p->ev);
+		close(pidfd);
+		free(p);
+		proto_error_set(
+		    err, PROTO_E_INTERNAL, "cannot watch process %d", (int)pid);
+		return NULL;
+	}
+	p->next = procs;
+	procs = p;
+	nprocs++;
+	return p;
+}
+
+void
+proc_unref(struct proc *p)
+{
+	struct proc **pp;
+
+	if (p == NULL || --p->refs > 0)
+		return;
+	for (pp = &procs; *pp != p; pp = &(*pp)->next)
+		;
+	*pp = p->next;
+	nprocs--;
+	event_free(p->ev);
+	close(p->pidfd);
+	free(p);
+}
+
+static void
+proc_exit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct proc *p = arg;
+
+	(void)fd;
+	(void)what;
+	log_debug("process %d exited", (int)p->pid);
+	p->refs++; /* keep p while its leases end */
+	lease_end_proc(p);
+	proc_unref(p);
+}
+
+/* Verify the pidfd's process is pid, alive, and whose; then watch it. */
+static struct proc *
+watch_checked(pid_t pid, int pidfd, uid_t peer_uid, uint64_t not_after,
+    uint64_t want_start, struct proto_error *err)
+{
+	uint64_t start;
+	uid_t uid;
+
+	/* /proc is read while the pidfd says the process is alive, so the
+	 * pid was not reused between pidfd_open and the read. */
+	if (proc_identity(pid, &start, &uid) == -1 || exited(pidfd) ||
+	    (not_after != 0 && start > not_after) ||
+	    (want_start != 0 && start != want_start)) {
+		close(pidfd);
+		proto_error_set(err, PROTO_E_NOT_FOUND,
+		    "process %d does not exist or has exited", (int)pid);
+		return NULL;
+	}
+	if (peer_uid != 0 && uid != peer_uid) {
+		close(pidfd);
+		proto_error_set(err, PROTO_E_FORBIDDEN,
+		    "process %d belongs to another user", (int)pid);
+		return NULL;
+	}
+	return proc_get(pid, pidfd, start, uid, err);
+}
+
+struct proc *
+proc_watch_peer(int connfd, pid_t pid, uid_t uid, uint64_t accepted,
+    struct proto_error *err)
+{
+	socklen_t len = sizeof(int);
+	int pidfd = -1;
+
+	if (pid <= 1) {
+		proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "the peer's pid (%d) cannot own a lease; name one with "
+		    "'pid'",
+		    (int)pid);
+		return NULL;
+	}
+	/* SO_PEERPIDFD pins the very process that connected (Linux 6.5+). */
+	if (getsockopt(connfd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0) {
+		if (fcntl(pidfd, F_SETFD, FD_CLOEXEC) == -1)
+			log_warn("pidfd");
+		return watch_checked(pid, pidfd, uid, 0, 0, err);
+	}
+	if (errno != ENOPROTOOPT && errno != EINVAL)
+		log_debug("SO_PEERPIDFD: %s", strerror(errno));
+	/* Older kernels: the pid from SO_PEERCRED, and a process that
+	 * started after the connection was accepted is not our peer. */
+	if ((pidfd = pidfd_open_(pid)) == -1) {
+		proto_error_set(err, PROTO_E_NOT_FOUND,
+		    "the connecting process %d has exited", (int)pid);
+		return NULL;
+	}
+	return watch_checked(pid, pidfd, uid, accepted, 0, err);
+}
+
+struct proc *
+proc_watch_pid(
+    pid_t pid, uid_t peer_uid, uint64_t want_start, struct proto_error *err)
+{
+	int pidfd;
+
+	if (pid <= 1) {
+		proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "pid %d cannot own a lease", (int)pid);
+		return NULL;
+	}
+	if ((pidfd = pidfd_open_(pid)) == -1) {
+		if (errno == EMFILE || errno == ENFILE)
+			proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
+			    "out of descriptors");
+		else
+			proto_error_set(err, PROTO_E_NOT_FOUND,
+			    "process %d does not exist", (int)pid);
+		return NULL;
+	}
+	return watch_checked(pid, pidfd, peer_uid, 0, want_start, err);
+}
+
+uint64_t
+proc_now_ticks(void)
+{
+	struct timespec ts;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * (uint64_t)hz +
+	       (uint64_t)ts.tv_nsec * (uint64_t)hz / 1000000000u;
+}
