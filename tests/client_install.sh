@@ -1,0 +1,118 @@
+#!/bin/sh
+# Install into a temporary prefix and use libportd the way a user would:
+# a C program built with pkg-config (shared, and static from libportd.a),
+# a CMake project with find_package(portd), and the installed portctl
+# auto-starting the installed portd from ../sbin.
+#   client_install.sh BUILD_DIR SANITIZE(ON|OFF)
+set -eu
+build=$1
+sanitize=$2
+tmp=$(mktemp -d /tmp/portd-install.XXXXXX)
+daemon_pid=
+cleanup() {
+	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
+	if [ -f "$tmp/run/portd/portd.sock.lock" ]; then
+		kill "$(cat "$tmp/run/portd/portd.sock.lock")" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
+p=$tmp/prefix
+libdir=$(cd "$p" && find . -name libportd.so -path '*lib*' | head -1)
+[ -n "$libdir" ] || fail "libportd.so not installed"
+libdir=$p/$(dirname "$libdir")
+for f in "$p/include/portd.h" "$libdir/libportd.a" "$libdir/pkgconfig/portd.pc" \
+	"$libdir/cmake/portd/portdConfig.cmake" "$p/bin/portctl" \
+	"$p/sbin/portd" "$p/share/man/man1/portctl.1" \
+	"$p/share/man/man3/libportd.3"; do
+	[ -e "$f" ] || fail "$f not installed"
+done
+soname=$(objdump -p "$libdir/libportd.so" | awk '/SONAME/ {print $2}')
+[ -e "$libdir/$soname" ] || fail "SONAME $soname not installed"
+
+cflags=
+if [ "$sanitize" = ON ]; then
+	cflags="-fsanitize=address,undefined"
+fi
+
+cat >"$tmp/use.c" <<'EOC'
+#include <portd.h>
+#include <stdio.h>
+
+int
+main(void)
+{
+	struct portd_options opts = {.timeout_ms = 2000};
+	struct portd *h;
+	struct portd_lease *l;
+	int rc;
+
+	if ((rc = portd_connect(&opts, &h)) < 0) {
+		fprintf(stderr, "connect: %s\n", portd_strerror(rc));
+		return 1;
+	}
+	if ((rc = portd_lease(h, NULL, &l)) < 0) {
+		fprintf(stderr, "lease: %s: %s\n", portd_strerror(rc),
+		    portd_errmsg(h));
+		return 1;
+	}
+	printf("%u\n", l->ports[0]);
+	portd_lease_free(l);
+	portd_close(h);
+	return 0;
+}
+EOC
+export PKG_CONFIG_PATH="$libdir/pkgconfig"
+# shellcheck disable=SC2046
+cc -std=c17 -Wall -Werror $cflags -o "$tmp/use" "$tmp/use.c" \
+	$(pkg-config --cflags --libs portd) -Wl,-rpath,"$libdir"
+# shellcheck disable=SC2046
+cc -std=c17 -Wall -Werror $cflags -o "$tmp/use-static" "$tmp/use.c" \
+	$(pkg-config --cflags portd) "$libdir/libportd.a" \
+	$(pkg-config --libs json-c) -pthread
+if nm "$tmp/use-static" | grep -q ' T proto_'; then
+	fail "libportd.a leaks the codec's symbols"
+fi
+
+mkdir -p "$tmp/cm"
+cat >"$tmp/cm/CMakeLists.txt" <<'EOC'
+cmake_minimum_required(VERSION 3.18)
+project(use_portd C)
+find_package(portd 0.1 REQUIRED)
+add_executable(use ../use.c)
+target_link_libraries(use PRIVATE portd::portd)
+EOC
+cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$p" \
+	-DCMAKE_C_FLAGS="$cflags" >/dev/null
+cmake --build "$tmp/cm/build" >/dev/null
+
+"$p/sbin/portd" --socket "$tmp/portd.sock" --pool 26800-26999 \
+	2>"$tmp/portd.log" &
+daemon_pid=$!
+for _ in $(seq 200); do
+	[ -S "$tmp/portd.sock" ] && break
+	sleep 0.02
+done
+for prog in "$tmp/use" "$tmp/use-static" "$tmp/cm/build/use"; do
+	port=$(PORTD_SOCKET=$tmp/portd.sock "$prog") || fail "$prog failed"
+	[ "$port" -ge 26800 ] && [ "$port" -le 26999 ] ||
+		fail "$prog leased $port, outside the pool"
+done
+kill "$daemon_pid"
+wait "$daemon_pid" || fail "portd exited badly: $(cat "$tmp/portd.log")"
+daemon_pid=
+
+# The installed portctl starts the installed portd from ../sbin, with no
+# portd in PATH.
+mkdir -m 0700 "$tmp/run"
+port=$(env -u PORTD_SOCKET -u PORTD_NO_AUTOSTART XDG_RUNTIME_DIR="$tmp/run" \
+	PATH=/usr/bin:/bin "$p/bin/portctl" lease --ttl 60) ||
+	fail "installed portctl could not auto-start portd"
+[ -S "$tmp/run/portd/portd.sock" ] || fail "no socket after auto-start"
+echo "ok: installed library, pkg-config, CMake package and portctl work"
