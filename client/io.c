@@ -139,7 +139,7 @@ io_recv_line(struct io *io, int64_t deadline, char **ret_line, size_t *ret_len)
 	int rc;
 
 	for (;;) {
-		char *nl = memchr(io->buf + scanned, '\n', io->len - scanned);
+		char *nl = NULL;
 		union {
 			char buf[CMSG_SPACE(sizeof(int) * CLIENT_MAX_FDS)];
 			struct cmsghdr align;
@@ -148,6 +148,8 @@ io_recv_line(struct io *io, int64_t deadline, char **ret_line, size_t *ret_len)
 		struct msghdr msg = {0};
 		ssize_t n;
 
+		if (io->len > scanned)
+			nl = memchr(io->buf + scanned, '\n', io->len - scanned);
 		if (nl != NULL) {
 			*ret_line = io->buf;
 			*ret_len = (size_t)(nl - io->buf);

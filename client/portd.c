@@ -39,7 +39,7 @@ static const struct {
     {PORTD_E_NOT_FOUND, "not_found", "No such lease"},
     {PORTD_E_FORBIDDEN, "forbidden", "Not allowed"},
     {PORTD_E_RESOURCE_EXHAUSTED, "resource_exhausted",
-     "Daemon out of resources"},
+        "Daemon out of resources"},
     {PORTD_E_INTERNAL, "internal", "Internal daemon error"},
     {PORTD_E_NO_DAEMON, "no_daemon", "No daemon answers on the socket"},
     {PORTD_E_TIMEOUT, "timeout", "Timed out waiting for the daemon"},
@@ -177,17 +177,16 @@ fail_conn(struct portd *h, int err, const char *what)
 	h->broken = true;
 	switch (err) {
 	case PORTD_E_TIMEOUT:
-		return fail(h, err, "%s: no reply from the daemon in time",
-		            what);
+		return fail(
+		    h, err, "%s: no reply from the daemon in time", what);
 	case PORTD_E_NOMEM:
 		return fail(h, err, "%s: out of memory", what);
 	case PORTD_E_PROTOCOL:
-		return fail(h, err, "%s: malformed reply from the daemon",
-		            what);
+		return fail(
+		    h, err, "%s: malformed reply from the daemon", what);
 	default:
 		return fail(h, err, "%s: connection to the daemon lost%s%s",
-		            what, errno ? ": " : "",
-		            errno ? strerror(errno) : "");
+		    what, errno ? ": " : "", errno ? strerror(errno) : "");
 	}
 }
 
@@ -203,11 +202,11 @@ parse_reply(const char *line, size_t len, struct proto_error *err)
 	if (memchr(line, '\0', len) != NULL ||
 	    (tok = json_tokener_new_ex(PROTO_MAX_DEPTH)) == NULL)
 		return NULL;
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-	                                JSON_TOKENER_VALIDATE_UTF8);
+	json_tokener_set_flags(
+	    tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, line, (int)len);
 	if (obj != NULL && (json_tokener_get_parse_end(tok) != len ||
-	                    !json_object_is_type(obj, json_type_object))) {
+	                       !json_object_is_type(obj, json_type_object))) {
 		json_object_put(obj);
 		obj = NULL;
 	}
@@ -223,7 +222,7 @@ parse_reply(const char *line, size_t len, struct proto_error *err)
 static int
 call(struct portd *h, json_object *req, bool keep_fds, json_object **ret_reply)
 {
-	const char *op = "request";
+	char op[16] = "request"; /* copied: req is freed on some paths */
 	struct proto_error perr = {0};
 	json_object *reply, *v, *e;
 	int64_t deadline, id;
@@ -235,11 +234,11 @@ call(struct portd *h, json_object *req, bool keep_fds, json_object **ret_reply)
 	if (req == NULL)
 		return fail(h, PORTD_E_NOMEM, "out of memory");
 	if (json_object_object_get_ex(req, "op", &v))
-		op = json_object_get_string(v);
+		snprintf(op, sizeof(op), "%s", json_object_get_string(v));
 	if (h->broken) {
 		json_object_put(req);
 		return fail(h, PORTD_E_IO,
-		            "%s: connection closed after an earlier error", op);
+		    "%s: connection closed after an earlier error", op);
 	}
 	id = h->next_id++;
 	json_object_object_add(req, "id", json_object_new_int64(id));
@@ -329,8 +328,8 @@ hello(struct portd *h)
 	json_object *req = request_new("hello"), *reply, *v;
 	int rc;
 
-	req = request_add(req, "version",
-	                  json_object_new_int(PORTD_PROTOCOL_VERSION));
+	req = request_add(
+	    req, "version", json_object_new_int(PORTD_PROTOCOL_VERSION));
 	rc = call(h, req, false, &reply);
 	if (rc == PORTD_E_NOMEM || rc == PORTD_E_TIMEOUT || rc == PORTD_E_IO ||
 	    rc == PORTD_E_PROTOCOL)
@@ -340,16 +339,16 @@ hello(struct portd *h)
 
 		snprintf(msg, sizeof(msg), "%s", h->errmsg);
 		return fail(h, PORTD_E_VERSION,
-		            "daemon refused protocol version %d: %s: %s",
-		            PORTD_PROTOCOL_VERSION, portd_error_name(rc), msg);
+		    "daemon refused protocol version %d: %s: %s",
+		    PORTD_PROTOCOL_VERSION, portd_error_name(rc), msg);
 	}
 	if (!json_object_object_get_ex(reply, "version", &v) ||
 	    !json_object_is_type(v, json_type_int) ||
 	    json_object_get_int64(v) != PORTD_PROTOCOL_VERSION) {
 		rc = fail(h, PORTD_E_VERSION,
-		          "daemon speaks protocol version %s, not %d",
-		          v ? json_object_get_string(v) : "(none)",
-		          PORTD_PROTOCOL_VERSION);
+		    "daemon speaks protocol version %s, not %d",
+		    v ? json_object_get_string(v) : "(none)",
+		    PORTD_PROTOCOL_VERSION);
 		json_object_put(reply);
 		return rc;
 	}
@@ -367,8 +366,8 @@ autostart_enabled(const struct portd_options *opts, bool is_default)
 }
 
 static int
-connect_socket(struct portd *h, const struct portd_options *opts,
-               bool is_default)
+connect_socket(
+    struct portd *h, const struct portd_options *opts, bool is_default)
 {
 	int64_t deadline;
 	int rc, spawned;
@@ -377,17 +376,16 @@ connect_socket(struct portd *h, const struct portd_options *opts,
 	if (rc == 0)
 		return 0;
 	if (rc == -ENAMETOOLONG)
-		return fail(h, PORTD_E_INVALID, "%s: socket path too long",
-		            h->path);
+		return fail(
+		    h, PORTD_E_INVALID, "%s: socket path too long", h->path);
 	if ((rc != -ENOENT && rc != -ECONNREFUSED && rc != -EAGAIN) ||
 	    !autostart_enabled(opts, is_default))
 		return fail(h, PORTD_E_NO_DAEMON, "no daemon at %s: %s",
-		            h->path, strerror(-rc));
+		    h->path, strerror(-rc));
 
 	spawned = spawn_daemon(opts->daemon_path, h->path);
 	if (spawned < 0)
-		return fail(
-		    h, PORTD_E_NO_DAEMON,
+		return fail(h, PORTD_E_NO_DAEMON,
 		    "no daemon at %s, and portd could not be started: %s",
 		    h->path, strerror(-spawned));
 	/*
@@ -400,8 +398,7 @@ connect_socket(struct portd *h, const struct portd_options *opts,
 		if ((rc = io_connect(&h->io, h->path)) == 0)
 			return 0;
 	} while (io_deadline(0) < deadline);
-	return fail(
-	    h, PORTD_E_NO_DAEMON,
+	return fail(h, PORTD_E_NO_DAEMON,
 	    "no daemon at %s: started portd, but it did not answer within "
 	    "%d ms: %s",
 	    h->path, PORTD_AUTOSTART_WAIT_MS, strerror(-rc));
@@ -420,23 +417,23 @@ portd_connect(const struct portd_options *opts, struct portd **ret_handle)
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
 		rc = PORTD_E_NOMEM;
 		if (opts->errbuf != NULL && opts->errbuf_size > 0)
-			snprintf(opts->errbuf, opts->errbuf_size,
-			         "out of memory");
+			snprintf(
+			    opts->errbuf, opts->errbuf_size, "out of memory");
 		return rc;
 	}
 	h->io.fd = -1;
 	h->next_id = 1;
 	h->timeout_ms =
 	    opts->timeout_ms == 0 ? PORTD_DEFAULT_TIMEOUT_MS : opts->timeout_ms;
-	if (spawn_socket_path(opts->socket, h->path, sizeof(h->path),
-	                      &is_default) < 0)
+	if (spawn_socket_path(
+	        opts->socket, h->path, sizeof(h->path), &is_default) < 0)
 		rc = fail(h, PORTD_E_INVALID, "socket path too long");
 	else if ((rc = connect_socket(h, opts, is_default)) == 0)
 		rc = hello(h);
 	if (rc < 0) {
 		if (opts->errbuf != NULL && opts->errbuf_size > 0)
-			snprintf(opts->errbuf, opts->errbuf_size, "%s",
-			         h->errmsg);
+			snprintf(
+			    opts->errbuf, opts->errbuf_size, "%s", h->errmsg);
 		portd_close(h);
 		return rc;
 	}
@@ -492,7 +489,7 @@ lease_from_json(struct portd *h, json_object *o, struct portd_lease **ret)
 
 	if (proto_lease_decode(o, &pl, &perr) == -1)
 		return fail(h, PORTD_E_PROTOCOL, "bad lease in reply: %s",
-		            perr.message);
+		    perr.message);
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return fail(h, PORTD_E_NOMEM, "out of memory");
 	js = json_object_to_json_string_ext(
@@ -564,8 +561,8 @@ portd_lease_list_free(struct portd_lease *leases, size_t count)
 
 /* Build the lease request into *ret. 0 or a negative error. */
 static int
-lease_request(struct portd *h, const struct portd_lease_request *r,
-              json_object **ret)
+lease_request(
+    struct portd *h, const struct portd_lease_request *r, json_object **ret)
 {
 	json_object *o;
 
@@ -580,26 +577,22 @@ lease_request(struct portd *h, const struct portd_lease_request *r,
 	if (r->count != 0)
 		o = request_add(o, "count", json_object_new_int64(r->count));
 	if (r->proto != PORTD_PROTO_DEFAULT)
-		o = request_add(
-		    o, "proto",
+		o = request_add(o, "proto",
 		    json_object_new_string(portd_proto_name(r->proto)));
 	if (r->family != PORTD_FAMILY_DEFAULT)
-		o = request_add(
-		    o, "family",
+		o = request_add(o, "family",
 		    json_object_new_string(portd_family_name(r->family)));
 	if (r->port != 0)
 		o = request_add(o, "port", json_object_new_int(r->port));
 	if (r->contiguous)
 		o = request_add(o, "contiguous", json_object_new_boolean(1));
 	if (r->hold != PORTD_HOLD_DEFAULT)
-		o = request_add(
-		    o, "hold",
+		o = request_add(o, "hold",
 		    json_object_new_string(portd_hold_name(r->hold)));
 	if (r->ttl > 0)
 		o = request_add(o, "ttl", json_object_new_int64(r->ttl));
 	if (r->scope != PORTD_SCOPE_DEFAULT)
-		o = request_add(
-		    o, "scope",
+		o = request_add(o, "scope",
 		    json_object_new_string(portd_scope_name(r->scope)));
 	if (r->pid != 0)
 		o = request_add(o, "pid", json_object_new_int64(r->pid));
@@ -608,8 +601,7 @@ lease_request(struct portd *h, const struct portd_lease_request *r,
 	if (r->fd)
 		o = request_add(o, "fd", json_object_new_boolean(1));
 	if (r->strategy != PORTD_STRATEGY_DEFAULT)
-		o = request_add(
-		    o, "strategy",
+		o = request_add(o, "strategy",
 		    json_object_new_string(strategy_name(r->strategy)));
 	if (o == NULL)
 		return fail(h, PORTD_E_NOMEM, "lease: out of memory");
@@ -626,9 +618,9 @@ release_quietly(struct portd *h, const char *id)
 
 	memcpy(msg, h->errmsg, sizeof(msg));
 	if (call(h,
-	         request_add(request_new("release"), "lease",
-	                     json_object_new_string(id)),
-	         false, &reply) == 0)
+	        request_add(request_new("release"), "lease",
+	            json_object_new_string(id)),
+	        false, &reply) == 0)
 		json_object_put(reply);
 	memcpy(h->errmsg, msg, sizeof(msg));
 }
@@ -648,22 +640,21 @@ lease_take_sockets(struct portd *h, json_object *reply, struct portd_lease *l)
 	if (h->io.ctrunc) {
 		io_close_fds(&h->io);
 		return fail(h, PORTD_E_IO,
-		            "lease: the kernel dropped sockets the daemon sent "
-		            "(out of file descriptors?)");
+		    "lease: the kernel dropped sockets the daemon sent "
+		    "(out of file descriptors?)");
 	}
 	if (!json_object_object_get_ex(reply, "sockets", &a) ||
 	    !json_object_is_type(a, json_type_array)) {
 		io_close_fds(&h->io);
 		return fail(h, PORTD_E_PROTOCOL,
-		            "lease: reply without a sockets array");
+		    "lease: reply without a sockets array");
 	}
 	n = json_object_array_length(a);
 	if (n != (size_t)h->io.nfds || n > PORTD_MAX_SOCKETS) {
 		int got = h->io.nfds;
 		io_close_fds(&h->io);
 		return fail(h, PORTD_E_PROTOCOL,
-		            "lease: %zu sockets listed but %d received", n,
-		            got);
+		    "lease: %zu sockets listed but %d received", n, got);
 	}
 	if (n == 0)
 		return 0;
@@ -672,12 +663,11 @@ lease_take_sockets(struct portd *h, json_object *reply, struct portd_lease *l)
 		return fail(h, PORTD_E_NOMEM, "out of memory");
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (proto_socket_decode(json_object_array_get_idx(a, i), &ps,
-		                        &perr) == -1) {
+		if (proto_socket_decode(
+		        json_object_array_get_idx(a, i), &ps, &perr) == -1) {
 			io_close_fds(&h->io);
 			return fail(h, PORTD_E_PROTOCOL,
-			            "lease: bad socket in reply: %s",
-			            perr.message);
+			    "lease: bad socket in reply: %s", perr.message);
 		}
 		l->sockets[i].port = ps.port;
 		l->sockets[i].proto = proto_in(ps.proto);
@@ -694,7 +684,7 @@ lease_take_sockets(struct portd *h, json_object *reply, struct portd_lease *l)
 
 PORTD_PUBLIC int
 portd_lease(struct portd *h, const struct portd_lease_request *req,
-            struct portd_lease **ret_lease)
+    struct portd_lease **ret_lease)
 {
 	static const struct portd_lease_request defaults = {0};
 	struct portd_lease *l = NULL;
@@ -728,7 +718,7 @@ portd_lease(struct portd *h, const struct portd_lease_request *req,
 /* renew and claim: an op on one lease id that answers with the lease. */
 static int
 lease_op(struct portd *h, json_object *o, const char *id,
-         struct portd_lease **ret_lease)
+    struct portd_lease **ret_lease)
 {
 	struct portd_lease *l;
 	json_object *reply;
@@ -752,7 +742,7 @@ lease_op(struct portd *h, json_object *o, const char *id,
 
 PORTD_PUBLIC int
 portd_renew(struct portd *h, const char *id, int64_t ttl,
-            struct portd_lease **ret_lease)
+    struct portd_lease **ret_lease)
 {
 	json_object *o;
 
@@ -798,7 +788,7 @@ portd_release(struct portd *h, const char *id)
 	if (id == NULL || !proto_lease_id_valid(id, strlen(id)))
 		return fail(h, PORTD_E_INVALID, "invalid lease id");
 	return release(h, request_add(request_new("release"), "lease",
-	                              json_object_new_string(id)));
+	                      json_object_new_string(id)));
 }
 
 PORTD_PUBLIC int
@@ -809,12 +799,12 @@ portd_release_port(struct portd *h, uint16_t port)
 	if (port == 0)
 		return fail(h, PORTD_E_INVALID, "invalid port 0");
 	return release(h, request_add(request_new("release"), "port",
-	                              json_object_new_int(port)));
+	                      json_object_new_int(port)));
 }
 
 PORTD_PUBLIC int
 portd_list(struct portd *h, bool all, struct portd_lease **ret_leases,
-           size_t *ret_count)
+    size_t *ret_count)
 {
 	struct portd_lease *arr = NULL, *l;
 	json_object *o, *reply, *a;
@@ -900,13 +890,13 @@ portd_status(struct portd *h, struct portd_status **ret_status)
 	if (json_object_object_get_ex(reply, "server", &v)) {
 		if (json_object_is_type(v, json_type_object))
 			snprintf(s->server, sizeof(s->server), "%s %s",
-			         json_object_get_string(
-			             json_object_object_get(v, "name")),
-			         json_object_get_string(
-			             json_object_object_get(v, "version")));
+			    json_object_get_string(
+			        json_object_object_get(v, "name")),
+			    json_object_get_string(
+			        json_object_object_get(v, "version")));
 		else if (json_object_is_type(v, json_type_string))
 			snprintf(s->server, sizeof(s->server), "%s",
-			         json_object_get_string(v));
+			    json_object_get_string(v));
 	}
 	s->pid = (pid_t)get_int(reply, "pid");
 	s->uptime = get_int(reply, "uptime");
@@ -924,7 +914,7 @@ portd_status(struct portd *h, struct portd_status **ret_status)
 	    json_object_object_length(counters) > 0) {
 		s->counters =
 		    calloc((size_t)json_object_object_length(counters),
-		           sizeof(*s->counters));
+		        sizeof(*s->counters));
 		if (s->counters == NULL)
 			goto nomem;
 		json_object_object_foreach(counters, key, val)
