@@ -190,7 +190,7 @@ main(int argc, char *argv[])
 {
 	struct config flags_cfg;
 	struct event *sigterm, *sigint;
-	char err[512];
+	char err[512], journal_path[PATH_MAX];
 	const char *flag_keys[64], *flag_vals[64];
 	bool explicit_socket = false, check_only = false;
 	bool explicit_config = false, system_mode = false;
@@ -302,8 +302,21 @@ main(int argc, char *argv[])
 	if (alloc_init(portd_cfg.pool_lo, portd_cfg.pool_hi) == -1)
 		fatalx("out of memory");
 	lease_init();
-	if (listener_open(portd_cfg.socket_path, portd_cfg.socket_mode) == -1)
+	service_init();
+	if (service_api_fd() != -1) {
+		if (listener_adopt(service_api_fd(), portd_cfg.socket_path) ==
+		    -1)
+			fatalx("cannot serve the activated socket");
+	} else if (listener_open(
+	               portd_cfg.socket_path, portd_cfg.socket_mode) == -1)
 		fatalx("cannot serve %s", portd_cfg.socket_path);
+	/* State lives beside the socket: two daemons never share it. */
+	snprintf(journal_path, sizeof(journal_path), "%s.journal",
+	    portd_cfg.socket_path);
+	if (journal_open(journal_path) == -1)
+		log_warnx("running without a journal: leases will not "
+		          "survive a restart");
+	service_drop_strays();
 
 	if (portd_cfg.portserver[0] != '\0' &&
 	    portserver_open(portd_cfg.portserver) == -1)
@@ -315,15 +328,20 @@ main(int argc, char *argv[])
 	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) ||
 	    evsignal_add(sigint, NULL))
 		fatalx("cannot watch signals");
-	log_info("portd %s ready: pool %u-%u, quota %d", PORTD_VERSION,
-	    portd_cfg.pool_lo, portd_cfg.pool_hi, portd_cfg.quota);
+	log_info("portd %s ready: pool %u-%u, quota %d, %d lease(s)",
+	    PORTD_VERSION, portd_cfg.pool_lo, portd_cfg.pool_hi,
+	    portd_cfg.quota, lease_count());
+	service_ready();
 
 	event_base_dispatch(portd_base);
 
 	log_info("stopping (%s)", stop_reason ? stop_reason : "loop ended");
+	service_stopping();
+	/* Leases first: stopping ends none of them, not even a session's. */
+	lease_shutdown();
 	conn_close_all();
 	portserver_close();
-	lease_shutdown();
+	journal_close();
 	listener_close();
 	/* Run the deferred frees of closed connections. */
 	event_base_loop(portd_base, EVLOOP_NONBLOCK);
