@@ -1,3 +1,9 @@
 # Host service: the config file parser, and the systemd units checked with
 # systemd's own tools.
 portd_check_test(test_config test_config.c LIBS portd_core)
+
+# The units as built: systemd-analyze verify (any complaint fails) and an
+# exposure of at most 2.0 from systemd-analyze security.
+add_test(NAME test_units
+  COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_units.sh ${PORTD_UNITS_TEST_DIR} 20)
+set_tests_properties(test_units PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120)
