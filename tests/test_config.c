@@ -789,6 +789,43 @@ START_TEST(default_file)
 }
 END_TEST
 
+START_TEST(example_file)
+{
+	struct config cfg, def;
+	char err[1024], line[512];
+	FILE *in, *out;
+	int keys = 0;
+
+	/* As shipped, every key is commented out: the defaults. */
+	config_defaults(&def);
+	config_defaults(&cfg);
+	ck_assert_msg(
+	    config_load(&cfg, PORTD_CONF_EXAMPLE, false, err, sizeof(err)) == 0,
+	    "%s", err);
+	assert_same(&cfg, &def);
+
+	/* Uncommented, each "#key = value" line must name the default. */
+	in = fopen(PORTD_CONF_EXAMPLE, "r");
+	ck_assert_ptr_nonnull(in);
+	out = fopen(conf, "w");
+	ck_assert_ptr_nonnull(out);
+	while (fgets(line, sizeof(line), in) != NULL) {
+		if (line[0] == '#' && line[1] >= 'a' && line[1] <= 'z') {
+			fputs(line + 1, out);
+			keys++;
+		}
+	}
+	fclose(in);
+	ck_assert_int_eq(fclose(out), 0);
+	ck_assert_int_eq(keys, 14); /* every key */
+	config_defaults(&cfg);
+	ck_assert_msg(config_load(&cfg, conf, false, err, sizeof(err)) == 0,
+	              "%s", err);
+	cfg.default_ttl_set = false;
+	assert_same(&cfg, &def);
+}
+END_TEST
+
 #define NITEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
 int
@@ -822,6 +859,7 @@ main(void)
 	tcase_add_test(tc, no_partial_update);
 	tcase_add_test(tc, write_round_trip);
 	tcase_add_test(tc, default_file);
+	tcase_add_test(tc, example_file);
 	suite_add_tcase(s, tc);
 
 	return harness_run(s);
