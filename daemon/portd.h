@@ -64,6 +64,8 @@ struct alloc_result {
 
 int alloc_init(uint16_t lo, uint16_t hi);
 void alloc_shutdown(void);
+/* Move the pool to lo-hi (SIGHUP); leases keep their ports. */
+int alloc_set_pool(uint16_t lo, uint16_t hi);
 /* Choose ports for req, bind them, and mark them owned by owner. */
 int alloc_take(const struct alloc_request *req, void *owner,
     struct alloc_result *ret, struct proto_error *err);
