@@ -140,6 +140,36 @@ alloc_init(uint16_t lo, uint16_t hi)
 	return 0;
 }
 
+int
+alloc_set_pool(uint16_t lo, uint16_t hi)
+{
+	uint16_t *q = calloc((size_t)(hi - lo) + 1, sizeof(*q));
+
+	if (q == NULL)
+		return -1;
+	/* Leased ports stay leased wherever they are; the queue is rebuilt
+	 * from the new range's free ports. */
+	for (unsigned p = pool_lo; p <= pool_hi; p++)
+		state[p] &= ~ST_QUEUED;
+	free(fifo.q);
+	fifo.q = q;
+	fifo.cap = (size_t)(hi - lo) + 1;
+	fifo.head = fifo.len = 0;
+	pool_lo = lo;
+	pool_hi = hi;
+	pool_free = 0;
+	for (unsigned p = lo; p <= hi; p++) {
+		if (state[p] & ST_RESERVED)
+			continue;
+		if (owners[p] == NULL) {
+			fifo_push((uint16_t)p);
+			pool_free++;
+		}
+	}
+	contig_cursor = lo;
+	return 0;
+}
+
 void
 alloc_shutdown(void)
 {

@@ -1,12 +1,68 @@
-/* portd configuration: defaults and the config file. */
+/* portd configuration: defaults, one table of keys, and the config file. */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+
+#define CONFIG_LINE_MAX 4096 /* bytes of a line, without its '\n' */
+
+#define MS_SECOND INT64_C(1000)
+#define MS_MINUTE (60 * MS_SECOND)
+#define MS_HOUR   (60 * MS_MINUTE)
+#define MS_DAY    (24 * MS_HOUR)
+
+enum key_type {
+	KEY_INT,      /* int, min..max */
+	KEY_SECONDS,  /* int64_t seconds; bounds in ms */
+	KEY_MSEC,     /* int milliseconds; bounds in ms */
+	KEY_BYTES,    /* size_t bytes */
+	KEY_POOL,     /* pool_lo, pool_hi */
+	KEY_STRATEGY, /* strategy */
+	KEY_MODE,     /* socket_mode */
+	KEY_ADDRESS,  /* portserver */
+	KEY_LOGLEVEL, /* log_level */
+};
+
+struct key {
+	const char *name;
+	enum key_type type;
+	size_t off; /* of the field, for the numeric types */
+	int64_t min, max;
+};
+
+#define F(field) offsetof(struct config, field)
+
+/* Every key of the config file, in the order config_write prints them. */
+static const struct key keys[] = {
+    {"pool", KEY_POOL, 0, 0, 0},
+    {"strategy", KEY_STRATEGY, 0, 0, 0},
+    {"quota", KEY_INT, F(quota), 1, 65536},
+    /* A lease holds at least one port: more leases than ports can't be. */
+    {"max-leases", KEY_INT, F(max_leases), 1, 65536},
+    {"default-ttl", KEY_SECONDS, F(default_ttl), MS_SECOND, 366 * MS_DAY},
+    {"max-ttl", KEY_SECONDS, F(max_ttl), MS_SECOND, 366 * MS_DAY},
+    {"max-connections", KEY_INT, F(max_conns), 1, 65536},
+    {"max-connections-per-uid", KEY_INT, F(max_conns_per_uid), 1, 65536},
+    {"request-timeout", KEY_MSEC, F(request_timeout_ms), 100, MS_HOUR},
+    /* At least one request line's worth (64 KiB); at most 1 GiB. */
+    {"max-output", KEY_BYTES, F(max_output), 64 * 1024, 1024 * 1024 * 1024},
+    /* Unread fds count against the daemon's user: keep the cap small. */
+    {"max-fd-replies", KEY_INT, F(max_fd_replies), 1, 64},
+    {"socket-mode", KEY_MODE, 0, 0, 0},
+    {"portserver-address", KEY_ADDRESS, 0, 0, 0},
+    {"log-level", KEY_LOGLEVEL, 0, 0, 0},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 void
 config_defaults(struct config *cfg)
@@ -47,135 +103,527 @@ config_parse_range(const char *s, uint16_t *ret_lo, uint16_t *ret_hi)
 	return 0;
 }
 
-int
-config_load(struct config *cfg, const char *path, bool optional, char *err,
-    size_t errlen)
-{
-	/* The file format arrives with the host-service work. */
-	(void)cfg;
-	if (optional && access(path, F_OK) == -1)
-		return 0;
-	snprintf(err, errlen, "%s: config files are not supported yet", path);
-	return -1;
-}
-
-/* A number with an optional unit suffix; unit_ms scales a bare number. */
+/*
+ * Leading decimal digits of s (at least one, no sign) into *ret; *ret_end
+ * points past them. -1 on no digits or on a value above INT64_MAX.
+ */
 static int
-parse_scaled(const char *s, int64_t bare, int64_t *ret)
+parse_digits(const char *s, int64_t *ret, const char **ret_end)
 {
-	char *end;
-	long long v;
-	int64_t mult = bare;
+	int64_t v = 0;
+	const char *p;
 
-	if (*s < '0' || *s > '9')
+	for (p = s; *p >= '0' && *p <= '9'; p++) {
+		if (v > (INT64_MAX - (*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (*p - '0');
+	}
+	if (p == s)
 		return -1;
-	v = strtoll(s, &end, 10);
-	if (strcmp(end, "") == 0)
-		mult = bare;
-	else if (strcmp(end, "ms") == 0)
-		mult = 1;
-	else if (strcmp(end, "s") == 0)
-		mult = 1000;
-	else if (strcmp(end, "m") == 0)
-		mult = 60000;
-	else if (strcmp(end, "h") == 0)
-		mult = 3600000;
-	else if (strcmp(end, "d") == 0)
-		mult = 86400000;
-	else
-		return -1;
-	if (v > INT64_MAX / mult)
-		return -1;
-	*ret = v * mult;
+	*ret = v;
+	*ret_end = p;
 	return 0;
 }
 
 int
-config_set(struct config *cfg, const char *key, const char *value, char *err,
-    size_t errlen)
+config_parse_duration(const char *s, int64_t unit_ms, int64_t *ret_ms)
 {
-	int64_t v;
+	static const struct {
+		const char *suffix;
+		int64_t ms;
+	} units[] = {{"ms", 1},
+	             {"s", MS_SECOND},
+	             {"m", MS_MINUTE},
+	             {"h", MS_HOUR},
+	             {"d", MS_DAY}};
+	const char *end;
+	int64_t v, mul = -1;
 
-	if (strcmp(key, "pool") == 0) {
-		if (config_parse_range(value, &cfg->pool_lo, &cfg->pool_hi) ==
-		    0)
-			return 0;
-	} else if (strcmp(key, "strategy") == 0) {
-		if (strcmp(value, "pool") == 0 ||
-		    strcmp(value, "ephemeral") == 0) {
-			cfg->strategy = value[0] == 'p'
-			                    ? PROTO_STRATEGY_POOL
-			                    : PROTO_STRATEGY_EPHEMERAL;
-			return 0;
-		}
-	} else if (strcmp(key, "log-level") == 0) {
-		if ((cfg->log_level = log_level_parse(value)) != -1)
-			return 0;
-	} else if (strcmp(key, "portserver-address") == 0) {
-		if (strlen(value) < sizeof(cfg->portserver)) {
-			strcpy(cfg->portserver, value);
-			return 0;
-		}
-	} else if (strcmp(key, "socket-mode") == 0) {
-		char *end;
-		unsigned long m = strtoul(value, &end, 8);
-		if (*value != '\0' && *end == '\0' && m <= 0777) {
-			cfg->socket_mode = (mode_t)m;
-			return 0;
-		}
-	} else if (strcmp(key, "quota") == 0) {
-		if (parse_scaled(value, 1, &v) == 0 && v >= 1 && v <= 65536) {
-			cfg->quota = (int)v;
-			return 0;
-		}
-	} else if (strcmp(key, "max-leases") == 0) {
-		if (parse_scaled(value, 1, &v) == 0 && v >= 1 && v <= 65536) {
-			cfg->max_leases = (int)v;
-			return 0;
-		}
-	} else if (strcmp(key, "max-connections") == 0) {
-		if (parse_scaled(value, 1, &v) == 0 && v >= 1 && v <= 65536) {
-			cfg->max_conns = (int)v;
-			return 0;
-		}
-	} else if (strcmp(key, "max-connections-per-uid") == 0) {
-		if (parse_scaled(value, 1, &v) == 0 && v >= 1 && v <= 65536) {
-			cfg->max_conns_per_uid = (int)v;
-			return 0;
-		}
-	} else if (strcmp(key, "max-fd-replies") == 0) {
-		if (parse_scaled(value, 1, &v) == 0 && v >= 1 && v <= 1024) {
-			cfg->max_fd_replies = (int)v;
-			return 0;
-		}
-	} else if (strcmp(key, "max-output") == 0) {
-		if (parse_scaled(value, 1, &v) == 0 && v >= 4096 &&
-		    v <= 1 << 30) {
-			cfg->max_output = (size_t)v;
-			return 0;
-		}
-	} else if (strcmp(key, "default-ttl") == 0) {
-		if (parse_scaled(value, 1000, &v) == 0 && v >= 1000 &&
-		    v <= 366LL * 86400000) {
-			cfg->default_ttl = v / 1000;
-			return 0;
-		}
-	} else if (strcmp(key, "max-ttl") == 0) {
-		if (parse_scaled(value, 1000, &v) == 0 && v >= 1000 &&
-		    v <= 366LL * 86400000) {
-			cfg->max_ttl = v / 1000;
-			return 0;
-		}
-	} else if (strcmp(key, "request-timeout") == 0) {
-		if (parse_scaled(value, 1000, &v) == 0 && v >= 100 &&
-		    v <= 3600000) {
-			cfg->request_timeout_ms = (int)v;
-			return 0;
-		}
-	} else {
-		snprintf(err, errlen, "unknown key '%s'", key);
+	if (parse_digits(s, &v, &end) == -1)
+		return -1;
+	if (*end == '\0')
+		mul = unit_ms;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end, units[i].suffix) == 0)
+			mul = units[i].ms;
+	if (mul <= 0 || v > INT64_MAX / mul)
+		return -1;
+	*ret_ms = v * mul;
+	return 0;
+}
+
+int
+config_parse_bytes(const char *s, uint64_t *ret_bytes)
+{
+	const char *end;
+	int64_t v, mul;
+
+	if (parse_digits(s, &v, &end) == -1)
+		return -1;
+	if (*end == '\0')
+		mul = 1;
+	else if (strcmp(end, "K") == 0)
+		mul = 1024;
+	else if (strcmp(end, "M") == 0)
+		mul = 1024 * 1024;
+	else
+		return -1;
+	if (v > INT64_MAX / mul)
+		return -1;
+	*ret_bytes = (uint64_t)(v * mul);
+	return 0;
+}
+
+/* A duration in its largest exact unit: "1d", "90s", "1500ms". */
+static void
+format_duration(int64_t ms, char *buf, size_t len)
+{
+	if (ms != 0 && ms % MS_DAY == 0)
+		snprintf(buf, len, "%" PRId64 "d", ms / MS_DAY);
+	else if (ms != 0 && ms % MS_HOUR == 0)
+		snprintf(buf, len, "%" PRId64 "h", ms / MS_HOUR);
+	else if (ms != 0 && ms % MS_MINUTE == 0)
+		snprintf(buf, len, "%" PRId64 "m", ms / MS_MINUTE);
+	else if (ms % MS_SECOND == 0)
+		snprintf(buf, len, "%" PRId64 "s", ms / MS_SECOND);
+	else
+		snprintf(buf, len, "%" PRId64 "ms", ms);
+}
+
+/* A byte count in its largest exact unit: "1M", "64K", "1000". */
+static void
+format_bytes(uint64_t n, char *buf, size_t len)
+{
+	if (n != 0 && n % (1024 * 1024) == 0)
+		snprintf(buf, len, "%" PRIu64 "M", n / (1024 * 1024));
+	else if (n != 0 && n % 1024 == 0)
+		snprintf(buf, len, "%" PRIu64 "K", n / 1024);
+	else
+		snprintf(buf, len, "%" PRIu64, n);
+}
+
+static int
+set_int(struct config *cfg, const struct key *k, const char *v, char *why,
+        size_t len)
+{
+	const char *end;
+	int64_t n;
+
+	if (parse_digits(v, &n, &end) == -1 || *end != '\0') {
+		snprintf(why, len, "'%.64s' is not a whole number", v);
 		return -1;
 	}
-	snprintf(err, errlen, "key '%s': bad value '%s'", key, value);
+	if (n < k->min || n > k->max) {
+		snprintf(why, len,
+		         "%" PRId64 " is out of range (%" PRId64 "..%" PRId64
+		         ")",
+		         n, k->min, k->max);
+		return -1;
+	}
+	*(int *)(void *)((char *)cfg + k->off) = (int)n;
+	return 0;
+}
+
+static int
+set_duration(struct config *cfg, const struct key *k, const char *v, char *why,
+             size_t len)
+{
+	char lo[32], hi[32];
+	int64_t ms;
+
+	/* A bare number is seconds, as everywhere in portd's durations. */
+	if (config_parse_duration(v, MS_SECOND, &ms) == -1) {
+		snprintf(why, len, "'%.64s' is not a duration (like %s)", v,
+		         k->type == KEY_SECONDS ? "90, 90s, 5m, 2h or 1d"
+		                                : "500ms, 10s or 1m");
+		return -1;
+	}
+	if (ms < k->min || ms > k->max) {
+		format_duration(k->min, lo, sizeof(lo));
+		format_duration(k->max, hi, sizeof(hi));
+		snprintf(why, len, "'%.64s' is out of range (%s..%s)", v, lo,
+		         hi);
+		return -1;
+	}
+	if (k->type == KEY_MSEC) {
+		*(int *)(void *)((char *)cfg + k->off) = (int)ms;
+		return 0;
+	}
+	if (ms % MS_SECOND != 0) {
+		snprintf(why, len, "'%.64s' is not a whole number of seconds",
+		         v);
+		return -1;
+	}
+	*(int64_t *)(void *)((char *)cfg + k->off) = ms / MS_SECOND;
+	return 0;
+}
+
+static int
+set_bytes(struct config *cfg, const struct key *k, const char *v, char *why,
+          size_t len)
+{
+	char lo[32], hi[32];
+	uint64_t n;
+
+	if (config_parse_bytes(v, &n) == -1) {
+		snprintf(why, len,
+		         "'%.64s' is not a size (like 65536, 64K or 1M)", v);
+		return -1;
+	}
+	if (n < (uint64_t)k->min || n > (uint64_t)k->max) {
+		format_bytes((uint64_t)k->min, lo, sizeof(lo));
+		format_bytes((uint64_t)k->max, hi, sizeof(hi));
+		snprintf(why, len, "'%.64s' is out of range (%s..%s)", v, lo,
+		         hi);
+		return -1;
+	}
+	*(size_t *)(void *)((char *)cfg + k->off) = (size_t)n;
+	return 0;
+}
+
+static int
+set_mode(struct config *cfg, const char *v, char *why, size_t len)
+{
+	unsigned long m = 0;
+	size_t n = strlen(v);
+
+	/* Octal as chmod(1) takes it: "666" or "0666"; no set-id bits. */
+	if (n == 0 || n > 6 || strspn(v, "01234567") != n) {
+		snprintf(why, len, "'%.64s' is not an octal mode (like 0660)",
+		         v);
+		return -1;
+	}
+	m = strtoul(v, NULL, 8);
+	if (m > 0777) {
+		snprintf(why, len, "%04lo has bits beyond 0777", m);
+		return -1;
+	}
+	/* Connecting needs write permission; the daemon's own user must. */
+	if ((m & 0600) != 0600) {
+		snprintf(why, len,
+		         "%04lo does not give the owner read and "
+		         "write (0600)",
+		         m);
+		return -1;
+	}
+	cfg->socket_mode = (mode_t)m;
+	return 0;
+}
+
+static int
+set_address(struct config *cfg, const char *v, char *why, size_t len)
+{
+	size_t n = strlen(v);
+
+	/* "" switches the portserver socket off (e.g. from the command line).
+	 */
+	if (n > 0 && v[0] != '/' && v[0] != '@') {
+		snprintf(why, len,
+		         "'%.64s' is neither an absolute path nor "
+		         "@name",
+		         v);
+		return -1;
+	}
+	if (strcmp(v, "@") == 0) {
+		snprintf(why, len, "the abstract name after '@' is empty");
+		return -1;
+	}
+	if (n >= sizeof(cfg->portserver)) {
+		snprintf(why, len, "longer than %zu bytes",
+		         sizeof(cfg->portserver) - 1);
+		return -1;
+	}
+	memcpy(cfg->portserver, v, n + 1);
+	return 0;
+}
+
+static int
+set_key(struct config *cfg, const struct key *k, const char *v, char *why,
+        size_t len)
+{
+	int level;
+
+	if (*v == '\0' && k->type != KEY_ADDRESS) {
+		snprintf(why, len, "empty value");
+		return -1;
+	}
+	switch (k->type) {
+	case KEY_INT:
+		return set_int(cfg, k, v, why, len);
+	case KEY_SECONDS:
+	case KEY_MSEC:
+		return set_duration(cfg, k, v, why, len);
+	case KEY_BYTES:
+		return set_bytes(cfg, k, v, why, len);
+	case KEY_POOL:
+		if (config_parse_range(v, &cfg->pool_lo, &cfg->pool_hi) == -1) {
+			snprintf(why, len,
+			         "'%.64s' is not a range LO-HI with "
+			         "1 <= LO <= HI <= 65535",
+			         v);
+			return -1;
+		}
+		return 0;
+	case KEY_STRATEGY:
+		if (strcmp(v, "pool") == 0)
+			cfg->strategy = PROTO_STRATEGY_POOL;
+		else if (strcmp(v, "ephemeral") == 0)
+			cfg->strategy = PROTO_STRATEGY_EPHEMERAL;
+		else {
+			snprintf(why, len,
+			         "'%.64s' is neither pool nor "
+			         "ephemeral",
+			         v);
+			return -1;
+		}
+		return 0;
+	case KEY_MODE:
+		return set_mode(cfg, v, why, len);
+	case KEY_ADDRESS:
+		return set_address(cfg, v, why, len);
+	case KEY_LOGLEVEL:
+		level = log_level_parse(v);
+		if (level < LOG_ERR || level > LOG_DEBUG) {
+			snprintf(why, len,
+			         "'%.64s' is not one of err, "
+			         "warning, notice, info, debug (or 3..7)",
+			         v);
+			return -1;
+		}
+		cfg->log_level = level;
+		return 0;
+	}
+	snprintf(why, len, "internal error: bad key type");
 	return -1;
+}
+
+static const struct key *
+key_find(const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+int
+config_set(struct config *cfg, const char *key, const char *value, char *err,
+           size_t errlen)
+{
+	const struct key *k;
+	struct config tmp;
+	char why[256];
+
+	if ((k = key_find(key)) == NULL) {
+		snprintf(err, errlen, "unknown key '%.64s'", key);
+		return -1;
+	}
+	tmp = *cfg;
+	if (set_key(&tmp, k, value, why, sizeof(why)) == -1) {
+		snprintf(err, errlen, "key '%s': %s", k->name, why);
+		return -1;
+	}
+	if (k->off == F(default_ttl) && k->type == KEY_SECONDS)
+		tmp.default_ttl_set = true;
+	*cfg = tmp;
+	return 0;
+}
+
+int
+config_check(struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->default_ttl <= cfg->max_ttl)
+		return 0;
+	if (!cfg->default_ttl_set) {
+		cfg->default_ttl = cfg->max_ttl;
+		return 0;
+	}
+	snprintf(err, errlen,
+	         "key 'default-ttl': %" PRId64 "s exceeds max-ttl "
+	         "%" PRId64 "s",
+	         cfg->default_ttl, cfg->max_ttl);
+	return -1;
+}
+
+/*
+ * Read one line into buf (NUL-terminated, without '\n'). Returns 1, 0 at
+ * the end of the file, -1 for a line over CONFIG_LINE_MAX bytes (the rest
+ * of it is consumed), -2 for a NUL byte in the line, -3 on a read error.
+ */
+static int
+read_line(FILE *f, char buf[CONFIG_LINE_MAX + 1])
+{
+	size_t n = 0;
+	int c, ret = 1;
+
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (c == '\0' && ret == 1)
+			ret = -2;
+		if (n == CONFIG_LINE_MAX)
+			ret = -1;
+		else
+			buf[n++] = (char)c;
+	}
+	buf[n] = '\0';
+	if (ferror(f))
+		return -3;
+	if (c == EOF && n == 0 && ret == 1)
+		return 0;
+	return ret;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		e--;
+	*e = '\0';
+	return s;
+}
+
+int
+config_load(struct config *cfg, const char *path, bool optional, char *err,
+            size_t errlen)
+{
+	char buf[CONFIG_LINE_MAX + 1];
+	unsigned seen[NKEYS] = {0}; /* line each key was set on, 0 = not */
+	struct config tmp = *cfg;
+	const struct key *k;
+	char msg[512], *key, *value, *eq;
+	unsigned line = 0, dt_line = 0;
+	FILE *f;
+	int r;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		if (optional && (errno == ENOENT || errno == ENOTDIR))
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	/* Checks between keys must not consider an earlier default-ttl. */
+	tmp.default_ttl_set = false;
+	while ((r = read_line(f, buf)) != 0) {
+		line++;
+		if (r == -1) {
+			snprintf(err, errlen,
+			         "%s:%u: line longer than %d bytes", path, line,
+			         CONFIG_LINE_MAX);
+			goto fail;
+		}
+		if (r == -2) {
+			snprintf(err, errlen, "%s:%u: NUL byte in line", path,
+			         line);
+			goto fail;
+		}
+		if (r == -3) {
+			snprintf(err, errlen, "%s: %s", path, strerror(errno));
+			goto fail;
+		}
+		key = trim(buf);
+		if (*key == '\0' || *key == '#')
+			continue;
+		if ((eq = strchr(key, '=')) == NULL) {
+			snprintf(err, errlen, "%s:%u: expected 'key = value'",
+			         path, line);
+			goto fail;
+		}
+		*eq = '\0';
+		key = trim(key);
+		value = trim(eq + 1);
+		if (*key == '\0') {
+			snprintf(err, errlen, "%s:%u: no key before '='", path,
+			         line);
+			goto fail;
+		}
+		if ((k = key_find(key)) != NULL && seen[k - keys] != 0) {
+			snprintf(err, errlen,
+			         "%s:%u: key '%s': duplicate, "
+			         "first set on line %u",
+			         path, line, k->name, seen[k - keys]);
+			goto fail;
+		}
+		if (config_set(&tmp, key, value, msg, sizeof(msg)) == -1) {
+			snprintf(err, errlen, "%s:%u: %s", path, line, msg);
+			goto fail;
+		}
+		seen[k - keys] = line;
+		if (k->off == F(default_ttl) && k->type == KEY_SECONDS)
+			dt_line = line;
+	}
+	fclose(f);
+	if (config_check(&tmp, msg, sizeof(msg)) == -1) {
+		snprintf(err, errlen, "%s:%u: %s", path, dt_line, msg);
+		return -1;
+	}
+	/* An explicit default-ttl from before this file still counts. */
+	tmp.default_ttl_set = tmp.default_ttl_set || cfg->default_ttl_set;
+	*cfg = tmp;
+	return 0;
+fail:
+	fclose(f);
+	return -1;
+}
+
+int
+config_default_file(bool system, char *buf, size_t len)
+{
+	const char *xdg, *home;
+	struct passwd *pw;
+	int n;
+
+	if (system)
+		n = snprintf(buf, len, "/etc/portd/portd.conf");
+	else if ((xdg = getenv("XDG_CONFIG_HOME")) != NULL && xdg[0] == '/')
+		n = snprintf(buf, len, "%s/portd/portd.conf", xdg);
+	else {
+		if ((home = getenv("HOME")) == NULL || home[0] != '/') {
+			if ((pw = getpwuid(getuid())) == NULL)
+				return -1;
+			home = pw->pw_dir;
+		}
+		if (home == NULL || home[0] != '/')
+			return -1;
+		n = snprintf(buf, len, "%s/.config/portd/portd.conf", home);
+	}
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	return 0;
+}
+
+void
+config_write(const struct config *cfg, FILE *f)
+{
+	static const char *const levels[] = {"emerg", "alert",   "crit",
+	                                     "err",   "warning", "notice",
+	                                     "info",  "debug"};
+	char v[64];
+
+	fprintf(f, "pool = %u-%u\n", cfg->pool_lo, cfg->pool_hi);
+	fprintf(f, "strategy = %s\n",
+	        cfg->strategy == PROTO_STRATEGY_EPHEMERAL ? "ephemeral"
+	                                                  : "pool");
+	fprintf(f, "quota = %d\n", cfg->quota);
+	fprintf(f, "max-leases = %d\n", cfg->max_leases);
+	format_duration(cfg->default_ttl * MS_SECOND, v, sizeof(v));
+	fprintf(f, "default-ttl = %s\n", v);
+	format_duration(cfg->max_ttl * MS_SECOND, v, sizeof(v));
+	fprintf(f, "max-ttl = %s\n", v);
+	fprintf(f, "max-connections = %d\n", cfg->max_conns);
+	fprintf(f, "max-connections-per-uid = %d\n", cfg->max_conns_per_uid);
+	format_duration(cfg->request_timeout_ms, v, sizeof(v));
+	fprintf(f, "request-timeout = %s\n", v);
+	format_bytes(cfg->max_output, v, sizeof(v));
+	fprintf(f, "max-output = %s\n", v);
+	fprintf(f, "max-fd-replies = %d\n", cfg->max_fd_replies);
+	fprintf(f, "socket-mode = %04o\n", (unsigned)cfg->socket_mode);
+	fprintf(f, "portserver-address = %s\n", cfg->portserver);
+	fprintf(f, "log-level = %s\n",
+	        cfg->log_level >= 0 && cfg->log_level <= 7
+	            ? levels[cfg->log_level]
+	            : "info");
 }

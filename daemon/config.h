@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <sys/un.h>
 
@@ -14,24 +15,26 @@
 #define CONFIG_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
 
 struct config {
-	bool system;                       /* --system: /run/portd */
-	char socket_path[CONFIG_PATH_MAX]; /* "" = the mode's default */
-	char config_file[PATH_MAX];        /* "" = the mode's default */
-	char portserver[CONFIG_PATH_MAX];  /* "" = off; "@name" abstract */
-	int log_level;                     /* LOG_ERR..LOG_DEBUG */
+	bool system;				/* --system: /run/portd */
+	char socket_path[CONFIG_PATH_MAX];	/* "" = the mode's default */
+	char config_file[PATH_MAX];		/* "" = the mode's default */
+	char portserver[CONFIG_PATH_MAX];	/* "" = off; "@name" abstract */
+	int log_level;				/* LOG_ERR..LOG_DEBUG */
 
-	uint16_t pool_lo, pool_hi;    /* inclusive */
-	enum proto_strategy strategy; /* pool or ephemeral */
-	int quota;                    /* ports per uid */
-	int max_leases;               /* leases in all */
-	int64_t default_ttl;          /* seconds */
-	int64_t max_ttl;              /* seconds */
-	int max_conns;                /* connections in all */
+	uint16_t pool_lo, pool_hi;		/* inclusive */
+	enum proto_strategy strategy;		/* pool or ephemeral */
+	int quota;				/* ports per uid */
+	int max_leases;				/* leases in all */
+	int64_t default_ttl;			/* seconds */
+	int64_t max_ttl;			/* seconds */
+	int max_conns;				/* connections in all */
 	int max_conns_per_uid;
-	int request_timeout_ms; /* first byte to '\n' */
-	size_t max_output;      /* queued reply bytes a client */
-	int max_fd_replies;     /* unread fd-carrying replies */
-	mode_t socket_mode;     /* API socket permissions */
+	int request_timeout_ms;			/* first byte to '\n' */
+	size_t max_output;			/* queued reply bytes a client */
+	int max_fd_replies;			/* unread fd-carrying replies */
+	mode_t socket_mode;			/* API socket permissions */
+
+	bool default_ttl_set;			/* default-ttl set explicitly */
 };
 
 /* Fill the built-in defaults (see docs/operations.md). */
@@ -40,17 +43,50 @@ void config_defaults(struct config *);
 /*
  * Read a config file of `key = value` lines into cfg. Returns 0, or -1
  * with a message naming the file, line and key in err. A missing file is
- * not an error when optional is true.
+ * not an error when optional is true. cfg is only changed on success;
+ * config_check runs on the result (flags applied later need their own).
  */
-int config_load(struct config *cfg, const char *path, bool optional, char *err,
-    size_t errlen);
-
-/* Apply one `key = value` setting (config file key names; the command
- * line uses them too). Returns 0, or -1 with a message in err. */
-int config_set(struct config *cfg, const char *key, const char *value,
+int config_load(struct config *cfg, const char *path, bool optional,
     char *err, size_t errlen);
 
 /* Parse "LO-HI" into a pool range; -1 on a bad or empty range. */
 int config_parse_range(const char *s, uint16_t *ret_lo, uint16_t *ret_hi);
+
+/*
+ * Apply one setting, by its config file name ("max-ttl"), to cfg. The
+ * config file and the command line share this. Returns 0, or -1 with
+ * "key 'NAME': what is wrong" or "unknown key 'NAME'" in err; cfg is
+ * untouched on failure. Checks between keys are left to config_check.
+ */
+int config_set(struct config *cfg, const char *key, const char *value,
+    char *err, size_t errlen);
+
+/*
+ * Checks between keys, once every source has been applied: default-ttl
+ * must not exceed max-ttl. A default-ttl that was never set explicitly
+ * is lowered to max-ttl instead. Returns 0, or -1 with a message.
+ */
+int config_check(struct config *cfg, char *err, size_t errlen);
+
+/*
+ * Parse a duration: digits, then an optional unit ms, s, m, h or d; a
+ * bare number counts in unit_ms. Stores milliseconds; -1 on bad syntax
+ * or overflow.
+ */
+int config_parse_duration(const char *s, int64_t unit_ms, int64_t *ret_ms);
+
+/* Parse a byte count: digits, then an optional K or M (1024-based). */
+int config_parse_bytes(const char *s, uint64_t *ret_bytes);
+
+/*
+ * The config file a mode reads when none is named: /etc/portd/portd.conf
+ * for the system, $XDG_CONFIG_HOME/portd/portd.conf (or
+ * ~/.config/portd/portd.conf) per user. -1 if there is no home folder or
+ * the path does not fit.
+ */
+int config_default_file(bool system, char *buf, size_t len);
+
+/* Write cfg in config file syntax, every key (for --check-config). */
+void config_write(const struct config *cfg, FILE *f);
 
 #endif

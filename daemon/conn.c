@@ -430,10 +430,11 @@ conn_reply(struct conn *c, json_object *reply, int *fds, int nfds)
 		free(m);
 		return -1;
 	}
-	memcpy(m->fds, fds, sizeof(int) * (size_t)nfds);
-	m->nfds = nfds;
-	if (nfds > 0)
+	if (nfds > 0) {
+		memcpy(m->fds, fds, sizeof(int) * (size_t)nfds);
 		c->fd_replies++;
+	}
+	m->nfds = nfds;
 	TAILQ_INSERT_TAIL(&c->out, m, entry);
 	c->outbytes += m->len;
 	if (!c->draining)

@@ -37,6 +37,7 @@ struct lease {
 	struct event *timer;
 	struct conn *conn; /* session scope: the owning connection */
 	struct proc *proc; /* process scope: the owning process */
+	uint64_t start;    /* owner's start time, for restore */
 
 	TAILQ_ENTRY(lease) entry; /* all leases, oldest first */
 	struct lease *hash_next;
@@ -288,6 +289,13 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	if (proc != NULL) {
 		l->proc = proc; /* the caller's reference is ours from here */
 		l->pid = proc_pid(proc);
+		l->start = proc_start(proc);
+	} else if (l->scope == PROTO_SCOPE_SESSION) {
+		/* After a restart the session is gone; its process may not
+		 * be. Remember which process it was. */
+		uid_t owner;
+		if (proc_identity(pid, &l->start, &owner) == -1)
+			l->start = 0;
 	}
 
 	h = hash(l->id);
@@ -299,6 +307,14 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	nports_held += l->nports;
 	nsocks_held += l->nsocks;
 	counters.created++;
+	if (journal_put(l) == -1) {
+		proto_error_set(err, PROTO_E_INTERNAL,
+		    "cannot record the lease in the journal");
+		lease_end(l, NULL);
+		return NULL;
+	}
+	service_store(l->id, l->socks, l->nsocks);
+	service_status_changed();
 	log_debug("lease %s: %d port(s) from %d for uid %u", l->id, l->nports,
 	    l->ports[0], (unsigned)uid);
 	return l;
@@ -335,6 +351,9 @@ lease_claim(struct lease *l)
 	nsocks_held -= l->nsocks;
 	l->held = false;
 	counters.claimed++;
+	service_unstore(l->id);
+	if (journal_put(l) == -1)
+		log_warnx("lease %s: claim not recorded in the journal", l->id);
 }
 
 /* Whether l is in the table (lease_end may run on a half-built one). */
@@ -373,6 +392,17 @@ lease_end(struct lease *l, const char *reason)
 			a->ports -= l->nports;
 		if (reason != NULL && strcmp(reason, "released") == 0)
 			counters.released++;
+		/* reason NULL: portd is stopping; the lease lives on in the
+		 * journal and the service manager's store. */
+		if (reason != NULL) {
+			if (l->held)
+				service_unstore(l->id);
+			if (journal_del(l->id) == -1)
+				log_warnx("lease %s: end not recorded in the "
+				          "journal",
+				    l->id);
+			service_status_changed();
+		}
 	}
 	if (l->timer != NULL)
 		event_free(l->timer);
@@ -444,6 +474,154 @@ const char *
 lease_id(const struct lease *l)
 {
 	return l->id;
+}
+
+json_object *
+lease_json(const struct lease *l)
+{
+	struct proto_lease v;
+
+	lease_view(l, &v);
+	return proto_lease_encode(&v);
+}
+
+uint64_t
+lease_owner_start(const struct lease *l)
+{
+	return l->start;
+}
+
+/* Hold the ports of a restored lease again; false if one could not be. */
+static bool
+rehold(struct lease *l, const struct proto_lease *v)
+{
+	struct proto_error err;
+	enum proto_proto order[] = {PROTO_TCP, PROTO_UDP};
+	int max = l->nports * 2;
+	bool ok = true;
+
+	if ((l->socks = calloc((size_t)max, sizeof(*l->socks))) == NULL)
+		return false;
+	for (int i = 0; i < l->nports; i++) {
+		for (int k = 0; k < 2; k++) {
+			struct held_socket *s = &l->socks[l->nsocks];
+			int fd, n = 0;
+
+			if (!(v->proto & order[k]))
+				continue;
+			fd = service_take_stored(
+			    l->id, l->ports[i], order[k], l->family);
+			if (fd != -1) {
+				*s = (struct held_socket){.fd = fd,
+				    .port = l->ports[i],
+				    .proto = order[k],
+				    .family = l->family};
+				l->nsocks++;
+				continue;
+			}
+			if (alloc_bind_port(l->ports[i], order[k], l->family,
+			        l->hold, s, &n, &err) != 0) {
+				log_warnx(
+				    "lease %s: cannot hold port %u again: "
+				    "%s",
+				    l->id, l->ports[i], err.message);
+				ok = false;
+				continue;
+			}
+			l->nsocks += n;
+		}
+	}
+	return ok;
+}
+
+int
+lease_restore(const struct proto_lease *v, uint64_t owner_start)
+{
+	struct proto_error err;
+	struct uid_acct *acct;
+	struct lease *l;
+	struct proc *proc = NULL;
+	int64_t now = portd_clock();
+	unsigned h;
+
+	if (v->nports == 0 || lease_find(v->id) != NULL)
+		return -1;
+	if (v->expires >= 0 && v->expires <= now) {
+		log_debug("lease %s expired while portd was down", v->id);
+		return -1;
+	}
+	if (v->scope != PROTO_SCOPE_TTL) {
+		/* A session ends with its connection, which a restart
+		 * closed; its process may live on: tie the lease to it. */
+		proc = owner_start == 0
+		           ? NULL
+		           : proc_watch_pid(v->pid, v->uid, owner_start, &err);
+		if (proc == NULL) {
+			log_debug("lease %s: its owner %d is gone", v->id,
+			    (int)v->pid);
+			return -1;
+		}
+	}
+	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	    (acct = acct_get(v->uid, true)) == NULL) {
+		free(l);
+		proc_unref(proc);
+		return -1;
+	}
+	memcpy(l->id, v->id, sizeof(l->id));
+	l->uid = v->uid;
+	l->pid = v->pid;
+	l->proto = v->proto;
+	l->family = v->family;
+	l->ipv6 = v->ipv6;
+	l->scope =
+	    v->scope == PROTO_SCOPE_SESSION ? PROTO_SCOPE_PROCESS : v->scope;
+	l->hold = v->hold;
+	l->created = v->created;
+	l->ttl = v->ttl;
+	l->expires = v->expires;
+	memcpy(l->name, v->name, sizeof(l->name));
+	l->nports = v->nports;
+	memcpy(l->ports, v->ports, sizeof(l->ports[0]) * (size_t)l->nports);
+	l->proc = proc;
+	l->start = owner_start;
+	if (alloc_mark(l->ports, l->nports, l) == -1) {
+		log_warnx("lease %s: its ports are leased twice in the "
+		          "journal; dropped",
+		    l->id);
+		proc_unref(proc);
+		free(l);
+		return -1;
+	}
+	l->held = v->held;
+	if (l->held && !rehold(l, v))
+		log_warnx("lease %s: some ports are held by others now", l->id);
+	if (l->expires >= 0) {
+		struct timeval tv;
+		int64_t ms = l->expires - now;
+		if ((l->timer = evtimer_new(portd_base, lease_timer_cb, l)) ==
+		    NULL) {
+			lease_end(l, NULL);
+			return -1;
+		}
+		tv.tv_sec = ms / 1000;
+		tv.tv_usec = (ms % 1000) * 1000;
+		evtimer_add(l->timer, &tv);
+	}
+	h = hash(l->id);
+	l->hash_next = buckets[h];
+	buckets[h] = l;
+	TAILQ_INSERT_TAIL(&leases, l, entry);
+	acct->ports += l->nports;
+	nleases++;
+	nports_held += l->nports;
+	if (l->held) {
+		nsocks_held += l->nsocks;
+		/* Store the set afresh: some sockets may be new binds. */
+		service_unstore(l->id);
+		service_store(l->id, l->socks, l->nsocks);
+	}
+	return 0;
 }
 
 uint16_t

@@ -205,6 +205,8 @@ listener_adopt(int fd, const char *path)
 {
 	int fl = fcntl(fd, F_GETFL);
 
+	if (take_lock(path) == -1)
+		return -1;
 	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
 	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
 		log_warn("adopting the API socket");

@@ -170,27 +170,93 @@ socket_path(bool explicit_path)
 	return 0;
 }
 
-static void
-default_config_file(char *buf, size_t len)
-{
-	const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+/* How the configuration was given, kept for SIGHUP. */
+static struct {
+	bool system, explicit_config;
+	char config_file[PATH_MAX];
+	int nflags;
+	const char **keys, **vals;
+} opt;
 
-	if (portd_cfg.system)
-		snprintf(buf, len, "/etc/portd/portd.conf");
-	else if (xdg != NULL && *xdg == '/')
-		snprintf(buf, len, "%s/portd/portd.conf", xdg);
-	else if (home != NULL && *home == '/')
-		snprintf(buf, len, "%s/.config/portd/portd.conf", home);
-	else
-		buf[0] = '\0';
+/* Defaults, then the config file, then the flags; checked as a whole. */
+static int
+build_config(struct config *out, char *err, size_t errlen)
+{
+	struct config cfg;
+	char file[PATH_MAX];
+
+	config_defaults(&cfg);
+	cfg.system = opt.system;
+	if (opt.system)
+		cfg.socket_mode = 0666; /* authorization is by peer uid */
+	if (opt.explicit_config)
+		snprintf(file, sizeof(file), "%s", opt.config_file);
+	else if (config_default_file(opt.system, file, sizeof(file)) == -1)
+		file[0] = '\0';
+	snprintf(cfg.config_file, sizeof(cfg.config_file), "%s", file);
+	if (file[0] != '\0' &&
+	    config_load(&cfg, file, !opt.explicit_config, err, errlen) == -1)
+		return -1;
+	for (int i = 0; i < opt.nflags; i++) {
+		char e[256];
+		if (config_set(&cfg, opt.keys[i], opt.vals[i], e, sizeof(e)) ==
+		    -1) {
+			snprintf(err, errlen, "--%s: %s", opt.keys[i], e);
+			return -1;
+		}
+	}
+	if (config_check(&cfg, err, errlen) == -1)
+		return -1;
+	*out = cfg;
+	return 0;
+}
+
+/* SIGHUP: apply what can change without dropping a lease. */
+static void
+reload_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct config cfg;
+	char err[512];
+
+	(void)sig;
+	(void)what;
+	(void)arg;
+	service_reloading(false);
+	if (build_config(&cfg, err, sizeof(err)) == -1) {
+		log_warnx("reload: %s; keeping the running configuration", err);
+		service_reloading(true);
+		return;
+	}
+	if (strcmp(cfg.portserver, portd_cfg.portserver) != 0 ||
+	    cfg.socket_mode != portd_cfg.socket_mode)
+		log_warnx("reload: the socket mode and the portserver "
+		          "address change at the next start");
+	if (cfg.pool_lo != portd_cfg.pool_lo ||
+	    cfg.pool_hi != portd_cfg.pool_hi) {
+		if (alloc_set_pool(cfg.pool_lo, cfg.pool_hi) == -1) {
+			log_warnx("reload: cannot resize the pool");
+			cfg.pool_lo = portd_cfg.pool_lo;
+			cfg.pool_hi = portd_cfg.pool_hi;
+		}
+	}
+	/* Kept from the start: paths and the mode. */
+	memcpy(cfg.socket_path, portd_cfg.socket_path, sizeof(cfg.socket_path));
+	memcpy(cfg.portserver, portd_cfg.portserver, sizeof(cfg.portserver));
+	cfg.socket_mode = portd_cfg.socket_mode;
+	portd_cfg = cfg;
+	log_setlevel(portd_cfg.log_level);
+	log_info("reloaded %s: pool %u-%u, quota %d",
+	    cfg.config_file[0] ? cfg.config_file : "(no file)",
+	    portd_cfg.pool_lo, portd_cfg.pool_hi, portd_cfg.quota);
+	service_reloading(true);
 }
 
 int
 main(int argc, char *argv[])
 {
 	struct config flags_cfg;
-	struct event *sigterm, *sigint;
-	char err[512];
+	struct event *sigterm, *sigint, *sighup;
+	char err[512], journal_path[PATH_MAX];
 	const char *flag_keys[64], *flag_vals[64];
 	bool explicit_socket = false, check_only = false;
 	bool explicit_config = false, system_mode = false;
@@ -258,37 +324,23 @@ main(int argc, char *argv[])
 		return 2;
 	}
 
-	/* Defaults, then the config file, then the flags. */
-	config_defaults(&portd_cfg);
-	portd_cfg.system = system_mode;
-	portd_cfg.socket_mode = system_mode ? 0666 : 0600;
+	opt.nflags = nflags;
+	opt.keys = flag_keys;
+	opt.vals = flag_vals;
+	opt.system = system_mode;
+	opt.explicit_config = explicit_config;
+	if (explicit_config)
+		memcpy(opt.config_file, flags_cfg.config_file,
+		    sizeof(opt.config_file));
+	if (build_config(&portd_cfg, err, sizeof(err)) == -1) {
+		fprintf(stderr, "portd: %s\n", err);
+		return check_only ? 1 : 2;
+	}
 	memcpy(portd_cfg.socket_path, flags_cfg.socket_path,
 	    sizeof(portd_cfg.socket_path));
-	if (explicit_config)
-		memcpy(portd_cfg.config_file, flags_cfg.config_file,
-		    sizeof(portd_cfg.config_file));
-	else
-		default_config_file(
-		    portd_cfg.config_file, sizeof(portd_cfg.config_file));
-	if (portd_cfg.config_file[0] != '\0' &&
-	    config_load(&portd_cfg, portd_cfg.config_file, !explicit_config,
-	        err, sizeof(err)) == -1) {
-		fprintf(stderr, "portd: %s\n", err);
-		return 2;
-	}
-	for (int i = 0; i < nflags; i++) {
-		if (config_set(&portd_cfg, flag_keys[i], flag_vals[i], err,
-		        sizeof(err)) == -1) {
-			fprintf(stderr, "portd: --%s: %s\n", flag_keys[i], err);
-			return 2;
-		}
-	}
-	if (portd_cfg.default_ttl > portd_cfg.max_ttl) {
-		fprintf(stderr, "portd: default-ttl exceeds max-ttl\n");
-		return 2;
-	}
 	if (check_only) {
-		printf("portd: configuration OK\n");
+		config_write(&portd_cfg, stdout);
+		fprintf(stderr, "portd: configuration OK\n");
 		return 0;
 	}
 	log_setlevel(portd_cfg.log_level);
@@ -302,8 +354,21 @@ main(int argc, char *argv[])
 	if (alloc_init(portd_cfg.pool_lo, portd_cfg.pool_hi) == -1)
 		fatalx("out of memory");
 	lease_init();
-	if (listener_open(portd_cfg.socket_path, portd_cfg.socket_mode) == -1)
+	service_init();
+	if (service_api_fd() != -1) {
+		if (listener_adopt(service_api_fd(), portd_cfg.socket_path) ==
+		    -1)
+			fatalx("cannot serve the activated socket");
+	} else if (listener_open(
+	               portd_cfg.socket_path, portd_cfg.socket_mode) == -1)
 		fatalx("cannot serve %s", portd_cfg.socket_path);
+	/* State lives beside the socket: two daemons never share it. */
+	snprintf(journal_path, sizeof(journal_path), "%s.journal",
+	    portd_cfg.socket_path);
+	if (journal_open(journal_path) == -1)
+		log_warnx("running without a journal: leases will not "
+		          "survive a restart");
+	service_drop_strays();
 
 	if (portd_cfg.portserver[0] != '\0' &&
 	    portserver_open(portd_cfg.portserver) == -1)
@@ -312,23 +377,31 @@ main(int argc, char *argv[])
 
 	sigterm = evsignal_new(portd_base, SIGTERM, stop_cb, NULL);
 	sigint = evsignal_new(portd_base, SIGINT, stop_cb, NULL);
-	if (sigterm == NULL || sigint == NULL || evsignal_add(sigterm, NULL) ||
-	    evsignal_add(sigint, NULL))
+	sighup = evsignal_new(portd_base, SIGHUP, reload_cb, NULL);
+	if (sigterm == NULL || sigint == NULL || sighup == NULL ||
+	    evsignal_add(sigterm, NULL) || evsignal_add(sigint, NULL) ||
+	    evsignal_add(sighup, NULL))
 		fatalx("cannot watch signals");
-	log_info("portd %s ready: pool %u-%u, quota %d", PORTD_VERSION,
-	    portd_cfg.pool_lo, portd_cfg.pool_hi, portd_cfg.quota);
+	log_info("portd %s ready: pool %u-%u, quota %d, %d lease(s)",
+	    PORTD_VERSION, portd_cfg.pool_lo, portd_cfg.pool_hi,
+	    portd_cfg.quota, lease_count());
+	service_ready();
 
 	event_base_dispatch(portd_base);
 
 	log_info("stopping (%s)", stop_reason ? stop_reason : "loop ended");
+	service_stopping();
+	/* Leases first: stopping ends none of them, not even a session's. */
+	lease_shutdown();
 	conn_close_all();
 	portserver_close();
-	lease_shutdown();
+	journal_close();
 	listener_close();
 	/* Run the deferred frees of closed connections. */
 	event_base_loop(portd_base, EVLOOP_NONBLOCK);
 	event_free(sigterm);
 	event_free(sigint);
+	event_free(sighup);
 	alloc_shutdown();
 	event_base_free(portd_base);
 	return 0;

@@ -64,6 +64,8 @@ struct alloc_result {
 
 int alloc_init(uint16_t lo, uint16_t hi);
 void alloc_shutdown(void);
+/* Move the pool to lo-hi (SIGHUP); leases keep their ports. */
+int alloc_set_pool(uint16_t lo, uint16_t hi);
 /* Choose ports for req, bind them, and mark them owned by owner. */
 int alloc_take(const struct alloc_request *req, void *owner,
     struct alloc_result *ret, struct proto_error *err);
@@ -120,6 +122,36 @@ int lease_ports_held(void);
 int lease_sockets_held(void);
 int lease_uid_ports(uid_t uid);
 const struct lease_counters *lease_counters(void);
+
+json_object *lease_json(const struct lease *);
+/* Start time (ticks since boot) of the owner process, 0 if unknown. */
+uint64_t lease_owner_start(const struct lease *);
+/* Re-create a lease from the journal: hold its ports again (from the
+ * service manager's store when it kept them), re-arm its TTL, re-watch
+ * its process. Returns -1 when the lease has ended meanwhile. */
+int lease_restore(const struct proto_lease *, uint64_t owner_start);
+
+/* journal.c: the state journal beside the API socket. */
+/* Open (creating) the journal, restore its leases, compact it. */
+int journal_open(const char *path);
+void journal_close(void);
+bool journal_enabled(void);
+int journal_put(const struct lease *);
+int journal_del(const char *id);
+int journal_compact(void);
+
+/* service.c: socket activation, sd_notify, the fd store. */
+int service_init(void);
+int service_api_fd(void); /* the activated API socket, or -1 */
+int service_take_stored(
+    const char *id, uint16_t port, enum proto_proto, enum proto_family);
+void service_drop_strays(void);
+void service_store(const char *id, const struct held_socket *, int n);
+void service_unstore(const char *id);
+void service_ready(void);
+void service_reloading(bool done);
+void service_stopping(void);
+void service_status_changed(void);
 
 /* conn.c: one client connection: framing, limits, replies in order. */
 struct conn *conn_new(int fd, uid_t uid, pid_t pid);

@@ -56,15 +56,6 @@ add(json_object *o, const char *key, json_object *v)
 	json_object_object_add(o, key, v);
 }
 
-static json_object *
-lease_json(const struct lease *l)
-{
-	struct proto_lease v;
-
-	lease_view(l, &v);
-	return proto_lease_encode(&v);
-}
-
 /* Find a lease the caller may act on. */
 static struct lease *
 lookup(struct ctx *x, struct proto_error *err)

@@ -23,6 +23,14 @@ run() { # run NAME CMAKE-ARGS...
 if [ "$which" = all ] || [ "$which" = plain ]; then
 	run plain
 fi
+if [ "$which" = all ]; then
+	# Without libsystemd portd speaks the notify protocol itself: it must
+	# still build cleanly.
+	echo "== portd: build/nosystemd (build only)" >&2
+	cmake -S . -B build/nosystemd -DPORTD_WITH_SYSTEMD=OFF \
+		-DPORTD_BUILD_TESTS=OFF >/dev/null
+	cmake --build build/nosystemd -j "$jobs" >/dev/null
+fi
 if [ "$which" = all ] || [ "$which" = sanitize ]; then
 	# detect_leaks: every leak fails the run; halt_on_error: UBSan too.
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \

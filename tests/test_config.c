@@ -1,0 +1,866 @@
+/* The config file parser: every key, its bounds, the file syntax, errors. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "harness.h"
+
+static char tmpdir[64];
+static char conf[128]; /* tmpdir/portd.conf */
+
+static void
+setup(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/portd-config-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(conf, sizeof(conf), "%s/portd.conf", tmpdir);
+}
+
+static void
+teardown(void)
+{
+	unlink(conf);
+	rmdir(tmpdir);
+}
+
+/* Field by field: struct padding makes memcmp unreliable. */
+static void
+assert_same(const struct config *a, const struct config *b)
+{
+	ck_assert_int_eq(a->system, b->system);
+	ck_assert_str_eq(a->socket_path, b->socket_path);
+	ck_assert_str_eq(a->config_file, b->config_file);
+	ck_assert_str_eq(a->portserver, b->portserver);
+	ck_assert_int_eq(a->log_level, b->log_level);
+	ck_assert_uint_eq(a->pool_lo, b->pool_lo);
+	ck_assert_uint_eq(a->pool_hi, b->pool_hi);
+	ck_assert_int_eq(a->strategy, b->strategy);
+	ck_assert_int_eq(a->quota, b->quota);
+	ck_assert_int_eq(a->max_leases, b->max_leases);
+	ck_assert_int_eq(a->default_ttl, b->default_ttl);
+	ck_assert_int_eq(a->max_ttl, b->max_ttl);
+	ck_assert_int_eq(a->max_conns, b->max_conns);
+	ck_assert_int_eq(a->max_conns_per_uid, b->max_conns_per_uid);
+	ck_assert_int_eq(a->request_timeout_ms, b->request_timeout_ms);
+	ck_assert_uint_eq(a->max_output, b->max_output);
+	ck_assert_int_eq(a->max_fd_replies, b->max_fd_replies);
+	ck_assert_uint_eq(a->socket_mode, b->socket_mode);
+	ck_assert_int_eq(a->default_ttl_set, b->default_ttl_set);
+}
+
+/* Write len bytes of text (strlen when len is 0) as the config file. */
+static void
+write_conf(const char *text, size_t len)
+{
+	FILE *f = fopen(conf, "w");
+
+	ck_assert_ptr_nonnull(f);
+	if (len == 0)
+		len = strlen(text);
+	ck_assert_uint_eq(fwrite(text, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Load text into *cfg (from defaults); returns config_load's result. */
+static int
+load(const char *text, struct config *cfg, char *err, size_t errlen)
+{
+	config_defaults(cfg);
+	write_conf(text, 0);
+	err[0] = '\0';
+	return config_load(cfg, conf, false, err, errlen);
+}
+
+/* Expect load to fail with exactly "conf:msg", and cfg to stay default. */
+static void
+expect_error(const char *text, const char *msg)
+{
+	struct config cfg, def;
+	char err[1024], want[1024];
+
+	ck_assert_int_eq(load(text, &cfg, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:%s", conf, msg);
+	ck_assert_str_eq(err, want);
+	config_defaults(&def);
+	assert_same(&cfg, &def);
+}
+
+/* The setting of key in cfg as one number, for the tables. */
+static int64_t
+field(const struct config *cfg, const char *key)
+{
+	if (strcmp(key, "pool") == 0)
+		return (int64_t)cfg->pool_lo * 100000 + cfg->pool_hi;
+	if (strcmp(key, "strategy") == 0)
+		return cfg->strategy;
+	if (strcmp(key, "quota") == 0)
+		return cfg->quota;
+	if (strcmp(key, "max-leases") == 0)
+		return cfg->max_leases;
+	if (strcmp(key, "default-ttl") == 0)
+		return cfg->default_ttl;
+	if (strcmp(key, "max-ttl") == 0)
+		return cfg->max_ttl;
+	if (strcmp(key, "max-connections") == 0)
+		return cfg->max_conns;
+	if (strcmp(key, "max-connections-per-uid") == 0)
+		return cfg->max_conns_per_uid;
+	if (strcmp(key, "request-timeout") == 0)
+		return cfg->request_timeout_ms;
+	if (strcmp(key, "max-output") == 0)
+		return (int64_t)cfg->max_output;
+	if (strcmp(key, "max-fd-replies") == 0)
+		return cfg->max_fd_replies;
+	if (strcmp(key, "socket-mode") == 0)
+		return cfg->socket_mode;
+	if (strcmp(key, "log-level") == 0)
+		return cfg->log_level;
+	ck_abort_msg("no field for key %s", key);
+	return -1;
+}
+
+#define DAY INT64_C(86400)
+
+static const struct valid {
+	const char *key, *value;
+	int64_t want;
+} valid[] = {
+    {"pool", "1-1", 100001},
+    {"pool", "65535-65535", 6553565535},
+    {"pool", "1-65535", 165535},
+    {"pool", "15000-24999", 1500024999},
+    {"pool", "20000-20009", 2000020009},
+    {"strategy", "pool", PROTO_STRATEGY_POOL},
+    {"strategy", "ephemeral", PROTO_STRATEGY_EPHEMERAL},
+    {"quota", "1", 1},
+    {"quota", "65536", 65536},
+    {"quota", "100", 100},
+    {"max-leases", "1", 1},
+    {"max-leases", "65536", 65536},
+    {"default-ttl", "1", 1},
+    {"default-ttl", "1s", 1},
+    {"default-ttl", "1000ms", 1},
+    {"default-ttl", "90", 90},
+    {"default-ttl", "5m", 300},
+    {"default-ttl", "2h", 7200},
+    {"default-ttl", "1d", DAY},
+    {"max-ttl", "1", 1},
+    {"max-ttl", "366d", 366 * DAY},
+    {"max-ttl", "31622400", 366 * DAY},
+    {"max-ttl", "8784h", 366 * DAY},
+    {"max-ttl", "527040m", 366 * DAY},
+    {"max-connections", "1", 1},
+    {"max-connections", "65536", 65536},
+    {"max-connections-per-uid", "1", 1},
+    {"max-connections-per-uid", "65536", 65536},
+    {"request-timeout", "100ms", 100},
+    {"request-timeout", "1", 1000},
+    {"request-timeout", "1h", 3600000},
+    {"request-timeout", "3600", 3600000},
+    {"request-timeout", "3600000ms", 3600000},
+    {"request-timeout", "60m", 3600000},
+    {"max-output", "65536", 65536},
+    {"max-output", "64K", 65536},
+    {"max-output", "1024M", 1073741824},
+    {"max-output", "1073741824", 1073741824},
+    {"max-output", "1M", 1048576},
+    {"max-fd-replies", "1", 1},
+    {"max-fd-replies", "64", 64},
+    {"socket-mode", "0600", 0600},
+    {"socket-mode", "600", 0600},
+    {"socket-mode", "0666", 0666},
+    {"socket-mode", "0777", 0777},
+    {"socket-mode", "0660", 0660},
+    {"socket-mode", "00600", 0600},
+    {"log-level", "err", LOG_ERR},
+    {"log-level", "error", LOG_ERR},
+    {"log-level", "warning", LOG_WARNING},
+    {"log-level", "notice", LOG_NOTICE},
+    {"log-level", "info", LOG_INFO},
+    {"log-level", "debug", LOG_DEBUG},
+    {"log-level", "3", LOG_ERR},
+    {"log-level", "7", LOG_DEBUG},
+};
+
+START_TEST(valid_value)
+{
+	const struct valid *v = &valid[_i];
+	struct config cfg;
+	char text[256], err[1024];
+
+	snprintf(text, sizeof(text), "%s = %s\n", v->key, v->value);
+	ck_assert_msg(load(text, &cfg, err, sizeof(err)) == 0, "%s: %s", text,
+	              err);
+	ck_assert_int_eq(field(&cfg, v->key), v->want);
+
+	/* The command line path: config_set alone. */
+	config_defaults(&cfg);
+	ck_assert_int_eq(config_set(&cfg, v->key, v->value, err, sizeof(err)),
+	                 0);
+	ck_assert_int_eq(field(&cfg, v->key), v->want);
+}
+END_TEST
+
+static const struct invalid {
+	const char *key, *value, *why; /* why: after "key 'KEY': " */
+} invalid[] = {
+    {"pool", "0-10",
+     "'0-10' is not a range LO-HI with 1 <= LO <= HI <= "
+     "65535"},
+    {"pool", "1-65536", NULL},
+    {"pool", "10-9", NULL},
+    {"pool", "15000", NULL},
+    {"pool", "15000-", NULL},
+    {"pool", "-5", NULL},
+    {"pool", "a-b", NULL},
+    {"pool", "1 - 2", NULL},
+    {"pool", "99999999999999999999-1", NULL},
+    {"strategy", "Pool", "'Pool' is neither pool nor ephemeral"},
+    {"strategy", "random", NULL},
+    {"quota", "0", "0 is out of range (1..65536)"},
+    {"quota", "65537", "65537 is out of range (1..65536)"},
+    {"quota", "-1", "'-1' is not a whole number"},
+    {"quota", "+5", "'+5' is not a whole number"},
+    {"quota", "1e3", NULL},
+    {"quota", "0x10", NULL},
+    {"quota", "5 5", NULL},
+    {"quota", "12k", NULL},
+    {"quota", "99999999999999999999999", NULL},
+    {"max-leases", "0", "0 is out of range (1..65536)"},
+    {"max-leases", "65537", "65537 is out of range (1..65536)"},
+    {"default-ttl", "0", "'0' is out of range (1s..366d)"},
+    {"default-ttl", "999ms", "'999ms' is out of range (1s..366d)"},
+    {"default-ttl", "1500ms", "'1500ms' is not a whole number of seconds"},
+    {"default-ttl", "367d", "'367d' is out of range (1s..366d)"},
+    {"default-ttl", "31622401", "'31622401' is out of range (1s..366d)"},
+    {"default-ttl", "5w",
+     "'5w' is not a duration (like 90, 90s, 5m, 2h "
+     "or 1d)"},
+    {"default-ttl", "1.5h", NULL},
+    {"default-ttl", "1h30m", NULL},
+    {"default-ttl", "-1", NULL},
+    {"default-ttl", "s", NULL},
+    {"default-ttl", "9223372036854775807d", NULL},
+    {"max-ttl", "0", "'0' is out of range (1s..366d)"},
+    {"max-ttl", "31622401", NULL},
+    {"max-ttl", "367d", NULL},
+    {"max-ttl", "8785h", NULL},
+    {"max-connections", "0", "0 is out of range (1..65536)"},
+    {"max-connections", "65537", NULL},
+    {"max-connections-per-uid", "0", "0 is out of range (1..65536)"},
+    {"max-connections-per-uid", "65537", NULL},
+    {"request-timeout", "99ms", "'99ms' is out of range (100ms..1h)"},
+    {"request-timeout", "0", NULL},
+    {"request-timeout", "3601", "'3601' is out of range (100ms..1h)"},
+    {"request-timeout", "3600001ms", NULL},
+    {"request-timeout", "2h", NULL},
+    {"request-timeout", "10 s",
+     "'10 s' is not a duration (like 500ms, 10s "
+     "or 1m)"},
+    {"request-timeout", "10S", NULL},
+    {"max-output", "65535", "'65535' is out of range (64K..1024M)"},
+    {"max-output", "63K", NULL},
+    {"max-output", "1073741825", NULL},
+    {"max-output", "1025M", NULL},
+    {"max-output", "1G", "'1G' is not a size (like 65536, 64K or 1M)"},
+    {"max-output", "64k", NULL},
+    {"max-output", "9223372036854775807M", NULL},
+    {"max-fd-replies", "0", "0 is out of range (1..64)"},
+    {"max-fd-replies", "65", "65 is out of range (1..64)"},
+    {"socket-mode", "0400",
+     "0400 does not give the owner read and write "
+     "(0600)"},
+    {"socket-mode", "0", NULL},
+    {"socket-mode", "0800", "'0800' is not an octal mode (like 0660)"},
+    {"socket-mode", "01777", "1777 has bits beyond 0777"},
+    {"socket-mode", "4666", NULL},
+    {"socket-mode", "0000600", "'0000600' is not an octal mode (like 0660)"},
+    {"socket-mode", "rw", NULL},
+    {"socket-mode", "-600", NULL},
+    {"portserver-address", "relative/sock",
+     "'relative/sock' is neither an "
+     "absolute path nor @name"},
+    {"portserver-address", "@", "the abstract name after '@' is empty"},
+    {"log-level", "emerg",
+     "'emerg' is not one of err, warning, notice, "
+     "info, debug (or 3..7)"},
+    {"log-level", "2", NULL},
+    {"log-level", "8", NULL},
+    {"log-level", "loud", NULL},
+};
+
+START_TEST(invalid_value)
+{
+	const struct invalid *v = &invalid[_i];
+	struct config cfg, def;
+	char text[256], err[1024], want[1024];
+	size_t n;
+
+	snprintf(text, sizeof(text), "%s = %s\n", v->key, v->value);
+	if (v->why != NULL) {
+		snprintf(want, sizeof(want), "1: key '%s': %s", v->key, v->why);
+		expect_error(text, want);
+	} else {
+		ck_assert_int_eq(load(text, &cfg, err, sizeof(err)), -1);
+		snprintf(want, sizeof(want), "%s:1: key '%s': ", conf, v->key);
+		n = strlen(want);
+		ck_assert_msg(strncmp(err, want, n) == 0 && err[n] != '\0',
+		              "%s: %s", text, err);
+		config_defaults(&def);
+		assert_same(&cfg, &def);
+	}
+
+	/* config_set says the same without the file and line, and keeps
+	 * cfg as it was. */
+	config_defaults(&cfg);
+	ck_assert_int_eq(config_set(&cfg, v->key, v->value, err, sizeof(err)),
+	                 -1);
+	snprintf(want, sizeof(want), "key '%s': ", v->key);
+	ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s", err);
+	config_defaults(&def);
+	assert_same(&cfg, &def);
+}
+END_TEST
+
+/* Malformed files: text, then the message after "PATH:". */
+static const struct bad_file {
+	const char *text, *msg;
+} bad_files[] = {
+    {"quota\n", "1: expected 'key = value'"},
+    {"# ok\n\nquota 5\n", "3: expected 'key = value'"},
+    {"= 5\n", "1: no key before '='"},
+    {"quota =\n", "1: key 'quota': empty value"},
+    {"quota =   \t\n", "1: key 'quota': empty value"},
+    {"bogus = 1\n", "1: unknown key 'bogus'"},
+    {"quota = 1\nQuota = 2\n", "2: unknown key 'Quota'"},
+    {"max_leases = 5\n", "1: unknown key 'max_leases'"},
+    {"quota = 1 # inline comments are values\n",
+     "1: key 'quota': '1 # inline comments are values' is not a whole "
+     "number"},
+    {"\n\n# c\n\n  max-ttl = 1x\n", "5: key 'max-ttl': '1x' is not a "
+                                    "duration (like 90, 90s, 5m, 2h or 1d)"},
+    {"quota = 5\nmax-leases = 9\nquota = 5\n",
+     "3: key 'quota': duplicate, first set on line 1"},
+    {"portserver-address = @a\n# x\nportserver-address = @a\n",
+     "3: key 'portserver-address': duplicate, first set on line 1"},
+    /* A duplicate is refused even when its value is bad. */
+    {"quota = 5\nquota = x\n", "2: key 'quota': duplicate, first set on "
+                               "line 1"},
+    {"default-ttl = 2h\nmax-ttl = 1h\n", "1: key 'default-ttl': 7200s "
+                                         "exceeds max-ttl 3600s"},
+    {"max-ttl = 1h\n\ndefault-ttl = 3601\n",
+     "3: key 'default-ttl': 3601s exceeds max-ttl 3600s"},
+    /* The first error wins, and nothing before it is kept. */
+    {"quota = 7\npool = 1-2\nquota = 0\nbogus = 1\n",
+     "3: key 'quota': duplicate, first set on line 1"},
+    {"quota = 7\npool = 2-1\nbogus = 1\n",
+     "2: key 'pool': '2-1' is not a range LO-HI with 1 <= LO <= HI <= "
+     "65535"},
+};
+
+START_TEST(bad_file)
+{
+	expect_error(bad_files[_i].text, bad_files[_i].msg);
+}
+END_TEST
+
+START_TEST(every_key)
+{
+	struct config cfg;
+	char err[1024];
+	const char *text = "pool = 30000-30999\n"
+	                   "strategy = ephemeral\n"
+	                   "quota = 12\n"
+	                   "max-leases = 34\n"
+	                   "default-ttl = 2m\n"
+	                   "max-ttl = 2h\n"
+	                   "max-connections = 56\n"
+	                   "max-connections-per-uid = 7\n"
+	                   "request-timeout = 250ms\n"
+	                   "max-output = 128K\n"
+	                   "max-fd-replies = 8\n"
+	                   "socket-mode = 0666\n"
+	                   "portserver-address = @portserver\n"
+	                   "log-level = debug\n";
+
+	ck_assert_msg(load(text, &cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(cfg.pool_lo, 30000);
+	ck_assert_uint_eq(cfg.pool_hi, 30999);
+	ck_assert_int_eq(cfg.strategy, PROTO_STRATEGY_EPHEMERAL);
+	ck_assert_int_eq(cfg.quota, 12);
+	ck_assert_int_eq(cfg.max_leases, 34);
+	ck_assert_int_eq(cfg.default_ttl, 120);
+	ck_assert_int_eq(cfg.max_ttl, 7200);
+	ck_assert_int_eq(cfg.max_conns, 56);
+	ck_assert_int_eq(cfg.max_conns_per_uid, 7);
+	ck_assert_int_eq(cfg.request_timeout_ms, 250);
+	ck_assert_uint_eq(cfg.max_output, 128 * 1024);
+	ck_assert_int_eq(cfg.max_fd_replies, 8);
+	ck_assert_uint_eq(cfg.socket_mode, 0666);
+	ck_assert_str_eq(cfg.portserver, "@portserver");
+	ck_assert_int_eq(cfg.log_level, LOG_DEBUG);
+	ck_assert(cfg.default_ttl_set);
+	/* What the file does not name keeps its value. */
+	ck_assert(!cfg.system);
+	ck_assert_str_eq(cfg.socket_path, "");
+}
+END_TEST
+
+START_TEST(defaults)
+{
+	struct config cfg;
+
+	config_defaults(&cfg);
+	ck_assert_uint_eq(cfg.pool_lo, 15000);
+	ck_assert_uint_eq(cfg.pool_hi, 24999);
+	ck_assert_int_eq(cfg.strategy, PROTO_STRATEGY_POOL);
+	ck_assert_int_eq(cfg.quota, 1024);
+	ck_assert_int_eq(cfg.max_leases, 16384);
+	ck_assert_int_eq(cfg.default_ttl, 300);
+	ck_assert_int_eq(cfg.max_ttl, 86400);
+	ck_assert_int_eq(cfg.max_conns, 1024);
+	ck_assert_int_eq(cfg.max_conns_per_uid, 256);
+	ck_assert_int_eq(cfg.request_timeout_ms, 10000);
+	ck_assert_uint_eq(cfg.max_output, 1024 * 1024);
+	ck_assert_int_eq(cfg.max_fd_replies, 16);
+	ck_assert_uint_eq(cfg.socket_mode, 0600);
+	ck_assert_str_eq(cfg.portserver, "");
+	ck_assert_int_eq(cfg.log_level, LOG_INFO);
+	ck_assert(!cfg.default_ttl_set);
+}
+END_TEST
+
+START_TEST(comments_and_whitespace)
+{
+	struct config cfg;
+	char err[1024];
+	const char *text = "# portd.conf\n"
+	                   "\n"
+	                   "   # indented comment = with an equals sign\n"
+	                   "\t\n"
+	                   "  quota\t=\t7  \n"
+	                   "max-leases=8\n"
+	                   "\t max-ttl =   1h\t\r\n"
+	                   "portserver-address = /run/port server.sock \n"
+	                   "#quota = 9\n"
+	                   "log-level = notice"; /* no final newline */
+
+	ck_assert_msg(load(text, &cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(cfg.quota, 7);
+	ck_assert_int_eq(cfg.max_leases, 8);
+	ck_assert_int_eq(cfg.max_ttl, 3600);
+	ck_assert_str_eq(cfg.portserver, "/run/port server.sock");
+	ck_assert_int_eq(cfg.log_level, LOG_NOTICE);
+}
+END_TEST
+
+START_TEST(empty_file)
+{
+	struct config cfg, def;
+	char err[1024];
+
+	ck_assert_int_eq(load("", &cfg, err, sizeof(err)), 0);
+	config_defaults(&def);
+	assert_same(&cfg, &def);
+	ck_assert_int_eq(load("\n# only comments\n\n", &cfg, err, sizeof(err)),
+	                 0);
+	assert_same(&cfg, &def);
+}
+END_TEST
+
+START_TEST(line_length)
+{
+	struct config cfg;
+	char err[1024], want[1024];
+	char *text = malloc(3 * 4200);
+	size_t n;
+
+	ck_assert_ptr_nonnull(text);
+
+	/* A line of exactly 4096 bytes is fine, even the last one without
+	 * its newline. */
+	memset(text, 'x', 4096);
+	text[0] = '#';
+	memcpy(text + 4096, "\nquota = 3\n", 12);
+	ck_assert_msg(load(text, &cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(cfg.quota, 3);
+	text[4096] = '\0';
+	ck_assert_msg(load(text, &cfg, err, sizeof(err)) == 0, "%s", err);
+
+	/* A value padded to 4096 bytes still counts as its trimmed self. */
+	n = (size_t)snprintf(text, 4200, "quota = 5");
+	memset(text + n, ' ', 4096 - n);
+	memcpy(text + 4096, "\n", 2);
+	ck_assert_msg(load(text, &cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(cfg.quota, 5);
+
+	/* 4097 bytes: refused, with the right line, in any position. */
+	n = (size_t)snprintf(text, 4200, "quota = 5\n\n");
+	memset(text + n, '#', 4097);
+	memcpy(text + n + 4097, "\nmax-leases = 1\n", 17);
+	snprintf(want, sizeof(want), "3: line longer than 4096 bytes");
+	expect_error(text, want);
+	text[n + 4097] = '\0'; /* last line, no newline */
+	expect_error(text, want);
+
+	/* A much longer line is read through, not kept. */
+	memset(text, 'a', 3 * 4200 - 1);
+	text[3 * 4200 - 1] = '\0';
+	expect_error(text, "1: line longer than 4096 bytes");
+	free(text);
+}
+END_TEST
+
+START_TEST(nul_byte)
+{
+	struct config cfg, def;
+	char err[1024], want[1024];
+
+	config_defaults(&cfg);
+	write_conf("quota = 5\nquota\0 = 6\n", 21);
+	ck_assert_int_eq(config_load(&cfg, conf, false, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in line", conf);
+	ck_assert_str_eq(err, want);
+	config_defaults(&def);
+	assert_same(&cfg, &def);
+}
+END_TEST
+
+START_TEST(missing_file)
+{
+	struct config cfg, def;
+	char err[1024], want[1024], path[256];
+
+	config_defaults(&def);
+	config_defaults(&cfg);
+	snprintf(path, sizeof(path), "%s/nonexistent.conf", tmpdir);
+	strcpy(err, "untouched");
+	ck_assert_int_eq(config_load(&cfg, path, true, err, sizeof(err)), 0);
+	ck_assert_str_eq(err, "untouched");
+	assert_same(&cfg, &def);
+
+	ck_assert_int_eq(config_load(&cfg, path, false, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: %s", path, strerror(ENOENT));
+	ck_assert_str_eq(err, want);
+	assert_same(&cfg, &def);
+
+	/* A folder missing on the way is a missing file too. */
+	snprintf(path, sizeof(path), "%s/nonexistent/portd.conf", tmpdir);
+	ck_assert_int_eq(config_load(&cfg, path, true, err, sizeof(err)), 0);
+	ck_assert_int_eq(config_load(&cfg, path, false, err, sizeof(err)), -1);
+}
+END_TEST
+
+START_TEST(unreadable_file)
+{
+	struct config cfg, def;
+	char err[1024], want[1024];
+
+	/* A folder where the file should be is an error even if optional. */
+	config_defaults(&def);
+	config_defaults(&cfg);
+	ck_assert_int_eq(config_load(&cfg, tmpdir, true, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s: %s", tmpdir, strerror(EISDIR));
+	ck_assert_str_eq(err, want);
+	assert_same(&cfg, &def);
+}
+END_TEST
+
+START_TEST(no_partial_update)
+{
+	struct config cfg, before;
+	char err[1024];
+
+	/* Start from non-default values: a failed load leaves them all. */
+	config_defaults(&cfg);
+	cfg.quota = 99;
+	cfg.system = true;
+	strcpy(cfg.socket_path, "/tmp/x.sock");
+	before = cfg;
+	write_conf("quota = 5\nmax-leases = 6\nlog-level = debug\n"
+	           "max-ttl = forever\n",
+	           0);
+	ck_assert_int_eq(config_load(&cfg, conf, false, err, sizeof(err)), -1);
+	assert_same(&cfg, &before);
+
+	/* The check after the whole file is all or nothing too. */
+	write_conf("quota = 5\ndefault-ttl = 2d\nmax-ttl = 1d\n", 0);
+	ck_assert_int_eq(config_load(&cfg, conf, false, err, sizeof(err)), -1);
+	assert_same(&cfg, &before);
+}
+END_TEST
+
+START_TEST(ttl_check)
+{
+	struct config cfg;
+	char err[1024];
+
+	/* Equal is fine. */
+	ck_assert_int_eq(
+	    load("default-ttl = 1h\nmax-ttl = 3600\n", &cfg, err, sizeof(err)),
+	    0);
+	ck_assert_int_eq(cfg.default_ttl, 3600);
+
+	/* A max-ttl under the built-in default-ttl lowers the default. */
+	ck_assert_int_eq(load("max-ttl = 1m\n", &cfg, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg.max_ttl, 60);
+	ck_assert_int_eq(cfg.default_ttl, 60);
+	ck_assert(!cfg.default_ttl_set);
+
+	/* Flags after the file: config_check decides. */
+	ck_assert_int_eq(load("default-ttl = 10m\n", &cfg, err, sizeof(err)),
+	                 0);
+	ck_assert_int_eq(config_set(&cfg, "max-ttl", "5m", err, sizeof(err)),
+	                 0);
+	ck_assert_int_eq(config_check(&cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "key 'default-ttl': 600s exceeds max-ttl 300s");
+	config_defaults(&cfg);
+	ck_assert_int_eq(config_set(&cfg, "max-ttl", "5s", err, sizeof(err)),
+	                 0);
+	ck_assert_int_eq(config_check(&cfg, err, sizeof(err)), 0);
+	ck_assert_int_eq(cfg.default_ttl, 5);
+}
+END_TEST
+
+START_TEST(set_unknown)
+{
+	struct config cfg, def;
+	char err[1024];
+
+	config_defaults(&cfg);
+	config_defaults(&def);
+	ck_assert_int_eq(config_set(&cfg, "bogus", "1", err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "unknown key 'bogus'");
+	ck_assert_int_eq(config_set(&cfg, "", "1", err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "unknown key ''");
+	assert_same(&cfg, &def);
+
+	/* An empty portserver-address switches it off. */
+	ck_assert_int_eq(
+	    config_set(&cfg, "portserver-address", "@p", err, sizeof(err)), 0);
+	ck_assert_int_eq(
+	    config_set(&cfg, "portserver-address", "", err, sizeof(err)), 0);
+	ck_assert_str_eq(cfg.portserver, "");
+}
+END_TEST
+
+START_TEST(portserver_length)
+{
+	struct config cfg;
+	char err[1024], value[200];
+
+	/* sun_path is 108 bytes: 107 and a NUL. */
+	config_defaults(&cfg);
+	memset(value, 'p', sizeof(value));
+	value[0] = '/';
+	value[107] = '\0';
+	ck_assert_int_eq(
+	    config_set(&cfg, "portserver-address", value, err, sizeof(err)), 0);
+	ck_assert_str_eq(cfg.portserver, value);
+	value[0] = '@';
+	ck_assert_int_eq(
+	    config_set(&cfg, "portserver-address", value, err, sizeof(err)), 0);
+	value[107] = 'p';
+	value[108] = '\0';
+	ck_assert_int_eq(
+	    config_set(&cfg, "portserver-address", value, err, sizeof(err)),
+	    -1);
+	ck_assert_str_eq(err, "key 'portserver-address': longer than 107 "
+	                      "bytes");
+}
+END_TEST
+
+START_TEST(write_round_trip)
+{
+	struct config cfg, back, def;
+	char err[1024];
+	FILE *f;
+
+	/* Defaults written out and read back over other values. */
+	config_defaults(&def);
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	config_write(&def, f);
+	ck_assert_int_eq(fclose(f), 0);
+	config_defaults(&back);
+	back.quota = 3;
+	back.max_ttl = 5;
+	back.socket_mode = 0666;
+	ck_assert_msg(config_load(&back, conf, false, err, sizeof(err)) == 0,
+	              "%s", err);
+	back.default_ttl_set = false;
+	assert_same(&back, &def);
+
+	/* And every key changed. */
+	ck_assert_int_eq(load("pool = 1-2\nstrategy = ephemeral\nquota = 3\n"
+	                      "max-leases = 4\ndefault-ttl = 1500\n"
+	                      "max-ttl = 90061\nmax-connections = 6\n"
+	                      "max-connections-per-uid = 7\n"
+	                      "request-timeout = 1234ms\nmax-output = 70000\n"
+	                      "max-fd-replies = 9\nsocket-mode = 0640\n"
+	                      "portserver-address = /x\nlog-level = err\n",
+	                      &cfg, err, sizeof(err)),
+	                 0);
+	f = fopen(conf, "w");
+	ck_assert_ptr_nonnull(f);
+	config_write(&cfg, f);
+	ck_assert_int_eq(fclose(f), 0);
+	config_defaults(&back);
+	ck_assert_msg(config_load(&back, conf, false, err, sizeof(err)) == 0,
+	              "%s", err);
+	assert_same(&back, &cfg);
+}
+END_TEST
+
+START_TEST(parse_duration)
+{
+	int64_t ms;
+
+	ck_assert_int_eq(config_parse_duration("5", 1, &ms), 0);
+	ck_assert_int_eq(ms, 5);
+	ck_assert_int_eq(config_parse_duration("5", 1000, &ms), 0);
+	ck_assert_int_eq(ms, 5000);
+	ck_assert_int_eq(config_parse_duration("7ms", 1000, &ms), 0);
+	ck_assert_int_eq(ms, 7);
+	ck_assert_int_eq(config_parse_duration("2d", 1, &ms), 0);
+	ck_assert_int_eq(ms, 2 * 86400000);
+	ck_assert_int_eq(config_parse_duration("9223372036854775807ms", 1, &ms),
+	                 0);
+	ck_assert_int_eq(ms, INT64_MAX);
+	ms = 42;
+	ck_assert_int_eq(config_parse_duration("9223372036854775808ms", 1, &ms),
+	                 -1);
+	ck_assert_int_eq(config_parse_duration("9223372036854775807s", 1, &ms),
+	                 -1);
+	ck_assert_int_eq(config_parse_duration("", 1, &ms), -1);
+	ck_assert_int_eq(config_parse_duration("ms", 1, &ms), -1);
+	ck_assert_int_eq(config_parse_duration("1sec", 1, &ms), -1);
+	ck_assert_int_eq(config_parse_duration(" 1s", 1, &ms), -1);
+	ck_assert_int_eq(ms, 42); /* untouched on failure */
+}
+END_TEST
+
+START_TEST(parse_bytes)
+{
+	uint64_t n;
+
+	ck_assert_int_eq(config_parse_bytes("0", &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(config_parse_bytes("3K", &n), 0);
+	ck_assert_uint_eq(n, 3072);
+	ck_assert_int_eq(config_parse_bytes("2M", &n), 0);
+	ck_assert_uint_eq(n, 2097152);
+	n = 42;
+	ck_assert_int_eq(config_parse_bytes("2KB", &n), -1);
+	ck_assert_int_eq(config_parse_bytes("K", &n), -1);
+	ck_assert_int_eq(config_parse_bytes("", &n), -1);
+	ck_assert_int_eq(config_parse_bytes("8796093022208M", &n), -1);
+	ck_assert_uint_eq(n, 42);
+}
+END_TEST
+
+START_TEST(default_file)
+{
+	char buf[PATH_MAX];
+
+	ck_assert_int_eq(config_default_file(true, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "/etc/portd/portd.conf");
+
+	setenv("XDG_CONFIG_HOME", "/xdg/conf", 1);
+	setenv("HOME", "/home/someone", 1);
+	ck_assert_int_eq(config_default_file(false, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "/xdg/conf/portd/portd.conf");
+
+	/* A relative XDG_CONFIG_HOME is ignored, as the XDG spec says. */
+	setenv("XDG_CONFIG_HOME", "relative", 1);
+	ck_assert_int_eq(config_default_file(false, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "/home/someone/.config/portd/portd.conf");
+	unsetenv("XDG_CONFIG_HOME");
+	ck_assert_int_eq(config_default_file(false, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "/home/someone/.config/portd/portd.conf");
+
+	/* Too small a buffer. */
+	ck_assert_int_eq(config_default_file(false, buf, 10), -1);
+	ck_assert_int_eq(config_default_file(true, buf, 10), -1);
+}
+END_TEST
+
+START_TEST(example_file)
+{
+	struct config cfg, def;
+	char err[1024], line[512];
+	FILE *in, *out;
+	int keys = 0;
+
+	/* As shipped, every key is commented out: the defaults. */
+	config_defaults(&def);
+	config_defaults(&cfg);
+	ck_assert_msg(
+	    config_load(&cfg, PORTD_CONF_EXAMPLE, false, err, sizeof(err)) == 0,
+	    "%s", err);
+	assert_same(&cfg, &def);
+
+	/* Uncommented, each "#key = value" line must name the default. */
+	in = fopen(PORTD_CONF_EXAMPLE, "r");
+	ck_assert_ptr_nonnull(in);
+	out = fopen(conf, "w");
+	ck_assert_ptr_nonnull(out);
+	while (fgets(line, sizeof(line), in) != NULL) {
+		if (line[0] == '#' && line[1] >= 'a' && line[1] <= 'z') {
+			fputs(line + 1, out);
+			keys++;
+		}
+	}
+	fclose(in);
+	ck_assert_int_eq(fclose(out), 0);
+	ck_assert_int_eq(keys, 14); /* every key */
+	config_defaults(&cfg);
+	ck_assert_msg(config_load(&cfg, conf, false, err, sizeof(err)) == 0,
+	              "%s", err);
+	cfg.default_ttl_set = false;
+	assert_same(&cfg, &def);
+}
+END_TEST
+
+#define NITEMS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+int
+main(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc;
+
+	tc = tcase_create("values");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, defaults);
+	tcase_add_test(tc, every_key);
+	tcase_add_loop_test(tc, valid_value, 0, NITEMS(valid));
+	tcase_add_loop_test(tc, invalid_value, 0, NITEMS(invalid));
+	tcase_add_test(tc, ttl_check);
+	tcase_add_test(tc, set_unknown);
+	tcase_add_test(tc, portserver_length);
+	tcase_add_test(tc, parse_duration);
+	tcase_add_test(tc, parse_bytes);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("file");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, comments_and_whitespace);
+	tcase_add_test(tc, empty_file);
+	tcase_add_loop_test(tc, bad_file, 0, NITEMS(bad_files));
+	tcase_add_test(tc, line_length);
+	tcase_add_test(tc, nul_byte);
+	tcase_add_test(tc, missing_file);
+	tcase_add_test(tc, unreadable_file);
+	tcase_add_test(tc, no_partial_update);
+	tcase_add_test(tc, write_round_trip);
+	tcase_add_test(tc, default_file);
+	tcase_add_test(tc, example_file);
+	suite_add_tcase(s, tc);
+
+	return harness_run(s);
+}
