@@ -43,8 +43,8 @@ int io_send(struct io *io, const char *buf, size_t len, int64_t deadline);
  * came with it are in io->fds; the caller owns them and must reset nfds.
  * 0 or a negative portd_error.
  */
-int io_recv_line(struct io *io, int64_t deadline, char **ret_line,
-                 size_t *ret_len);
+int io_recv_line(
+    struct io *io, int64_t deadline, char **ret_line, size_t *ret_len);
 /* Consume the line io_recv_line returned. */
 void io_consume(struct io *io, size_t len);
 /* Close every received fd not yet taken. */
@@ -58,8 +58,8 @@ void io_close(struct io *io);
  * default. *ret_is_default tells whether it is the per-user default.
  * 0 or -ENAMETOOLONG.
  */
-int spawn_socket_path(const char *explicit_path, char *buf, size_t size,
-                      bool *ret_is_default);
+int spawn_socket_path(
+    const char *explicit_path, char *buf, size_t size, bool *ret_is_default);
 /*
  * Start portd for the user socket path in the background, detached (its
  * own session, reparented to init), stdin and stdout on /dev/null, stderr

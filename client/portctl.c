@@ -110,10 +110,10 @@ usage_error(const char *fmt, ...)
 	fputc('\n', stderr);
 	if (current != NULL)
 		fprintf(stderr, "usage: portctl %s %s\n", current->name,
-		        current->usage);
+		    current->usage);
 	else
 		fputs("usage: portctl [OPTIONS] COMMAND [ARGS]  (see --help)\n",
-		      stderr);
+		    stderr);
 	return EXIT_USAGE;
 }
 
@@ -127,7 +127,7 @@ report(struct portd *h, int err, const char *what)
 		msg = portd_strerror(err);
 	if (err > PORTD_E_NO_DAEMON) {
 		fprintf(stderr, "portctl: %s: %s: %s\n", what,
-		        portd_error_name(err), msg);
+		    portd_error_name(err), msg);
 		return EXIT_REFUSED;
 	}
 	fprintf(stderr, "portctl: %s: %s\n", what, msg);
@@ -151,8 +151,8 @@ parse_duration(const char *s, bool want_ms)
 	static const struct {
 		const char *suffix;
 		int64_t ms;
-	} units[] = {{"", 1000},   {"s", 1000},    {"ms", 1},
-	             {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
+	} units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000},
+	    {"h", 3600000}, {"d", 86400000}};
 	int64_t n;
 	char *end;
 
@@ -221,7 +221,7 @@ global_option(int opt, const char *arg, int *ret_exit)
 		return 1;
 	case OPT_HELP:
 		printf("usage: portctl %s %s\n\n%s", current->name,
-		       current->usage, current->help);
+		    current->usage, current->help);
 		*ret_exit = 0;
 		return -1;
 	case '?':
@@ -234,8 +234,8 @@ global_option(int opt, const char *arg, int *ret_exit)
 
 /* The lease options shared by lease and exec. 1 if opt was one. */
 static int
-lease_option(int opt, const char *arg, struct portd_lease_request *req,
-             int *ret_exit)
+lease_option(
+    int opt, const char *arg, struct portd_lease_request *req, int *ret_exit)
 {
 	static const char *const protos[] = {"tcp", "udp", "both", NULL};
 	static const char *const families[] = {"dual", "ipv4", "ipv6", NULL};
@@ -359,13 +359,13 @@ format_ports(const struct portd_lease *l, char *buf, size_t size)
 		if (l->ports[i] != l->ports[i - 1] + 1)
 			run = false;
 	if (run) {
-		snprintf(buf, size, "%u-%u", l->ports[0],
-		         l->ports[l->nports - 1]);
+		snprintf(
+		    buf, size, "%u-%u", l->ports[0], l->ports[l->nports - 1]);
 		return;
 	}
 	for (size_t i = 0; i < l->nports && off < size; i++) {
-		int k = snprintf(buf + off, size - off, "%s%u", i ? "," : "",
-		                 l->ports[i]);
+		int k = snprintf(
+		    buf + off, size - off, "%s%u", i ? "," : "", l->ports[i]);
 		if (k < 0)
 			break;
 		off += (size_t)k;
@@ -378,13 +378,13 @@ format_span(int64_t secs, char *buf, size_t size)
 {
 	if (secs >= 86400)
 		snprintf(buf, size, "%" PRId64 "d%02" PRId64 "h", secs / 86400,
-		         secs % 86400 / 3600);
+		    secs % 86400 / 3600);
 	else if (secs >= 3600)
 		snprintf(buf, size, "%" PRId64 "h%02" PRId64 "m", secs / 3600,
-		         secs % 3600 / 60);
+		    secs % 3600 / 60);
 	else if (secs >= 60)
 		snprintf(buf, size, "%" PRId64 "m%02" PRId64 "s", secs / 60,
-		         secs % 60);
+		    secs % 60);
 	else
 		snprintf(buf, size, "%" PRId64 "s", secs);
 }
@@ -440,12 +440,9 @@ print_ports(const struct portd_lease *l)
 static int
 cmd_lease(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    GLOBAL_OPTIONS,
-	    LEASE_OPTIONS,
+	static const struct option opts[] = {GLOBAL_OPTIONS, LEASE_OPTIONS,
 	    {"scope", required_argument, NULL, OPT_SCOPE},
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {NULL, 0, NULL, 0}};
+	    {"json", no_argument, NULL, OPT_JSON}, {NULL, 0, NULL, 0}};
 	static const char *const scopes[] = {"ttl", "session", NULL};
 	struct portd_lease_request req = {0};
 	struct portd_lease *l;
@@ -487,8 +484,8 @@ cmd_lease(int argc, char **argv)
 static int
 cmd_release(int argc, char **argv)
 {
-	static const struct option opts[] = {GLOBAL_OPTIONS,
-	                                     {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {
+	    GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
 	struct portd *h;
 	int opt, rc, ex = 0;
 
@@ -525,15 +522,11 @@ cmd_release(int argc, char **argv)
 static int
 lease_id_command(int argc, char **argv, bool renew)
 {
-	static const struct option renew_opts[] = {
-	    GLOBAL_OPTIONS,
+	static const struct option renew_opts[] = {GLOBAL_OPTIONS,
 	    {"ttl", required_argument, NULL, OPT_TTL},
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {NULL, 0, NULL, 0}};
-	static const struct option claim_opts[] = {
-	    GLOBAL_OPTIONS,
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {NULL, 0, NULL, 0}};
+	    {"json", no_argument, NULL, OPT_JSON}, {NULL, 0, NULL, 0}};
+	static const struct option claim_opts[] = {GLOBAL_OPTIONS,
+	    {"json", no_argument, NULL, OPT_JSON}, {NULL, 0, NULL, 0}};
 	struct portd_lease *l;
 	struct portd *h;
 	int64_t ttl = 0;
@@ -541,8 +534,7 @@ lease_id_command(int argc, char **argv, bool renew)
 	int opt, rc, ex = 0;
 
 	while ((opt = getopt_long(argc, argv, "",
-	                          renew ? renew_opts : claim_opts, NULL)) !=
-	       -1) {
+	            renew ? renew_opts : claim_opts, NULL)) != -1) {
 		if (global_option(opt, optarg, &ex) < 0)
 			return ex;
 		if (opt == OPT_JSON)
@@ -584,14 +576,11 @@ cmd_claim(int argc, char **argv)
 static int
 cmd_list(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    GLOBAL_OPTIONS,
+	static const struct option opts[] = {GLOBAL_OPTIONS,
 	    {"all", no_argument, NULL, OPT_ALL},
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {NULL, 0, NULL, 0}};
-	static const char *const head[] = {
-	    "ID",  "PORTS", "PROTO",   "HOLD", "SCOPE",
-	    "UID", "PID",   "COMMAND", "NAME", "EXPIRES"};
+	    {"json", no_argument, NULL, OPT_JSON}, {NULL, 0, NULL, 0}};
+	static const char *const head[] = {"ID", "PORTS", "PROTO", "HOLD",
+	    "SCOPE", "UID", "PID", "COMMAND", "NAME", "EXPIRES"};
 	enum { NCOL = 10 };
 	struct portd_lease *leases;
 	struct portd *h;
@@ -647,16 +636,10 @@ cmd_list(int argc, char **argv)
 		format_expiry(l->expires, exp, sizeof(exp));
 		snprintf(uid, sizeof(uid), "%u", (unsigned)l->owner_uid);
 		snprintf(pid, sizeof(pid), "%d", (int)l->owner_pid);
-		const char *row[NCOL] = {l->id,
-		                         ports,
-		                         portd_proto_name(l->proto),
-		                         portd_hold_name(l->hold),
-		                         portd_scope_name(l->scope),
-		                         uid,
-		                         pid,
-		                         comm,
-		                         l->name[0] ? l->name : "-",
-		                         exp};
+		const char *row[NCOL] = {l->id, ports,
+		    portd_proto_name(l->proto), portd_hold_name(l->hold),
+		    portd_scope_name(l->scope), uid, pid, comm,
+		    l->name[0] ? l->name : "-", exp};
 		for (int c = 0; c < NCOL; c++) {
 			if ((cells[i][c] = strdup(row[c])) == NULL) {
 				say("out of memory");
@@ -668,11 +651,11 @@ cmd_list(int argc, char **argv)
 	}
 	for (int c = 0; c < NCOL; c++)
 		printf("%-*s%s", c < NCOL - 1 ? (int)width[c] : 0, head[c],
-		       c < NCOL - 1 ? "  " : "\n");
+		    c < NCOL - 1 ? "  " : "\n");
 	for (size_t i = 0; i < n; i++) {
 		for (int c = 0; c < NCOL; c++) {
 			printf("%-*s%s", c < NCOL - 1 ? (int)width[c] : 0,
-			       cells[i][c], c < NCOL - 1 ? "  " : "\n");
+			    cells[i][c], c < NCOL - 1 ? "  " : "\n");
 			free(cells[i][c]);
 		}
 	}
@@ -684,10 +667,8 @@ cmd_list(int argc, char **argv)
 static int
 cmd_status(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    GLOBAL_OPTIONS,
-	    {"json", no_argument, NULL, OPT_JSON},
-	    {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {GLOBAL_OPTIONS,
+	    {"json", no_argument, NULL, OPT_JSON}, {NULL, 0, NULL, 0}};
 	struct portd_status *s;
 	struct portd *h;
 	bool json = false;
@@ -714,7 +695,7 @@ cmd_status(int argc, char **argv)
 	} else {
 		format_span(s->uptime < 0 ? 0 : s->uptime, span, sizeof(span));
 		printf("server       %s (protocol %" PRId64 ")\n", s->server,
-		       s->version);
+		    s->version);
 		printf("socket       %s\n", portd_socket_path(h));
 		printf("pid          %d\n", (int)s->pid);
 		printf("uptime       %s\n", span);
@@ -724,10 +705,10 @@ cmd_status(int argc, char **argv)
 		printf("connections  %" PRId64 "\n", s->connections);
 		printf("pool         %" PRId64 "-%" PRId64 ", %" PRId64
 		       " of %" PRId64 " free\n",
-		       s->pool_lo, s->pool_hi, s->pool_free, s->pool_size);
+		    s->pool_lo, s->pool_hi, s->pool_free, s->pool_size);
 		for (size_t i = 0; i < s->ncounters; i++)
 			printf("%-24s %" PRId64 "\n", s->counters[i].name,
-			       s->counters[i].value);
+			    s->counters[i].value);
 	}
 	portd_status_free(s);
 	portd_close(h);
@@ -780,8 +761,8 @@ substitute(const char *arg, const uint16_t *ports)
 	for (const char *p = arg; *p;) {
 		if ((k = placeholder_at(p, &idx)) > 0) {
 			/* 6+ bytes replaced by at most 5 digits. */
-			len += (size_t)snprintf(out + len, cap - len, "%u",
-			                        ports[idx]);
+			len += (size_t)snprintf(
+			    out + len, cap - len, "%u", ports[idx]);
 			p += k;
 		} else
 			out[len++] = *p++;
@@ -794,11 +775,11 @@ static bool
 env_name_valid(const char *s)
 {
 	if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-	      *s == '_'))
+	        *s == '_'))
 		return false;
 	for (s++; *s; s++)
 		if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
-		      (*s >= '0' && *s <= '9') || *s == '_'))
+		        (*s >= '0' && *s <= '9') || *s == '_'))
 			return false;
 	return true;
 }
@@ -806,13 +787,13 @@ env_name_valid(const char *s)
 /* LISTEN_FDNAMES entry: the lease name, else "tcp-PORT"; never ':'. */
 static void
 fd_name(const struct portd_lease *l, const struct portd_socket *s, char *buf,
-        size_t size)
+    size_t size)
 {
 	if (l->name[0] != '\0')
 		snprintf(buf, size, "%s", l->name);
 	else
-		snprintf(buf, size, "%s-%u", portd_proto_name(s->proto),
-		         s->port);
+		snprintf(
+		    buf, size, "%s-%u", portd_proto_name(s->proto), s->port);
 	for (char *p = buf; *p; p++)
 		if (*p == ':' || *p < 0x21 || *p == 0x7f)
 			*p = '_';
@@ -821,7 +802,7 @@ fd_name(const struct portd_lease *l, const struct portd_socket *s, char *buf,
 /* In the child: the environment, the sockets at 3..., then exec. */
 static _Noreturn void
 exec_child(struct portd_lease *l, bool pass_fds, char **envs, int nenvs,
-           char **args, const sigset_t *oldmask)
+    char **args, const sigset_t *oldmask)
 {
 	char name[32], val[PORTD_MAX_PORTS * 6 + 1];
 	size_t off = 0;
@@ -838,7 +819,7 @@ exec_child(struct portd_lease *l, bool pass_fds, char **envs, int nenvs,
 	}
 	for (size_t i = 0; i < l->nports; i++)
 		off += (size_t)snprintf(val + off, sizeof(val) - off, "%s%u",
-		                        i ? " " : "", l->ports[i]);
+		    i ? " " : "", l->ports[i]);
 	setenv("PORTS", val, 1);
 
 	unsetenv("LISTEN_FDS");
@@ -852,7 +833,7 @@ exec_child(struct portd_lease *l, bool pass_fds, char **envs, int nenvs,
 		/* Above the target range first, so dup2 clobbers nothing. */
 		for (int i = 0; i < n; i++)
 			if ((tmp[i] = fcntl(l->sockets[i].fd, F_DUPFD_CLOEXEC,
-			                    3 + n)) == -1)
+			         3 + n)) == -1)
 				goto fail;
 		for (int i = 0; i < n; i++)
 			if (dup2(tmp[i], 3 + i) == -1)
@@ -862,7 +843,7 @@ exec_child(struct portd_lease *l, bool pass_fds, char **envs, int nenvs,
 			goto fail;
 		for (int i = 0; i < n; i++) {
 			fd_name(l, &l->sockets[i], names + namelen,
-			        PORTD_MAX_NAME + 1);
+			    PORTD_MAX_NAME + 1);
 			namelen += strlen(names + namelen);
 			names[namelen++] = ':';
 		}
@@ -913,12 +894,9 @@ wait_child(pid_t child, const sigset_t *set)
 static int
 cmd_exec(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    GLOBAL_OPTIONS,
-	    LEASE_OPTIONS,
+	static const struct option opts[] = {GLOBAL_OPTIONS, LEASE_OPTIONS,
 	    {"fd", no_argument, NULL, OPT_FD},
-	    {"env", required_argument, NULL, OPT_ENV},
-	    {NULL, 0, NULL, 0}};
+	    {"env", required_argument, NULL, OPT_ENV}, {NULL, 0, NULL, 0}};
 	struct portd_lease_request req = {.scope = PORTD_SCOPE_SESSION};
 	struct portd_lease *l;
 	struct portd *h;
@@ -938,8 +916,8 @@ cmd_exec(int argc, char **argv)
 			req.fd = true;
 		else if (opt == OPT_ENV) {
 			if (!env_name_valid(optarg))
-				return usage_error("bad --env name '%s'",
-				                   optarg);
+				return usage_error(
+				    "bad --env name '%s'", optarg);
 			if (nenvs == PORTD_MAX_PORTS)
 				return usage_error("too many --env");
 			envs[nenvs++] = optarg;
@@ -952,8 +930,8 @@ cmd_exec(int argc, char **argv)
 	if ((unsigned)nenvs > count)
 		return usage_error("%d --env names for %u ports", nenvs, count);
 	if ((maxidx = max_placeholder(argv + optind, nargs)) >= (long)count)
-		return usage_error("{port%ld} but only %u ports leased", maxidx,
-		                   count);
+		return usage_error(
+		    "{port%ld} but only %u ports leased", maxidx, count);
 
 	if ((ex = open_daemon(&h)) != 0)
 		return ex;
@@ -1016,43 +994,43 @@ out:
 
 static const struct cmd commands[] = {
     {"lease", cmd_lease,
-     "[-n N] [--proto P] [--family F] [--port N] [--contiguous] "
-     "[--ttl DURATION] [--name NAME] [--hold H] [--scope S] [--json]",
-     "Lease ports and print them, one a line (or the lease as JSON).\n"
-     "  -n, --count N      ports to lease (1-64, default 1)\n"
-     "  --proto P          tcp (default), udp or both\n"
-     "  --family F         dual (default), ipv4 or ipv6\n"
-     "  --port N           this port, if free\n"
-     "  --contiguous       consecutive ports\n"
-     "  --ttl DURATION     lifetime: 90, 30s, 5m, 2h, 1d\n"
-     "  --name NAME        a label shown by list\n"
-     "  --hold H           shared (default for tcp) or exclusive\n"
-     "  --scope S          ttl (default) or session\n"
-     "  --strategy S       pool or ephemeral\n"
-     "  --json             print the lease as JSON\n"},
+        "[-n N] [--proto P] [--family F] [--port N] [--contiguous] "
+        "[--ttl DURATION] [--name NAME] [--hold H] [--scope S] [--json]",
+        "Lease ports and print them, one a line (or the lease as JSON).\n"
+        "  -n, --count N      ports to lease (1-64, default 1)\n"
+        "  --proto P          tcp (default), udp or both\n"
+        "  --family F         dual (default), ipv4 or ipv6\n"
+        "  --port N           this port, if free\n"
+        "  --contiguous       consecutive ports\n"
+        "  --ttl DURATION     lifetime: 90, 30s, 5m, 2h, 1d\n"
+        "  --name NAME        a label shown by list\n"
+        "  --hold H           shared (default for tcp) or exclusive\n"
+        "  --scope S          ttl (default) or session\n"
+        "  --strategy S       pool or ephemeral\n"
+        "  --json             print the lease as JSON\n"},
     {"release", cmd_release, "ID|PORT...",
-     "End leases, named by lease ID or by one of their ports.\n"},
+        "End leases, named by lease ID or by one of their ports.\n"},
     {"renew", cmd_renew, "ID [--ttl DURATION] [--json]",
-     "Extend a lease by DURATION from now (default: its own TTL).\n"},
+        "Extend a lease by DURATION from now (default: its own TTL).\n"},
     {"claim", cmd_claim, "ID [--json]",
-     "Make portd let go of a lease's sockets (the ports stay\n"
-     "reserved) so that its owner can bind them itself.\n"},
+        "Make portd let go of a lease's sockets (the ports stay\n"
+        "reserved) so that its owner can bind them itself.\n"},
     {"list", cmd_list, "[--all] [--json]",
-     "List your leases (every user's with --all, root only).\n"},
+        "List your leases (every user's with --all, root only).\n"},
     {"status", cmd_status, "[--json]", "Show the daemon's status.\n"},
     {"exec", cmd_exec,
-     "[LEASE OPTIONS] [--fd] [--env NAME]... -- COMMAND [ARG...]",
-     "Run COMMAND with leased ports, for as long as it runs.\n"
-     "The ports are in PORT, PORTS (space separated) and PORT_0...,\n"
-     "and replace {port} and {port0}... in the arguments.\n"
-     "  LEASE OPTIONS      as for lease, without --scope and --json\n"
-     "  --env NAME         also put the next port in NAME (repeatable)\n"
-     "  --fd               pass the bound sockets as fds 3... the\n"
-     "                     systemd way (LISTEN_FDS, LISTEN_PID,\n"
-     "                     LISTEN_FDNAMES) instead of claiming\n"
-     "Exclusive and UDP leases are claimed just before COMMAND starts\n"
-     "(unless --fd). SIGINT, SIGTERM and SIGHUP are passed on.\n"
-     "Exits with COMMAND's status (128+N if killed by signal N).\n"},
+        "[LEASE OPTIONS] [--fd] [--env NAME]... -- COMMAND [ARG...]",
+        "Run COMMAND with leased ports, for as long as it runs.\n"
+        "The ports are in PORT, PORTS (space separated) and PORT_0...,\n"
+        "and replace {port} and {port0}... in the arguments.\n"
+        "  LEASE OPTIONS      as for lease, without --scope and --json\n"
+        "  --env NAME         also put the next port in NAME (repeatable)\n"
+        "  --fd               pass the bound sockets as fds 3... the\n"
+        "                     systemd way (LISTEN_FDS, LISTEN_PID,\n"
+        "                     LISTEN_FDNAMES) instead of claiming\n"
+        "Exclusive and UDP leases are claimed just before COMMAND starts\n"
+        "(unless --fd). SIGINT, SIGTERM and SIGHUP are passed on.\n"
+        "Exits with COMMAND's status (128+N if killed by signal N).\n"},
 };
 
 static void
@@ -1061,7 +1039,7 @@ help(FILE *f)
 	fputs("usage: portctl [OPTIONS] COMMAND [ARGS]\n\n"
 	      "Lease TCP and UDP ports from portd.\n\n"
 	      "Commands:\n",
-	      f);
+	    f);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].usage);
 	fputs("\nOptions (also after COMMAND):\n"
@@ -1073,16 +1051,14 @@ help(FILE *f)
 	      "  --help, --version\n\n"
 	      "'portctl COMMAND --help' describes COMMAND. Exit status: 0 ok,\n"
 	      "1 the daemon refused, 2 usage, 69 no daemon reachable.\n",
-	      f);
+	    f);
 }
 
 int
 main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    GLOBAL_OPTIONS,
-	    {"version", no_argument, NULL, OPT_VERSION},
-	    {NULL, 0, NULL, 0}};
+	static const struct option opts[] = {GLOBAL_OPTIONS,
+	    {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
 	const char *env = getenv("PORTD_NO_AUTOSTART");
 	int opt;
 
@@ -1095,7 +1071,7 @@ main(int argc, char **argv)
 			return 0;
 		case OPT_VERSION:
 			printf("portctl %s (protocol %d)\n", PORTD_VERSION,
-			       PORTD_PROTOCOL_VERSION);
+			    PORTD_PROTOCOL_VERSION);
 			return 0;
 		case '?':
 			return usage_error("see 'portctl --help'");

@@ -248,21 +248,21 @@ const char *portd_strerror(int err);
  * at RLIMIT_NOFILE).
  */
 int portd_lease(struct portd *h, const struct portd_lease_request *req,
-                struct portd_lease **ret_lease);
+    struct portd_lease **ret_lease);
 
 /*
  * Extend lease id by ttl seconds from now (ttl <= 0: by its own TTL).
  * ret_lease may be NULL; else it receives the updated lease.
  */
 int portd_renew(struct portd *h, const char *id, int64_t ttl,
-                struct portd_lease **ret_lease);
+    struct portd_lease **ret_lease);
 
 /*
  * Claim lease id: the daemon closes its sockets (the ports stay reserved)
  * so the owner can bind them itself. ret_lease may be NULL.
  */
-int portd_claim(struct portd *h, const char *id,
-                struct portd_lease **ret_lease);
+int portd_claim(
+    struct portd *h, const char *id, struct portd_lease **ret_lease);
 
 /* End lease id. Returns the number of ports released (> 0). */
 int portd_release(struct portd *h, const char *id);
@@ -276,7 +276,7 @@ int portd_release_port(struct portd *h, uint16_t port);
  * freed with portd_lease_list_free().
  */
 int portd_list(struct portd *h, bool all, struct portd_lease **ret_leases,
-               size_t *ret_count);
+    size_t *ret_count);
 
 /* Status of the daemon; free with portd_status_free(). */
 int portd_status(struct portd *h, struct portd_status **ret_status);

@@ -19,8 +19,8 @@
 extern char **environ;
 
 int
-spawn_socket_path(const char *explicit_path, char *buf, size_t size,
-                  bool *ret_is_default)
+spawn_socket_path(
+    const char *explicit_path, char *buf, size_t size, bool *ret_is_default)
 {
 	const char *env = getenv("PORTD_SOCKET");
 	const char *xdg = getenv("XDG_RUNTIME_DIR");
@@ -37,7 +37,7 @@ spawn_socket_path(const char *explicit_path, char *buf, size_t size,
 			n = snprintf(buf, size, "%s/portd/portd.sock", xdg);
 		else
 			n = snprintf(buf, size, "/tmp/portd-%u/portd.sock",
-			             (unsigned)geteuid());
+			    (unsigned)geteuid());
 	}
 	if (n < 0 || (size_t)n >= size)
 		return -ENAMETOOLONG;
@@ -101,18 +101,17 @@ open_log(const char *socket_path)
 	if (strlen(dir) + sizeof("/portd.log") > sizeof(dir))
 		return -1;
 	strcat(dir, "/portd.log");
-	return open(dir, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC,
-	            0600);
+	return open(
+	    dir, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 }
 
 /* Our environment minus what belongs to our own service manager. */
 static char **
 daemon_environ(void)
 {
-	static const char *const drop[] = {"NOTIFY_SOCKET=", "LISTEN_FDS=",
-	                                   "LISTEN_PID=",    "LISTEN_FDNAMES=",
-	                                   "WATCHDOG_USEC=", "WATCHDOG_PID=",
-	                                   "PORTD_SOCKET=",  NULL};
+	static const char *const drop[] = {
+	    "NOTIFY_SOCKET=", "LISTEN_FDS=", "LISTEN_PID=", "LISTEN_FDNAMES=",
+	    "WATCHDOG_USEC=", "WATCHDOG_PID=", "PORTD_SOCKET=", NULL};
 	size_t n = 0, k = 0;
 	char **env;
 
@@ -139,7 +138,7 @@ daemon_environ(void)
  */
 static _Noreturn void
 exec_daemon(const char *bin, char *const argv[], char *const envp[],
-            int null_fd, int log_fd)
+    int null_fd, int log_fd)
 {
 	struct sigaction sa = {.sa_handler = SIG_DFL};
 	sigset_t none;
@@ -178,8 +177,8 @@ spawn_daemon(const char *daemon_path, const char *socket_path)
 	} else if ((rc = find_daemon(bin, sizeof(bin))) < 0)
 		return rc;
 
-	char *const argv[] = {bin, "--user", "--socket", (char *)socket_path,
-	                      NULL};
+	char *const argv[] = {
+	    bin, "--user", "--socket", (char *)socket_path, NULL};
 
 	if ((null_fd = open("/dev/null", O_RDWR | O_CLOEXEC)) == -1)
 		return -errno;
