@@ -294,11 +294,13 @@ bad:
 	return -1;
 }
 
-/* portd beside our own binary (build tree, or bin/ next to sbin/). */
+/* portd beside our own binary: installed (bin/ next to sbin/), or in the
+ * build tree (client/ next to daemon/). */
 static void
 find_daemon_near_me(void)
 {
-	static const char *const rel[] = {"/portd", "/../sbin/portd", NULL};
+	static const char *const rel[] = {"/portd", "/../sbin/portd",
+	    "/../daemon/portd", NULL};
 	char self[PATH_MAX], *slash;
 	struct stat st;
 	ssize_t n;

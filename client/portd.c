@@ -688,7 +688,7 @@ portd_lease(struct portd *h, const struct portd_lease_request *req,
 {
 	static const struct portd_lease_request defaults = {0};
 	struct portd_lease *l = NULL;
-	json_object *o, *reply;
+	json_object *o = NULL, *reply = NULL;
 	int rc;
 
 	if (h == NULL || ret_lease == NULL)

@@ -11,17 +11,19 @@ scripts/deps.sh test
 jobs=$(nproc 2>/dev/null || echo 2)
 which=${1:-all}
 
-run() { # run NAME CMAKE-ARGS...
+run() { # run NAME BUILD-TYPE CMAKE-ARGS...
 	dir=build/$1
-	shift
-	echo "== portd: $dir" >&2
-	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug "$@" >/dev/null
+	type=$2
+	shift 2
+	echo "== portd: $dir ($type)" >&2
+	cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
 	cmake --build "$dir" -j "$jobs" >/dev/null
 	(cd "$dir" && ctest --output-on-failure -j "$jobs")
 }
 
 if [ "$which" = all ] || [ "$which" = plain ]; then
-	run plain
+	# Optimised, as released: -O2 also finds warnings -O0 cannot.
+	run plain RelWithDebInfo
 fi
 if [ "$which" = all ]; then
 	# Without libsystemd portd speaks the notify protocol itself: it must
@@ -36,5 +38,5 @@ if [ "$which" = all ] || [ "$which" = sanitize ]; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	CK_TIMEOUT_MULTIPLIER=4 \
-		run sanitize -DPORTD_SANITIZE=ON
+		run sanitize Debug -DPORTD_SANITIZE=ON
 fi
