@@ -190,30 +190,6 @@ fail_conn(struct portd *h, int err, const char *what)
 	}
 }
 
-/* Parse a reply line; long lines (big lists) skip the request limit. */
-static json_object *
-parse_reply(const char *line, size_t len, struct proto_error *err)
-{
-	json_tokener *tok;
-	json_object *obj;
-
-	if (len <= PROTO_MAX_LINE)
-		return proto_parse_object(line, len, err);
-	if (memchr(line, '\0', len) != NULL ||
-	    (tok = json_tokener_new_ex(PROTO_MAX_DEPTH)) == NULL)
-		return NULL;
-	json_tokener_set_flags(
-	    tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	obj = json_tokener_parse_ex(tok, line, (int)len);
-	if (obj != NULL && (json_tokener_get_parse_end(tok) != len ||
-	                       !json_object_is_type(obj, json_type_object))) {
-		json_object_put(obj);
-		obj = NULL;
-	}
-	json_tokener_free(tok);
-	return obj;
-}
-
 /*
  * Send req (adding "id"; req is consumed) and read its reply. On success
  * *ret_reply is an ok reply. With keep_fds the fds that came with the
@@ -260,7 +236,7 @@ call(struct portd *h, json_object *req, bool keep_fds, json_object **ret_reply)
 		json_object_put(req);
 		return rc;
 	}
-	reply = parse_reply(line, len, &perr);
+	reply = proto_parse_object_max(line, len, CLIENT_MAX_REPLY, &perr);
 	io_consume(&h->io, len + 1);
 	if (reply == NULL || !json_object_object_get_ex(reply, "id", &v) ||
 	    !json_object_is_type(v, json_type_int) ||

@@ -211,15 +211,21 @@ printable(const char *s, size_t len)
 json_object *
 proto_parse_object(const char *line, size_t len, struct proto_error *err)
 {
+	return proto_parse_object_max(line, len, PROTO_MAX_LINE, err);
+}
+
+json_object *
+proto_parse_object_max(const char *line, size_t len, size_t max,
+    struct proto_error *err)
+{
 	json_tokener *tok;
 	json_object *obj;
 	enum json_tokener_error jerr;
 	size_t end;
 
-	if (len > PROTO_MAX_LINE) {
+	if (len > max || len > INT32_MAX) {
 		proto_error_set(err, PROTO_E_REQUEST_TOO_LARGE,
-		                "line of %zu bytes exceeds the limit of %d",
-		                len, PROTO_MAX_LINE);
+		    "line of %zu bytes exceeds the limit of %zu", len, max);
 		return NULL;
 	}
 	if (memchr(line, '\0', len) != NULL) {

@@ -150,7 +150,11 @@ void proto_request_clear(struct proto_request *);
  * clients and for journal records. Returns a new reference or NULL.
  */
 json_object *proto_parse_object(const char *line, size_t len,
-                                struct proto_error *err);
+    struct proto_error *err);
+/* The same with another length limit: replies (a long list) may be larger
+ * than a request. */
+json_object *proto_parse_object_max(const char *line, size_t len, size_t max,
+    struct proto_error *err);
 
 /* Strict field readers; absent fields leave *ret alone and return 0. */
 int proto_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
