@@ -913,23 +913,33 @@ nomem:
 
 static pthread_mutex_t pick_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct portd *pick_handle; /* open for the life of the process */
+static pid_t pick_pid;		  /* the process that opened it */
 
 PORTD_PUBLIC int
 portd_pick_port(void)
 {
 	const struct portd_lease_request req = {
 	    .proto = PORTD_PROTO_TCP,
-	    .scope = PORTD_SCOPE_SESSION,
+	    .scope = PORTD_SCOPE_PROCESS,
+	    .pid = getpid(),
 	};
 	const struct portd_options opts = {.autostart = true};
 	struct portd_lease *l;
 	int rc = 0;
 
 	pthread_mutex_lock(&pick_lock);
+	/* A forked child must not share its parent's connection: replies
+	 * would interleave. Closing our copy leaves the parent's intact. */
+	if (pick_handle != NULL && pick_pid != getpid()) {
+		portd_close(pick_handle);
+		pick_handle = NULL;
+	}
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (pick_handle == NULL &&
-		    (rc = portd_connect(&opts, &pick_handle)) < 0)
-			break;
+		if (pick_handle == NULL) {
+			if ((rc = portd_connect(&opts, &pick_handle)) < 0)
+				break;
+			pick_pid = getpid();
+		}
 		rc = portd_lease(pick_handle, &req, &l);
 		if (rc == 0) {
 			rc = l->nports > 0 ? l->ports[0] : PORTD_E_PROTOCOL;

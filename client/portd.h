@@ -294,12 +294,12 @@ const char *portd_hold_name(enum portd_hold h);
 const char *portd_scope_name(enum portd_scope s);
 
 /*
- * For test code: lease one TCP port (hold shared, scope session) and return
- * its number, or a negative portd_error. The lease lives on a connection
- * the library opens on first use (default socket, autostart as by
- * $PORTD_NO_AUTOSTART) and keeps open until the process exits; the port
- * is not handed out again meanwhile. Thread-safe. Bind the port with
- * SO_REUSEADDR: portd keeps holding it.
+ * For test code: lease one TCP port (hold shared, scope process: it ends
+ * when the calling process exits) and return its number, or a negative
+ * portd_error. The library opens a connection on first use (default
+ * socket, autostart unless $PORTD_NO_AUTOSTART) and keeps it for later
+ * calls; a forked child opens its own. Thread-safe. Bind the port with
+ * SO_REUSEADDR: portd keeps holding it until the process exits.
  */
 int portd_pick_port(void);
 

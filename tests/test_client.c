@@ -534,7 +534,8 @@ START_TEST(pick_port)
 	ck_assert_int_ne(p1, p2);
 	ck_assert_int_eq(portd_list(h, false, &all, &n), 0);
 	ck_assert_uint_eq(n, 2);
-	ck_assert_int_eq(all[0].scope, PORTD_SCOPE_SESSION);
+	ck_assert_int_eq(all[0].scope, PORTD_SCOPE_PROCESS);
+	ck_assert_int_eq(all[0].owner_pid, getpid());
 	portd_lease_list_free(all, n);
 	/* A SO_REUSEADDR server co-binds while portd holds the port. */
 	int fd = bind_listen("0.0.0.0", p1, true);
@@ -546,6 +547,40 @@ START_TEST(pick_port)
 	setenv("PORTD_SOCKET", d.sock, 1);
 	ck_assert_int_ge(portd_pick_port(), 26000);
 	portd_close(h);
+}
+END_TEST
+
+/* A port picked by a process is free again once that process exits. */
+START_TEST(pick_port_ends_with_process)
+{
+	int pipefd[2], port = 0, status;
+	int64_t deadline;
+	pid_t pid;
+
+	setenv("PORTD_SOCKET", d.sock, 1);
+	ck_assert_int_ge(portd_pick_port(), 26000); /* the parent's handle */
+	ck_assert_int_eq(pipe(pipefd), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		port = portd_pick_port();
+		_exit(write(pipefd[1], &port, sizeof(port)) == sizeof(port) &&
+				port > 0
+			  ? 0
+			  : 1);
+	}
+	ck_assert_int_eq(read(pipefd[0], &port, sizeof(port)), sizeof(port));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	deadline = now_ms() + 1000;
+	while (try_bind(AF_INET, SOCK_STREAM, port, false) != 0 &&
+	       now_ms() < deadline)
+		usleep(5000);
+	ck_assert_int_eq(try_bind(AF_INET, SOCK_STREAM, port, false), 0);
+	/* The parent's connection survived the child's close. */
+	ck_assert_int_ge(portd_pick_port(), 26000);
+	close(pipefd[0]);
+	close(pipefd[1]);
 }
 END_TEST
 
@@ -849,6 +884,7 @@ main(void)
 	tcase_add_test(live, fds_truncated_by_rlimit);
 	tcase_add_test(live, socket_from_environment);
 	tcase_add_test(live, pick_port);
+	tcase_add_test(live, pick_port_ends_with_process);
 	suite_add_tcase(s, live);
 
 	tcase_set_timeout(fake, 30);
