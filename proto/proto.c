@@ -567,8 +567,10 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 	}
 	opname = json_object_get_string(v);
 	r->op = PROTO_OP__MAX;
+	/* strcmp alone would take "status\u0000junk" for "status". */
 	for (int i = 0; i < PROTO_OP__MAX; i++)
-		if (strcmp(opname, op_names[i]) == 0)
+		if (strcmp(opname, op_names[i]) == 0 &&
+		    strlen(opname) == (size_t)json_object_get_string_len(v))
 			r->op = i;
 	if (r->op == PROTO_OP__MAX) {
 		proto_error_set(

@@ -722,6 +722,21 @@ START_TEST(quirk_json_c_keys)
 }
 END_TEST
 
+/* An op name with a hidden NUL was read as the name before the NUL. */
+START_TEST(regression_op_with_nul)
+{
+	static const char *const lines[] = {
+	    "{\"op\":\"status\\u0000\"}",
+	    "{\"op\":\"status\\u0000junk\"}",
+	    "{\"op\":\"lease\\u0000\",\"count\":2}",
+	};
+
+	for (size_t i = 0; i < nitems(lines); i++)
+		expect_error(lines[i], strlen(lines[i]), PROTO_E_UNKNOWN_OP,
+		    "unknown op '(unprintable)'");
+}
+END_TEST
+
 /* A lone surrogate escape in an id becomes U+FFFD (json-c's choice). */
 START_TEST(quirk_surrogate_in_id)
 {
@@ -1145,6 +1160,7 @@ main(void)
 	tcase_add_test(tc, reply_ok_shape);
 	tcase_add_test(tc, quirk_json_c_keys);
 	tcase_add_test(tc, quirk_surrogate_in_id);
+	tcase_add_test(tc, regression_op_with_nul);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("checks");
