@@ -208,6 +208,32 @@ printable(const char *s, size_t len)
 	return s;
 }
 
+/* Arrays and objects around the deepest value, o itself included. The
+ * tokenizer's limit bounds the recursion. */
+static int
+nesting(json_object *o)
+{
+	int deepest = 0, d;
+
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val)
+		{
+			(void)key;
+			if ((d = nesting(val)) > deepest)
+				deepest = d;
+		}
+		return deepest + 1;
+	}
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			if ((d = nesting(json_object_array_get_idx(o, i))) >
+			    deepest)
+				deepest = d;
+		return deepest + 1;
+	}
+	return 0;
+}
+
 json_object *
 proto_parse_object(const char *line, size_t len, struct proto_error *err)
 {
@@ -227,8 +253,13 @@ proto_parse_object(const char *line, size_t len, struct proto_error *err)
 		                "line contains a NUL byte");
 		return NULL;
 	}
-	/* json-c counts the top level as depth 1, we count nesting. */
-	tok = json_tokener_new_ex(PROTO_MAX_DEPTH);
+	/*
+	 * json-c counts every value as a level, a scalar too: with a limit
+	 * of 16 it took 16 empty arrays inside each other but refused 16
+	 * holding a number. Let it go one further; nesting() counts the
+	 * arrays and objects, the top level included, as the spec does.
+	 */
+	tok = json_tokener_new_ex(PROTO_MAX_DEPTH + 1);
 	if (tok == NULL) {
 		proto_error_set(err, PROTO_E_INTERNAL, "out of memory");
 		return NULL;
@@ -268,6 +299,12 @@ proto_parse_object(const char *line, size_t len, struct proto_error *err)
 	if (!json_object_is_type(obj, json_type_object)) {
 		proto_error_set(err, PROTO_E_BAD_REQUEST,
 		                "a message must be a JSON object");
+		json_object_put(obj);
+		return NULL;
+	}
+	if (nesting(obj) > PROTO_MAX_DEPTH) {
+		proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "JSON nested deeper than %d", PROTO_MAX_DEPTH);
 		json_object_put(obj);
 		return NULL;
 	}

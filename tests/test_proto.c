@@ -653,6 +653,67 @@ START_TEST(line_length_boundary)
 }
 END_TEST
 
+/*
+ * "Nesting deeper than 16 is refused": arrays and objects count, the
+ * top-level object is level 1, so 16 levels parse and 17 do not, whatever
+ * the innermost one holds. json-c counts a scalar as a level of its own,
+ * so with json_tokener_new_ex(16) the codec refused 16 levels holding a
+ * value (and took 16 empty ones). The nesting sits in "id", which must be
+ * a scalar: at 16 the line gets through the tokenizer and the id check
+ * refuses it; at 17 the depth limit does.
+ */
+static char *
+nested(int levels, bool object, bool leaf)
+{
+	char *s = malloc(64 + 8 * (size_t)levels);
+	size_t n;
+
+	ck_assert_ptr_nonnull(s);
+	n = (size_t)sprintf(s, "{\"op\":\"status\",\"id\":");
+	for (int i = 1; i < levels; i++) {
+		if (!object)
+			s[n++] = '[';
+		else if (i < levels - 1 || leaf)
+			n += (size_t)sprintf(s + n, "{\"a\":");
+		else
+			s[n++] = '{';
+	}
+	if (leaf)
+		s[n++] = '1';
+	for (int i = 1; i < levels; i++)
+		s[n++] = object ? '}' : ']';
+	s[n++] = '}';
+	s[n] = '\0';
+	return s;
+}
+
+START_TEST(regression_depth_counts_containers)
+{
+	struct proto_error err;
+	json_object *o;
+
+	for (int shape = 0; shape < 4; shape++) {
+		bool object = shape & 1, leaf = shape & 2;
+		char *ok = nested(PROTO_MAX_DEPTH, object, leaf);
+		char *deep = nested(PROTO_MAX_DEPTH + 1, object, leaf);
+
+		o = proto_parse_object(ok, strlen(ok), &err);
+		ck_assert_msg(o != NULL, "%s: %s", ok, err.message);
+		json_object_put(o);
+		expect_error(ok, strlen(ok), PROTO_E_BAD_REQUEST,
+		    "'id' must be a scalar");
+		o = proto_parse_object(deep, strlen(deep), &err);
+		ck_assert_msg(o == NULL, "took %s", deep);
+		ck_assert_int_eq(err.code, PROTO_E_BAD_REQUEST);
+		ck_assert_str_eq(err.message, "JSON nested deeper than 16");
+		expect_error(deep, strlen(deep), PROTO_E_BAD_REQUEST,
+		    "JSON nested deeper than 16");
+		free(ok);
+		free(deep);
+	}
+}
+END_TEST
+
 /* An error that got as far as the id echoes it. */
 START_TEST(error_keeps_id)
 {
@@ -1161,6 +1222,7 @@ main(void)
 	tcase_add_test(tc, quirk_json_c_keys);
 	tcase_add_test(tc, quirk_surrogate_in_id);
 	tcase_add_test(tc, regression_op_with_nul);
+	tcase_add_test(tc, regression_depth_counts_containers);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("checks");
