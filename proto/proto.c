@@ -270,6 +270,20 @@ proto_parse_object(const char *line, size_t len, struct proto_error *err)
 	obj = json_tokener_parse_ex(tok, line, (int)len);
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
+	if (obj == NULL && jerr == json_tokener_continue) {
+		/* A number or literal at the end of the input ends only with
+		 * the terminating NUL: give it one, so "42" is no object
+		 * rather than incomplete. An object never needs it. */
+		json_object *last = json_tokener_parse_ex(tok, "", 1);
+
+		if (json_tokener_get_error(tok) == json_tokener_success) {
+			json_object_put(last);
+			json_tokener_free(tok);
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "a message must be a JSON object");
+			return NULL;
+		}
+	}
 	json_tokener_free(tok);
 
 	if (obj == NULL) {

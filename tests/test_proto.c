@@ -714,6 +714,27 @@ START_TEST(regression_depth_counts_containers)
 }
 END_TEST
 
+/*
+ * A line holding a number or literal was "incomplete JSON": json-c does
+ * not end a scalar at the end of the buffer without the terminating NUL.
+ */
+START_TEST(regression_scalar_line_message)
+{
+	static const char *const lines[] = {
+	    "42", "-1", "1.5", "null", "true", "false", "  7\r", "NaN"};
+
+	for (size_t i = 0; i < nitems(lines); i++)
+		expect_error(lines[i], strlen(lines[i]), PROTO_E_BAD_REQUEST,
+		    "a message must be a JSON object");
+	/* Unfinished input is still unfinished. */
+	expect_error("4", 1, PROTO_E_BAD_REQUEST, "must be a JSON object");
+	expect_error("tru", 3, PROTO_E_BAD_REQUEST, "incomplete JSON");
+	expect_error("{\"op\":1", 7, PROTO_E_BAD_REQUEST, "incomplete JSON");
+	expect_error("[1", 2, PROTO_E_BAD_REQUEST, "incomplete JSON");
+	expect_error("\"abc", 4, PROTO_E_BAD_REQUEST, "incomplete JSON");
+}
+END_TEST
+
 /* An error that got as far as the id echoes it. */
 START_TEST(error_keeps_id)
 {
@@ -1223,6 +1244,7 @@ main(void)
 	tcase_add_test(tc, quirk_surrogate_in_id);
 	tcase_add_test(tc, regression_op_with_nul);
 	tcase_add_test(tc, regression_depth_counts_containers);
+	tcase_add_test(tc, regression_scalar_line_message);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("checks");
