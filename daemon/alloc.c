@@ -36,6 +36,7 @@ static uint16_t pool_lo, pool_hi;
 static int pool_free;     /* pool ports neither owned nor reserved */
 static int contig_cursor; /* where the next contiguous search starts */
 static bool have_ipv6;
+static struct alloc_stats stats;
 
 static struct {
 	uint16_t *q;
@@ -118,6 +119,7 @@ alloc_init(uint16_t lo, uint16_t hi)
 {
 	memset(state, 0, sizeof(state));
 	memset(owners, 0, sizeof(owners));
+	memset(&stats, 0, sizeof(stats));
 	pool_lo = lo;
 	pool_hi = hi;
 	read_reserved();
@@ -176,6 +178,12 @@ int
 alloc_pool_free(void)
 {
 	return pool_free;
+}
+
+const struct alloc_stats *
+alloc_stats(void)
+{
+	return &stats;
 }
 
 void *
@@ -434,13 +442,16 @@ static int
 take_pool_one(const struct alloc_request *req, struct alloc_result *ret,
     struct proto_error *err)
 {
+	stats.picks++;
 	for (int tries = 0; tries < PICK_TRIES; tries++) {
 		int p = fifo_pop(), e;
 
 		if (p == -1)
 			break;
+		stats.examined++;
 		if (owners[p] != NULL)
 			continue; /* taken by number; re-queued on release */
+		stats.binds++;
 		e = hold_port(req, (uint16_t)p, ret, err);
 		if (e == 0)
 			return 0;
@@ -479,6 +490,7 @@ take_pool_contiguous(const struct alloc_request *req, struct alloc_result *ret,
 		if (k == req->count) {
 			for (k = 0; k < req->count; k++) {
 				binds++;
+				stats.binds++;
 				e = hold_port(req, (uint16_t)(s + k), ret, err);
 				if (e != 0)
 					break;
