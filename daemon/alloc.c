@@ -2,11 +2,12 @@
  * The port pool and the kernel sockets that hold ports.
  *
  * Free pool ports wait in a FIFO queue, so picking one costs the same with
- * 10 or 9,000 ports leased: pop the head, bind it, done. A port leased by
- * number (specific) stays in the queue and is dropped when it reaches the
- * head; a port found busy (another program holds it) goes to the back and
- * is tried again later. Released ports go to the back too, so a port is
- * reused as late as possible.
+ * 10 or 9,000 ports leased: pop the head, bind it, done. The queue holds
+ * only free ports: one taken any other way (by number, in a contiguous
+ * run, restored) leaves it at once, wherever it is. A port found busy
+ * (another program holds it) goes to the back and is tried again later.
+ * Released ports go to the back too, so a port is reused as late as
+ * possible.
  *
  * Every socket is bound without SO_REUSEADDR first, so a port held in any
  * way by anybody (even another portd's shared hold) counts as busy; a
@@ -36,11 +37,15 @@ static uint16_t pool_lo, pool_hi;
 static int pool_free;     /* pool ports neither owned nor reserved */
 static int contig_cursor; /* where the next contiguous search starts */
 static bool have_ipv6;
+static struct alloc_stats stats;
 
-static struct {
-	uint16_t *q;
-	size_t cap, head, len;
-} fifo;
+/*
+ * The queue is a list threaded through two arrays indexed by port, so a
+ * port leaves it in constant time from anywhere. Port 0 is never in a
+ * pool: it ends the list.
+ */
+static uint16_t q_next[65536], q_prev[65536];
+static uint16_t q_head, q_tail;
 
 static bool
 in_pool(uint16_t p)
@@ -51,24 +56,42 @@ in_pool(uint16_t p)
 static void
 fifo_push(uint16_t p)
 {
-	if ((state[p] & (ST_QUEUED | ST_RESERVED)) || !in_pool(p))
+	if (p == 0 || (state[p] & (ST_QUEUED | ST_RESERVED)) || !in_pool(p))
 		return;
-	fifo.q[(fifo.head + fifo.len) % fifo.cap] = p;
-	fifo.len++;
+	q_next[p] = 0;
+	q_prev[p] = q_tail;
+	if (q_tail != 0)
+		q_next[q_tail] = p;
+	else
+		q_head = p;
+	q_tail = p;
 	state[p] |= ST_QUEUED;
+}
+
+static void
+fifo_remove(uint16_t p)
+{
+	if (!(state[p] & ST_QUEUED))
+		return;
+	if (q_prev[p] != 0)
+		q_next[q_prev[p]] = q_next[p];
+	else
+		q_head = q_next[p];
+	if (q_next[p] != 0)
+		q_prev[q_next[p]] = q_prev[p];
+	else
+		q_tail = q_prev[p];
+	state[p] &= ~ST_QUEUED;
 }
 
 static int
 fifo_pop(void)
 {
-	uint16_t p;
+	uint16_t p = q_head;
 
-	if (fifo.len == 0)
+	if (p == 0)
 		return -1;
-	p = fifo.q[fifo.head];
-	fifo.head = (fifo.head + 1) % fifo.cap;
-	fifo.len--;
-	state[p] &= ~ST_QUEUED;
+	fifo_remove(p);
 	return p;
 }
 
@@ -118,14 +141,11 @@ alloc_init(uint16_t lo, uint16_t hi)
 {
 	memset(state, 0, sizeof(state));
 	memset(owners, 0, sizeof(owners));
+	memset(&stats, 0, sizeof(stats));
 	pool_lo = lo;
 	pool_hi = hi;
 	read_reserved();
-	free(fifo.q);
-	fifo.cap = (size_t)(hi - lo) + 1;
-	fifo.head = fifo.len = 0;
-	if ((fifo.q = calloc(fifo.cap, sizeof(*fifo.q))) == NULL)
-		return -1;
+	q_head = q_tail = 0;
 	pool_free = 0;
 	for (unsigned p = lo; p <= hi; p++) {
 		if (state[p] & ST_RESERVED)
@@ -173,9 +193,7 @@ alloc_set_pool(uint16_t lo, uint16_t hi)
 void
 alloc_shutdown(void)
 {
-	free(fifo.q);
-	fifo.q = NULL;
-	fifo.cap = fifo.len = fifo.head = 0;
+	q_head = q_tail = 0;
 }
 
 bool
@@ -206,6 +224,12 @@ int
 alloc_pool_free(void)
 {
 	return pool_free;
+}
+
+const struct alloc_stats *
+alloc_stats(void)
+{
+	return &stats;
 }
 
 void *
@@ -348,6 +372,7 @@ static void
 take(uint16_t p, void *owner)
 {
 	owners[p] = owner;
+	fifo_remove(p);
 	if (in_pool(p) && !(state[p] & ST_RESERVED))
 		pool_free--;
 }
@@ -464,13 +489,14 @@ static int
 take_pool_one(const struct alloc_request *req, struct alloc_result *ret,
     struct proto_error *err)
 {
+	stats.picks++;
 	for (int tries = 0; tries < PICK_TRIES; tries++) {
 		int p = fifo_pop(), e;
 
 		if (p == -1)
 			break;
-		if (owners[p] != NULL)
-			continue; /* taken by number; re-queued on release */
+		stats.examined++;
+		stats.binds++;
 		e = hold_port(req, (uint16_t)p, ret, err);
 		if (e == 0)
 			return 0;
@@ -509,6 +535,7 @@ take_pool_contiguous(const struct alloc_request *req, struct alloc_result *ret,
 		if (k == req->count) {
 			for (k = 0; k < req->count; k++) {
 				binds++;
+				stats.binds++;
 				e = hold_port(req, (uint16_t)(s + k), ret, err);
 				if (e != 0)
 					break;

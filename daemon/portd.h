@@ -84,6 +84,14 @@ uint16_t alloc_pool_hi(void);
 int alloc_pool_size(void);
 int alloc_pool_free(void);
 void alloc_close_sockets(struct held_socket *socks, int n);
+/* The work pool picks did, so a test can tell that a pick costs the same
+ * with a full pool as with an empty one. Reset by alloc_init. */
+struct alloc_stats {
+	uint64_t picks;    /* single pool ports chosen (or tried) */
+	uint64_t examined; /* ports taken off the free queue for them */
+	uint64_t binds;    /* bind attempts on pool ports, busy ones too */
+};
+const struct alloc_stats *alloc_stats(void);
 
 /* lease.c: the lease table, TTLs, quotas and ownership. */
 struct lease_counters {

@@ -208,6 +208,32 @@ printable(const char *s, size_t len)
 	return s;
 }
 
+/* Arrays and objects around the deepest value, o itself included. The
+ * tokenizer's limit bounds the recursion. */
+static int
+nesting(json_object *o)
+{
+	int deepest = 0, d;
+
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val)
+		{
+			(void)key;
+			if ((d = nesting(val)) > deepest)
+				deepest = d;
+		}
+		return deepest + 1;
+	}
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			if ((d = nesting(json_object_array_get_idx(o, i))) >
+			    deepest)
+				deepest = d;
+		return deepest + 1;
+	}
+	return 0;
+}
+
 json_object *
 proto_parse_object(const char *line, size_t len, struct proto_error *err)
 {
@@ -233,8 +259,13 @@ proto_parse_object_max(const char *line, size_t len, size_t max,
 		                "line contains a NUL byte");
 		return NULL;
 	}
-	/* json-c counts the top level as depth 1, we count nesting. */
-	tok = json_tokener_new_ex(PROTO_MAX_DEPTH);
+	/*
+	 * json-c counts every value as a level, a scalar too: with a limit
+	 * of 16 it took 16 empty arrays inside each other but refused 16
+	 * holding a number. Let it go one further; nesting() counts the
+	 * arrays and objects, the top level included, as the spec does.
+	 */
+	tok = json_tokener_new_ex(PROTO_MAX_DEPTH + 1);
 	if (tok == NULL) {
 		proto_error_set(err, PROTO_E_INTERNAL, "out of memory");
 		return NULL;
@@ -245,6 +276,20 @@ proto_parse_object_max(const char *line, size_t len, size_t max,
 	obj = json_tokener_parse_ex(tok, line, (int)len);
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
+	if (obj == NULL && jerr == json_tokener_continue) {
+		/* A number or literal at the end of the input ends only with
+		 * the terminating NUL: give it one, so "42" is no object
+		 * rather than incomplete. An object never needs it. */
+		json_object *last = json_tokener_parse_ex(tok, "", 1);
+
+		if (json_tokener_get_error(tok) == json_tokener_success) {
+			json_object_put(last);
+			json_tokener_free(tok);
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "a message must be a JSON object");
+			return NULL;
+		}
+	}
 	json_tokener_free(tok);
 
 	if (obj == NULL) {
@@ -274,6 +319,12 @@ proto_parse_object_max(const char *line, size_t len, size_t max,
 	if (!json_object_is_type(obj, json_type_object)) {
 		proto_error_set(err, PROTO_E_BAD_REQUEST,
 		                "a message must be a JSON object");
+		json_object_put(obj);
+		return NULL;
+	}
+	if (nesting(obj) > PROTO_MAX_DEPTH) {
+		proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "JSON nested deeper than %d", PROTO_MAX_DEPTH);
 		json_object_put(obj);
 		return NULL;
 	}
@@ -573,8 +624,10 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 	}
 	opname = json_object_get_string(v);
 	r->op = PROTO_OP__MAX;
+	/* strcmp alone would take "status\u0000junk" for "status". */
 	for (int i = 0; i < PROTO_OP__MAX; i++)
-		if (strcmp(opname, op_names[i]) == 0)
+		if (strcmp(opname, op_names[i]) == 0 &&
+		    strlen(opname) == (size_t)json_object_get_string_len(v))
 			r->op = i;
 	if (r->op == PROTO_OP__MAX) {
 		proto_error_set(
