@@ -163,18 +163,10 @@ alloc_init(uint16_t lo, uint16_t hi)
 int
 alloc_set_pool(uint16_t lo, uint16_t hi)
 {
-	uint16_t *q = calloc((size_t)(hi - lo) + 1, sizeof(*q));
-
-	if (q == NULL)
-		return -1;
 	/* Leased ports stay leased wherever they are; the queue is rebuilt
 	 * from the new range's free ports. */
-	for (unsigned p = pool_lo; p <= pool_hi; p++)
-		state[p] &= ~ST_QUEUED;
-	free(fifo.q);
-	fifo.q = q;
-	fifo.cap = (size_t)(hi - lo) + 1;
-	fifo.head = fifo.len = 0;
+	while (fifo_pop() != -1)
+		;
 	pool_lo = lo;
 	pool_hi = hi;
 	pool_free = 0;

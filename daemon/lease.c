@@ -470,12 +470,6 @@ lease_sockets(const struct lease *l, int *ret_n)
 	return l->socks;
 }
 
-const char *
-lease_id(const struct lease *l)
-{
-	return l->id;
-}
-
 json_object *
 lease_json(const struct lease *l)
 {

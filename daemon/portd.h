@@ -120,7 +120,6 @@ void lease_end_conn(struct conn *);
 void lease_end_proc(struct proc *);
 void lease_view(const struct lease *, struct proto_lease *ret);
 const struct held_socket *lease_sockets(const struct lease *, int *ret_n);
-const char *lease_id(const struct lease *);
 uint16_t lease_port0(const struct lease *);
 /* Call fn for each lease (of uid, or all when all is true). */
 void lease_foreach(
