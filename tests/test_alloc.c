@@ -606,6 +606,32 @@ START_TEST(regression_pool_stale_queue)
 }
 END_TEST
 
+/* SIGHUP may move the pool: leases keep their ports, picks come from the
+ * new range, and the free count covers only the new range's free ports. */
+START_TEST(set_pool_keeps_leases)
+{
+	struct alloc_result a, b;
+	uint16_t pa;
+
+	setup_pool(LO, LO + 9);
+	pa = take_one(&owner_a, &a);
+	ck_assert_int_eq(pa, LO);
+	ck_assert_int_eq(alloc_set_pool(LO, LO + 19), 0);
+	ck_assert_int_eq(alloc_pool_free(), 19);
+	ck_assert_ptr_eq(alloc_owner(pa), &owner_a);
+	ck_assert_int_eq(take_one(&owner_b, &b), LO + 1);
+	give_back(&b);
+	/* Shrink away from the leased port: it stays leased, outside. */
+	ck_assert_int_eq(alloc_set_pool(LO + 10, LO + 19), 0);
+	ck_assert_int_eq(alloc_pool_free(), 10);
+	ck_assert_ptr_eq(alloc_owner(pa), &owner_a);
+	ck_assert_int_eq(take_one(&owner_b, &b), LO + 10);
+	give_back(&b);
+	give_back(&a);
+	ck_assert_int_eq(alloc_pool_free(), 10);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -625,6 +651,7 @@ main(void)
 	tcase_add_test(tc, ephemeral_ports);
 	tcase_add_test(tc, pick_cost_with_full_pool);
 	tcase_add_test(tc, regression_pool_stale_queue);
+	tcase_add_test(tc, set_pool_keeps_leases);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("holds");
