@@ -416,7 +416,8 @@ conn_reply(struct conn *c, json_object *reply, int *fds, int nfds)
 		free(m);
 		return -1;
 	}
-	memcpy(m->fds, fds, sizeof(int) * (size_t)nfds);
+	if (nfds > 0) /* fds may be NULL: memcpy from NULL is undefined */
+		memcpy(m->fds, fds, sizeof(int) * (size_t)nfds);
 	m->nfds = nfds;
 	if (nfds > 0)
 		c->fd_replies++;

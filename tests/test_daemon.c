@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "integ.h"
+#include "proto.h"
 
 #define POOL_ARGS "--pool", "29000-29499"
 
@@ -919,6 +920,39 @@ START_TEST(sigterm_removes_socket_and_frees_ports)
 }
 END_TEST
 
+/*
+ * conn_fail() queues its error with no fds (NULL, 0) and conn_reply()
+ * passed the NULL to memcpy: undefined, and fatal under UBSan, so every
+ * framing error (too long, deadline) killed the sanitizer-built daemon.
+ */
+START_TEST(regression_error_reply_without_fds)
+{
+	struct daemon_proc d;
+	char big[PROTO_MAX_LINE + 2];
+	json_object *r;
+	char *line;
+	int fd;
+
+	harness_start(&d, pool_args);
+	fd = harness_connect(d.sock);
+	memset(big, 'x', sizeof(big));
+	harness_send(fd, big, sizeof(big));
+	line = harness_recv_line(fd, 3000, NULL, NULL);
+	ck_assert_msg(line != NULL, "no error reply: %s", harness_log(&d));
+	ck_assert_str_eq(line_code(line), "request_too_large");
+	free(line);
+	ck_assert(wait_closed(fd, 2000));
+	close(fd);
+	fd = harness_connect(d.sock);
+	ck_assert_int_ge(fd, 0);
+	r = harness_call(fd, "{\"op\":\"hello\"}");
+	ck_assert(reply_ok(r));
+	json_object_put(r);
+	close(fd);
+	harness_stop(&d);
+}
+END_TEST
+
 /* Every long option: main.c's table, --help, and this list agree. */
 static const char *const known_flags[] = {
     "socket",
@@ -1036,6 +1070,7 @@ main(void)
 	TCase *holds = tcase_create("holds");
 	TCase *life = tcase_create("lifetimes");
 	TCase *proc = tcase_create("process");
+	TCase *reg = tcase_create("regressions");
 
 	tcase_set_timeout(ops, 20);
 	tcase_set_timeout(holds, 20);
@@ -1074,5 +1109,9 @@ main(void)
 	tcase_add_test(proc, sigterm_removes_socket_and_frees_ports);
 	tcase_add_test(proc, help_lists_every_flag);
 	suite_add_tcase(s, proc);
+
+	tcase_set_timeout(reg, 20);
+	tcase_add_test(reg, regression_error_reply_without_fds);
+	suite_add_tcase(s, reg);
 	return harness_run(s);
 }
