@@ -7,3 +7,4 @@ portd_check_test(test_proto test_proto.c)
 portd_check_test(test_daemon test_daemon.c integ.c)
 target_compile_definitions(test_daemon PRIVATE
   PORTD_MAIN_C="${PROJECT_SOURCE_DIR}/daemon/main.c")
+portd_check_test(test_limits test_limits.c integ.c)
