@@ -8,3 +8,4 @@ portd_check_test(test_daemon test_daemon.c integ.c)
 target_compile_definitions(test_daemon PRIVATE
   PORTD_MAIN_C="${PROJECT_SOURCE_DIR}/daemon/main.c")
 portd_check_test(test_limits test_limits.c integ.c)
+portd_check_test(test_malformed test_malformed.c integ.c)

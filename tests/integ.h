@@ -12,7 +12,7 @@
 
 #include "harness.h"
 
-#define NOBODY 65534
+#define NOBODY_UID 65534
 
 /* What a client run as another user saw. */
 struct exchange {

@@ -88,11 +88,11 @@ START_TEST(hello_echoes_uid_and_pid)
 	ck_assert_str_eq(reply_str(r, "server.name"), "portd");
 	json_object_put(r);
 
-	exchange_as(NOBODY, d.sock, req, strlen(req), 1, 2000, 0, &x);
+	exchange_as(NOBODY_UID, d.sock, req, strlen(req), 1, 2000, 0, &x);
 	r = exchange_reply(&x, 0);
 	ck_assert(reply_ok(r));
 	ck_assert_str_eq(reply_str(r, "id"), "h2");
-	ck_assert_int_eq(reply_int(r, "uid"), NOBODY);
+	ck_assert_int_eq(reply_int(r, "uid"), NOBODY_UID);
 	ck_assert_int_eq(reply_int(r, "pid"), d.pid);
 	json_object_put(r);
 	exchange_free(&x);
@@ -302,10 +302,10 @@ START_TEST(quota_per_uid)
 	expect_error(fd, "quota_exceeded", "{\"op\":\"lease\"}");
 
 	/* Another uid has a quota of its own. */
-	exchange_as(NOBODY, d.sock, two, strlen(two), 2, 2000, 0, &x);
+	exchange_as(NOBODY_UID, d.sock, two, strlen(two), 2, 2000, 0, &x);
 	r = exchange_reply(&x, 0);
 	ck_assert_msg(reply_ok(r), "%s", x.lines[0]);
-	ck_assert_int_eq(reply_int(r, "lease.owner.uid"), NOBODY);
+	ck_assert_int_eq(reply_int(r, "lease.owner.uid"), NOBODY_UID);
 	json_object_put(r);
 	ck_assert_str_eq(line_code(x.lines[1]), "quota_exceeded");
 	exchange_free(&x);
@@ -342,7 +342,7 @@ START_TEST(forbidden_for_other_users)
 	         "{\"op\":\"list\",\"all\":true}\n"
 	         "{\"op\":\"list\"}\n",
 	         lease_id(a), lease_id(a), lease_id(a), p);
-	exchange_as(NOBODY, d.sock, req, strlen(req), 6, 2000, 0, &x);
+	exchange_as(NOBODY_UID, d.sock, req, strlen(req), 6, 2000, 0, &x);
 	ck_assert_int_eq(x.n, 6);
 	for (int i = 0; i < 5; i++)
 		ck_assert_msg(strcmp(line_code(x.lines[i]), "forbidden") == 0,
@@ -432,10 +432,10 @@ START_TEST(max_connections_per_uid)
 	close(extra);
 
 	/* Another uid still gets in. */
-	exchange_as(NOBODY, d.sock, hello, strlen(hello), 1, 2000, 0, &x);
+	exchange_as(NOBODY_UID, d.sock, hello, strlen(hello), 1, 2000, 0, &x);
 	r = exchange_reply(&x, 0);
 	ck_assert_msg(reply_ok(r), "%s", x.lines[0]);
-	ck_assert_int_eq(reply_int(r, "uid"), NOBODY);
+	ck_assert_int_eq(reply_int(r, "uid"), NOBODY_UID);
 	json_object_put(r);
 	exchange_free(&x);
 	close(fds[0]);
