@@ -231,6 +231,48 @@ START_TEST(deadline_drip_feed)
 }
 END_TEST
 
+/*
+ * conn_process() armed the deadline only when none was pending, so a
+ * request that began in the same read as the end of the previous one
+ * inherited the previous request's deadline: a client streaming requests
+ * whose writes never end on a line boundary was cut off after one
+ * request-timeout although each request took a fraction of it.
+ */
+START_TEST(regression_deadline_spans_pipelined_requests)
+{
+	struct daemon_proc d;
+	char buf[128];
+	int fd, n;
+
+	harness_start(&d, (const char *[]){POOL_ARGS, "--request-timeout",
+	                                   "300ms", NULL});
+	fd = harness_connect(d.sock);
+	harness_send(fd, "{\"op\":\"hel", 10);
+	for (int i = 0; i < 12; i++) {
+		usleep(100 * 1000);
+		n = snprintf(buf, sizeof(buf), "lo\",\"id\":%d}\n{\"op\":\"hel",
+		             i);
+		harness_send(fd, buf, (size_t)n);
+	}
+	harness_send(fd, "lo\",\"id\":12}\n", 13);
+	for (int i = 0; i <= 12; i++) {
+		char *line = harness_recv_line(fd, 2000, NULL, NULL);
+		json_object *r;
+
+		ck_assert_msg(line != NULL, "reply %d missing", i);
+		r = json_tokener_parse(line);
+		ck_assert_msg(r != NULL && reply_ok(r), "reply %d: %s", i,
+		              line);
+		ck_assert_int_eq(reply_int(r, "id"), i);
+		json_object_put(r);
+		free(line);
+	}
+	hello_ok(fd);
+	close(fd);
+	harness_stop(&d);
+}
+END_TEST
+
 /* Read n reply lines from a raw fd; checks ids 0..n-1 in order. */
 static void
 drain_replies(int fd, int n)
@@ -422,6 +464,7 @@ main(void)
 	tcase_add_test(tc, deadline_drip_feed);
 	tcase_add_test(tc, client_that_never_reads);
 	tcase_add_test(tc, out_of_descriptors);
+	tcase_add_test(tc, regression_deadline_spans_pipelined_requests);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }
