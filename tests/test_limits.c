@@ -244,18 +244,19 @@ START_TEST(regression_deadline_spans_pipelined_requests)
 	char buf[128];
 	int fd, n;
 
-	harness_start(&d, (const char *[]){POOL_ARGS, "--request-timeout",
-	                                   "300ms", NULL});
+	harness_start(
+	    &d, (const char *[]){POOL_ARGS, "--request-timeout", "1s", NULL});
 	fd = harness_connect(d.sock);
 	harness_send(fd, "{\"op\":\"hel", 10);
-	for (int i = 0; i < 12; i++) {
+	/* 2.5 s of requests of 100 ms each: margin for a loaded host. */
+	for (int i = 0; i < 25; i++) {
 		usleep(100 * 1000);
 		n = snprintf(buf, sizeof(buf), "lo\",\"id\":%d}\n{\"op\":\"hel",
 		             i);
 		harness_send(fd, buf, (size_t)n);
 	}
-	harness_send(fd, "lo\",\"id\":12}\n", 13);
-	for (int i = 0; i <= 12; i++) {
+	harness_send(fd, "lo\",\"id\":25}\n", 13);
+	for (int i = 0; i <= 25; i++) {
 		char *line = harness_recv_line(fd, 2000, NULL, NULL);
 		json_object *r;
 
