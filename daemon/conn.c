@@ -240,6 +240,7 @@ conn_process(struct conn *c)
 	struct evbuffer_ptr p;
 	size_t eol;
 	char *line;
+	bool handled = false;
 
 	while (!c->dead && !c->draining) {
 		p = evbuffer_search_eol(c->in, NULL, &eol, EVBUFFER_EOL_LF);
@@ -259,6 +260,7 @@ conn_process(struct conn *c)
 		line[p.pos] = '\0';
 		request_handle(c, line, (size_t)p.pos);
 		free(line);
+		handled = true;
 		/* A pipelining client that does not read waits here. */
 		if (c->outbytes > portd_cfg.max_output)
 			break;
@@ -275,7 +277,9 @@ conn_process(struct conn *c)
 		reading(c, false);
 		timer_arm(c, portd_cfg.request_timeout_ms);
 	} else if (evbuffer_get_length(c->in) > 0) {
-		if (!evtimer_pending(c->timer, NULL))
+		/* A request that began after one we just handled gets a
+		 * deadline of its own, not what is left of the last one's. */
+		if (handled || !evtimer_pending(c->timer, NULL))
 			timer_arm(c, portd_cfg.request_timeout_ms);
 	} else
 		evtimer_del(c->timer);
