@@ -240,6 +240,38 @@ proto_parse_object(const char *line, size_t len, struct proto_error *err)
 	return proto_parse_object_max(line, len, PROTO_MAX_LINE, err);
 }
 
+/*
+ * What json-c lets through that JSON does not allow, and what would let a
+ * key hide its real name: single quotes, and \u0000 (a key is cut at the
+ * NUL, so "count\u0000x" would act as "count").
+ */
+static int
+lexical_check(const char *line, size_t len, struct proto_error *err)
+{
+	bool in_str = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = line[i];
+
+		if (!in_str) {
+			if (c == '"')
+				in_str = true;
+			else if (c == '\'')
+				return proto_error_set(err, PROTO_E_BAD_REQUEST,
+				    "invalid JSON: single quotes");
+		} else if (c == '"')
+			in_str = false;
+		else if (c == '\\') {
+			if (i + 5 < len && line[i + 1] == 'u' &&
+			    memcmp(line + i + 2, "0000", 4) == 0)
+				return proto_error_set(err, PROTO_E_BAD_REQUEST,
+				    "strings may not contain a NUL (\\u0000)");
+			i++; /* the escaped character */
+		}
+	}
+	return 0;
+}
+
 json_object *
 proto_parse_object_max(const char *line, size_t len, size_t max,
     struct proto_error *err)
@@ -259,6 +291,8 @@ proto_parse_object_max(const char *line, size_t len, size_t max,
 		                "line contains a NUL byte");
 		return NULL;
 	}
+	if (lexical_check(line, len, err) == -1)
+		return NULL;
 	/*
 	 * json-c counts every value as a level, a scalar too: with a limit
 	 * of 16 it took 16 empty arrays inside each other but refused 16

@@ -395,7 +395,7 @@ static const struct invalid_case invalid[] = {
     {L("\"proto\":1"), 0, BAD, "'proto' must be a string"},
     {L("\"proto\":\"tcptcptcptcptcptcptcptcptcptcptcp\""), 0, BAD,
         "'proto' is longer than 31 bytes"},
-    {L("\"proto\":\"tcp\\u0000\""), 0, BAD, "'proto' contains a NUL"},
+    {L("\"proto\":\"tcp\\u0000\""), 0, BAD, "NUL"},
     {L("\"family\":\"ipv5\""), 0, BAD,
         "'family' must be one of dual, ipv4, ipv6, not 'ipv5'"},
     {L("\"hold\":\"loose\""), 0, BAD,
@@ -431,7 +431,7 @@ static const struct invalid_case invalid[] = {
     {L("\"name\":\"a\\nb\""), 0, BAD, "'name' contains a control"},
     {L("\"name\":\"\\u007f\""), 0, BAD, "'name' contains a control"},
     {L("\"name\":\"\x7f\""), 0, BAD, "'name' contains a control"},
-    {L("\"name\":\"a\\u0000b\""), 0, BAD, "'name' contains a NUL"},
+    {L("\"name\":\"a\\u0000b\""), 0, BAD, "NUL"},
     {L("\"name\":\"caf\xc3\xa9\""), 0, BAD, "only printable ASCII"},
     {L("\"name\":\"caf\\u00e9\""), 0, BAD, "only printable ASCII"},
     {L("\"name\":\"\xc2\x85\""), 0, BAD, "only printable ASCII"},
@@ -455,7 +455,7 @@ static const struct invalid_case invalid[] = {
         "'id' is not valid UTF-8"},
     {"{\"op\":\"status\",\"id\":\"\xe0\x80\xaf\"}", 0, BAD,
         "'id' is not valid UTF-8"},
-    {"{\"op\":\"status\",\"id\":\"a\\u0000\"}", 0, BAD, "'id' contains a NUL"},
+    {"{\"op\":\"status\",\"id\":\"a\\u0000\"}", 0, BAD, "NUL"},
     {"{\"op\":\"status\",\"id\":\"a\\nb\"}", 0, BAD, "'id' contains a control"},
     /* op */
     {"{}", 0, BAD, "'op' is required"},
@@ -492,8 +492,7 @@ static const struct invalid_case invalid[] = {
     {"{\"op\":\"claim\",\"lease\":\"L 1\"}", 0, BAD, "must be a lease id"},
     {"{\"op\":\"claim\",\"lease\":\"../L1\"}", 0, BAD, "must be a lease id"},
     {"{\"op\":\"claim\",\"lease\":\"L\\u00e9\"}", 0, BAD, "must be a lease id"},
-    {"{\"op\":\"claim\",\"lease\":\"L1\\u0000\"}", 0, BAD,
-        "must be a lease id"},
+    {"{\"op\":\"claim\",\"lease\":\"L1\\u0000\"}", 0, BAD, "NUL"},
     {"{\"op\":\"claim\",\"lease\":17}", 0, BAD, "must be a lease id"},
     {"{\"op\":\"renew\",\"lease\":null}", 0, BAD, "must be a lease id"},
     /* release takes exactly one of lease and port */
@@ -783,23 +782,31 @@ START_TEST(reply_ok_shape)
 END_TEST
 
 /*
- * json-c 0.16 quirks the codec lets through, written down so a change in
- * either shows: a single-quoted key is read as a key, and a key with an
- * escaped NUL is cut at the NUL (so it acts as the field before it, with
- * the duplicate-key rule: last one wins).
+ * json-c 0.16 read a single-quoted key as a key, and cut a key with an
+ * escaped NUL at the NUL, so "count\u0000x" overrode "count". The codec
+ * refuses both before json-c sees them.
  */
-START_TEST(quirk_json_c_keys)
+START_TEST(regression_single_quote_and_nul_key)
 {
 	static const char sq[] = "{'op':\"status\"}";
+	static const char sqv[] = "{\"op\":'status'}";
 	static const char nulkey[] =
 	    "{\"op\":\"lease\",\"count\":1,\"count\\u0000x\":5}";
+	static const char quoted[] = "{\"op\":\"lease\",\"name\":\"it's\"}";
+	static const char escaped[] =
+	    "{\"op\":\"lease\",\"name\":\"a\\\\u0000\"}";
 	struct proto_request r;
 
-	expect_ok(sq, strlen(sq), &r);
-	ck_assert_int_eq(r.op, PROTO_OP_STATUS);
+	expect_error(sq, strlen(sq), PROTO_E_BAD_REQUEST, "single quotes");
+	expect_error(sqv, strlen(sqv), PROTO_E_BAD_REQUEST, "single quotes");
+	expect_error(nulkey, strlen(nulkey), PROTO_E_BAD_REQUEST, "NUL");
+	/* A quote inside a string, and an escaped backslash before u0000,
+	 * are fine. */
+	expect_ok(quoted, strlen(quoted), &r);
+	ck_assert_str_eq(r.name, "it's");
 	proto_request_clear(&r);
-	expect_ok(nulkey, strlen(nulkey), &r);
-	ck_assert_int_eq(r.count, 5);
+	expect_ok(escaped, strlen(escaped), &r);
+	ck_assert_str_eq(r.name, "a\\u0000");
 	proto_request_clear(&r);
 }
 END_TEST
@@ -814,8 +821,8 @@ START_TEST(regression_op_with_nul)
 	};
 
 	for (size_t i = 0; i < nitems(lines); i++)
-		expect_error(lines[i], strlen(lines[i]), PROTO_E_UNKNOWN_OP,
-		    "unknown op '(unprintable)'");
+		expect_error(lines[i], strlen(lines[i]), PROTO_E_BAD_REQUEST,
+		    "NUL");
 }
 END_TEST
 
@@ -1240,7 +1247,7 @@ main(void)
 	tcase_add_test(tc, line_length_boundary);
 	tcase_add_test(tc, error_keeps_id);
 	tcase_add_test(tc, reply_ok_shape);
-	tcase_add_test(tc, quirk_json_c_keys);
+	tcase_add_test(tc, regression_single_quote_and_nul_key);
 	tcase_add_test(tc, quirk_surrogate_in_id);
 	tcase_add_test(tc, regression_op_with_nul);
 	tcase_add_test(tc, regression_depth_counts_containers);
