@@ -789,7 +789,7 @@ proto_lease_decode(json_object *o, struct proto_lease *l,
 {
 	json_object *a, *own;
 	int64_t n;
-	int e;
+	int e = 0;
 
 	memset(l, 0, sizeof(*l));
 	if (!json_object_is_type(o, json_type_object))
@@ -869,7 +869,7 @@ proto_socket_decode(json_object *o, struct proto_socket *s,
                     struct proto_error *err)
 {
 	int64_t port = 0;
-	int e;
+	int e = 0;
 
 	memset(s, 0, sizeof(*s));
 	if (proto_get_int(o, "port", 1, 65535, &port, err) == -1 || port == 0)
