@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -112,6 +113,23 @@ portd_shutdown(const char *reason)
 {
 	stop_reason = reason;
 	event_base_loopbreak(portd_base);
+}
+
+/*
+ * Every held port is an open socket: take the whole descriptor allowance
+ * (the soft limit is often 1024, the hard one far higher). libevent uses
+ * epoll, so large descriptor numbers cost nothing.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("raising the descriptor limit");
 }
 
 /* Make the default socket's folder, private to us unless system-wide. */
@@ -346,6 +364,7 @@ main(int argc, char *argv[])
 	log_setlevel(portd_cfg.log_level);
 
 	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
 	if ((portd_base = event_base_new()) == NULL)
 		fatalx("cannot create the event base");
 	portd_started_ms = portd_clock_real();
