@@ -205,6 +205,22 @@ arm(struct lease *l, int64_t ttl)
 	return evtimer_add(l->timer, &tv);
 }
 
+/* Put a complete lease into the table and its counts. */
+static void
+link_lease(struct lease *l, struct uid_acct *acct)
+{
+	unsigned h = hash(l->id);
+
+	l->hash_next = buckets[h];
+	buckets[h] = l;
+	TAILQ_INSERT_TAIL(&leases, l, entry);
+	acct->ports += l->nports;
+	nleases++;
+	nports_held += l->nports;
+	if (l->held)
+		nsocks_held += l->nsocks;
+}
+
 struct lease *
 lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
     struct conn *conn, struct proc *proc, struct proto_error *err)
@@ -214,7 +230,6 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	struct uid_acct *acct;
 	struct lease *l = NULL;
 	int64_t ttl = -1;
-	unsigned h;
 	int nports = req->count;
 
 	/* How long: scope ttl defaults to default_ttl; others have none. */
@@ -298,14 +313,7 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 			l->start = 0;
 	}
 
-	h = hash(l->id);
-	l->hash_next = buckets[h];
-	buckets[h] = l;
-	TAILQ_INSERT_TAIL(&leases, l, entry);
-	acct->ports += l->nports;
-	nleases++;
-	nports_held += l->nports;
-	nsocks_held += l->nsocks;
+	link_lease(l, acct);
 	counters.created++;
 	if (journal_put(l) == -1) {
 		proto_error_set(err, PROTO_E_INTERNAL,
@@ -414,32 +422,32 @@ lease_end(struct lease *l, const char *reason)
 	free(l);
 }
 
-void
-lease_end_conn(struct conn *c)
+/* End every lease whose session is conn or whose process is proc. */
+static void
+end_owned(const struct conn *c, const struct proc *p, uint64_t *counter,
+    const char *reason)
 {
 	struct lease *l, *next;
 
 	for (l = TAILQ_FIRST(&leases); l != NULL; l = next) {
 		next = TAILQ_NEXT(l, entry);
-		if (l->conn == c) {
-			counters.session_ended++;
-			lease_end(l, "ended with its session");
+		if ((c != NULL && l->conn == c) || (p != NULL && l->proc == p)) {
+			(*counter)++;
+			lease_end(l, reason);
 		}
 	}
 }
 
 void
+lease_end_conn(struct conn *c)
+{
+	end_owned(c, NULL, &counters.session_ended, "ended with its session");
+}
+
+void
 lease_end_proc(struct proc *p)
 {
-	struct lease *l, *next;
-
-	for (l = TAILQ_FIRST(&leases); l != NULL; l = next) {
-		next = TAILQ_NEXT(l, entry);
-		if (l->proc == p) {
-			counters.process_ended++;
-			lease_end(l, "ended with its process");
-		}
-	}
+	end_owned(NULL, p, &counters.process_ended, "ended with its process");
 }
 
 void
@@ -536,7 +544,6 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 	struct lease *l;
 	struct proc *proc = NULL;
 	int64_t now = portd_clock();
-	unsigned h;
 
 	if (v->nports == 0 || lease_find(v->id) != NULL)
 		return -1;
@@ -602,15 +609,8 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 		tv.tv_usec = (ms % 1000) * 1000;
 		evtimer_add(l->timer, &tv);
 	}
-	h = hash(l->id);
-	l->hash_next = buckets[h];
-	buckets[h] = l;
-	TAILQ_INSERT_TAIL(&leases, l, entry);
-	acct->ports += l->nports;
-	nleases++;
-	nports_held += l->nports;
+	link_lease(l, acct);
 	if (l->held) {
-		nsocks_held += l->nsocks;
 		/* Store the set afresh: some sockets may be new binds. */
 		service_unstore(l->id);
 		service_store(l->id, l->socks, l->nsocks);

@@ -75,17 +75,24 @@ lookup(struct ctx *x, struct proto_error *err)
 	return l;
 }
 
-static int
-op_hello(struct ctx *x, struct proto_error *err)
+/* What hello and status both say: protocol, server, pid. */
+static void
+add_identity(json_object *reply)
 {
 	json_object *srv = json_object_new_object();
 
-	(void)err;
 	add(srv, "name", json_object_new_string("portd"));
 	add(srv, "version", json_object_new_string(PORTD_VERSION));
-	add(x->reply, "version", json_object_new_int(PROTO_VERSION));
-	add(x->reply, "server", srv);
-	add(x->reply, "pid", json_object_new_int(getpid()));
+	add(reply, "version", json_object_new_int(PROTO_VERSION));
+	add(reply, "server", srv);
+	add(reply, "pid", json_object_new_int(getpid()));
+}
+
+static int
+op_hello(struct ctx *x, struct proto_error *err)
+{
+	(void)err;
+	add_identity(x->reply);
 	add(x->reply, "uid", json_object_new_int64(conn_uid(x->conn)));
 	return 0;
 }
@@ -226,14 +233,9 @@ op_status(struct ctx *x, struct proto_error *err)
 	const struct lease_counters *lc = lease_counters();
 	json_object *pool = json_object_new_object();
 	json_object *cnt = json_object_new_object();
-	json_object *srv = json_object_new_object();
 
 	(void)err;
-	add(srv, "name", json_object_new_string("portd"));
-	add(srv, "version", json_object_new_string(PORTD_VERSION));
-	add(x->reply, "version", json_object_new_int(PROTO_VERSION));
-	add(x->reply, "server", srv);
-	add(x->reply, "pid", json_object_new_int(getpid()));
+	add_identity(x->reply);
 	add(x->reply, "uptime",
 	    json_object_new_int64(
 	        (portd_clock_real() - portd_started_ms) / 1000));
