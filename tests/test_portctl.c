@@ -618,6 +618,27 @@ START_TEST(autostart_off)
 }
 END_TEST
 
+/* portctl run from a build tree found no portd: it looked beside itself and
+ * in ../sbin, while the build puts portd in ../daemon. */
+START_TEST(regression_autostart_from_build_tree)
+{
+	const char *const *env = xdg_env();
+	const char *env_nopath[] = {env[0], "PATH=/usr/bin:/bin", env[2],
+	    env[3], NULL};
+	char sock[128];
+	struct run r;
+	pid_t pids[4];
+
+	snprintf(sock, sizeof(sock), "%s/portd/portd.sock", xdg);
+	reap(xdg,
+	    spawn_portctl(xdg, NULL, env_nopath, ARGS("lease", "--ttl", "60")),
+	    &r);
+	ck_assert_msg(r.status == 0, "portctl: %d: %s", r.status, r.err);
+	ck_assert_int_gt(atoi(r.out), 0);
+	ck_assert_int_eq(find_daemons(sock, pids, 4), 1);
+}
+END_TEST
+
 START_TEST(autostart_race)
 {
 	enum { N = 10 };
@@ -690,6 +711,7 @@ main(void)
 	tcase_set_timeout(as, 60);
 	tcase_add_test(as, autostart_off);
 	tcase_add_test(as, autostart_race);
+	tcase_add_test(as, regression_autostart_from_build_tree);
 	suite_add_tcase(s, as);
 	return harness_run(s);
 }
