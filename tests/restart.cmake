@@ -6,3 +6,4 @@ target_link_libraries(portd_svcmgr PUBLIC portd_harness)
 
 portd_check_test(test_service test_service.c LIBS portd_svcmgr TIMEOUT 120)
 portd_check_test(test_crash test_crash.c LIBS portd_svcmgr TIMEOUT 120)
+portd_check_test(test_restart test_restart.c LIBS portd_svcmgr TIMEOUT 120)

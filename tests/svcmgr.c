@@ -250,6 +250,7 @@ spawn_portd(const struct spawn *s)
 		return pid;
 	/* The child: only async-signal-safe-ish work, then exec. */
 	if ((fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600)) != -1) {
+		dup2(fd, 1);
 		dup2(fd, 2);
 		close(fd);
 	}
