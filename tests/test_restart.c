@@ -254,6 +254,33 @@ START_TEST(test_journal_overlap)
 }
 END_TEST
 
+/* A record that lists one port twice took it twice from the pool and gave
+ * it back once: the pool lost a port for good. It is dropped now. */
+START_TEST(regression_journal_duplicate_port)
+{
+	struct env e;
+	char a[512], b[512], text[2048];
+	int64_t exp = real_ms() + 600000;
+	json_object *r;
+
+	env_init(&e);
+	put_line(a, sizeof(a), ID_A, "25700,25700", exp);
+	put_line(b, sizeof(b), ID_B, "25701", exp);
+	snprintf(text, sizeof(text), "%s%s%s", HEADER, a, b);
+	write_file(e.journal, text, strlen(text));
+	env_start(&e, NULL);
+	ck_assert_int_eq(list_count(&e), 1);
+	ck_assert(listed(&e, ID_B));
+	ck_assert(port_bindable(25700, 1));
+	r = call(&e, "{\"op\":\"status\"}");
+	ck_assert_int_eq(reply_int(r, "ports"), 1);
+	ck_assert_int_eq(
+	    reply_int(r, "pool.free"), reply_int(r, "pool.size") - 1);
+	json_object_put(r);
+	env_done(&e);
+}
+END_TEST
+
 /* An expired TTL lease is not restored; its port is free. */
 START_TEST(test_journal_expired)
 {
@@ -662,6 +689,7 @@ main(void)
 	tcase_add_test(j, test_journal_empty);
 	tcase_add_test(j, test_journal_overlap);
 	tcase_add_test(j, test_journal_expired);
+	tcase_add_test(j, regression_journal_duplicate_port);
 	tcase_add_loop_test(j, test_journal_not_a_file, 0, 3);
 	tcase_add_test(j, test_journal_unreadable);
 	suite_add_tcase(s, j);
