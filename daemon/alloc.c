@@ -387,9 +387,15 @@ alloc_put(const uint16_t *ports, int n)
 int
 alloc_mark(const uint16_t *ports, int n, void *owner)
 {
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
 		if (owners[ports[i]] != NULL)
 			return -1;
+		/* A port listed twice would be taken twice and put back
+		 * once, lost to the pool for good. */
+		for (int k = 0; k < i; k++)
+			if (ports[k] == ports[i])
+				return -1;
+	}
 	for (int i = 0; i < n; i++)
 		take(ports[i], owner);
 	return 0;
