@@ -170,7 +170,8 @@ journal_compact(void)
 	return 0;
 }
 
-/* Apply one line to the map of live records; -1 if it is not valid. */
+/* Apply one line to the map of live records; -1 if it is not valid, -2
+ * for the header of a journal version this portd does not read. */
 static int
 apply(json_object *map, const char *line, size_t len)
 {
@@ -182,7 +183,7 @@ apply(json_object *map, const char *line, size_t len)
 	if (json_object_object_get_ex(o, "portd_journal", &v)) {
 		int64_t ver = json_object_get_int64(v);
 		json_object_put(o);
-		return ver == JOURNAL_VERSION ? 0 : -1;
+		return ver == JOURNAL_VERSION ? 0 : -2;
 	}
 	if (json_object_object_get_ex(o, "del", &v) &&
 	    json_object_is_type(v, json_type_string)) {
@@ -246,7 +247,19 @@ journal_open(const char *path)
 				    path, line);
 				break;
 			}
-			if (apply(map, p, (size_t)(end - p)) == -1) {
+			int rc = apply(map, p, (size_t)(end - p));
+			if (rc == -2) {
+				/* A newer portd's: read nothing, rewrite
+				 * nothing. */
+				log_warnx("journal %s is of another version; "
+				          "leaving it untouched",
+				    path);
+				free(buf);
+				json_object_put(map);
+				close(fd);
+				return -1;
+			}
+			if (rc == -1) {
 				bad++;
 				log_warnx("journal %s: line %d is corrupt; "
 				          "skipped",

@@ -384,9 +384,17 @@ main(int argc, char *argv[])
 	/* State lives beside the socket: two daemons never share it. */
 	snprintf(journal_path, sizeof(journal_path), "%s.journal",
 	    portd_cfg.socket_path);
-	if (journal_open(journal_path) == -1)
+	if (journal_open(journal_path) == -1) {
+		/* Without the journal the stored sockets match no lease and
+		 * would be let go: their ports would be free for anyone.
+		 * Failing keeps them in the service manager's store. */
+		if (service_stored_count() > 0)
+			fatalx("cannot read the journal %s: refusing to start "
+			       "so that %d stored socket(s) stay held",
+			    journal_path, service_stored_count());
 		log_warnx("running without a journal: leases will not "
 		          "survive a restart");
+	}
 	service_drop_strays();
 
 	if (portd_cfg.portserver[0] != '\0' &&

@@ -219,6 +219,12 @@ service_init(void)
 }
 
 int
+service_stored_count(void)
+{
+	return nstored;
+}
+
+int
 service_api_fd(void)
 {
 	return api_fd;

@@ -332,6 +332,34 @@ START_TEST(test_journal_not_a_file)
 }
 END_TEST
 
+/* A journal of another version was read as version 1 and then rewritten
+ * as one: a downgrade destroyed a newer portd's state. */
+START_TEST(regression_journal_other_version_untouched)
+{
+	static const char text[] = "{\"portd_journal\":2}\n{\"lease\":{}}\n";
+	char buf[256] = "";
+	struct env e;
+	json_object *r;
+	int fd;
+
+	env_init(&e);
+	write_file(e.journal, text, sizeof(text) - 1);
+	env_start(&e, NULL);
+	r = call(&e, "{\"op\":\"lease\"}");
+	ck_assert(reply_ok(r));
+	json_object_put(r);
+	ck_assert_msg(strstr(dir_log(e.dir), "another version") != NULL, "%s",
+	    dir_log(e.dir));
+	env_stop(&e);
+	fd = open(e.journal, O_RDONLY | O_CLOEXEC);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(read(fd, buf, sizeof(buf) - 1), sizeof(text) - 1);
+	close(fd);
+	ck_assert_str_eq(buf, text);
+	env_done(&e);
+}
+END_TEST
+
 /* A journal portd may not read (it runs as nobody, the file is root's). */
 START_TEST(test_journal_unreadable)
 {
@@ -692,6 +720,7 @@ main(void)
 	tcase_add_test(j, regression_journal_duplicate_port);
 	tcase_add_loop_test(j, test_journal_not_a_file, 0, 3);
 	tcase_add_test(j, test_journal_unreadable);
+	tcase_add_test(j, regression_journal_other_version_untouched);
 	suite_add_tcase(s, j);
 	tcase_set_timeout(cut, 50);
 	tcase_add_test(cut, test_journal_cut_everywhere);

@@ -523,6 +523,61 @@ START_TEST(test_stray_stored_fd)
 }
 END_TEST
 
+/*
+ * portd that could not read its journal let go of every socket the store
+ * passed back (none matched a lease), freeing their ports. It now refuses
+ * to start, so the manager keeps them.
+ */
+START_TEST(regression_unreadable_journal_keeps_stored_fds)
+{
+	char dir[64], journal[160];
+	const char *names[16];
+	int fds[16], nfds, c, port, status;
+	struct svcmgr m;
+	json_object *r;
+	pid_t pid;
+
+	make_dir(dir);
+	svcmgr_open(&m, dir);
+	pid = start_in(dir, &m, NULL, NULL, NULL, 0);
+	c = harness_connect(sock_of(dir));
+	r = lease(c, ",\"ttl\":600");
+	port = lease_port(r, 0);
+	json_object_put(r);
+	close(c);
+	svcmgr_pump(&m, 100);
+	stop_pid(pid, dir);
+
+	/* The journal becomes a directory: unreadable as a journal. */
+	snprintf(journal, sizeof(journal), "%s.journal", sock_of(dir));
+	ck_assert_int_eq(unlink(journal), 0);
+	ck_assert_int_eq(mkdir(journal, 0700), 0);
+	nfds = svcmgr_stored(&m, NULL, fds, names, 16);
+	ck_assert_int_eq(nfds, 1);
+	{
+		struct spawn s = {.dir = dir,
+		    .args = pool_args,
+		    .notify = m.path,
+		    .fds = fds,
+		    .fdnames = names,
+		    .nfds = nfds};
+		pid = spawn_portd(&s);
+	}
+	status = wait_exit(pid, 5000);
+	ck_assert_msg(status != -1 && WIFEXITED(status) &&
+	        WEXITSTATUS(status) != 0,
+	    "portd started without its journal: %s", dir_log(dir));
+	ck_assert_msg(strstr(dir_log(dir), "refusing to start") != NULL, "%s",
+	    dir_log(dir));
+	/* The store still holds the port. */
+	ck_assert_int_eq(svcmgr_stored(&m, NULL, NULL, NULL, 16), 1);
+	ck_assert_int_eq(try_bind(AF_INET, SOCK_STREAM, port, false),
+	    EADDRINUSE);
+	svcmgr_close(&m);
+	remove_dir(dir);
+}
+END_TEST
+
 /* Socket inode of the listening Unix socket at path (/proc/net/unix). */
 static int
 unix_listeners(const char *path, ino_t *out, int max)
@@ -614,6 +669,7 @@ main(void)
 	tcase_add_test(tc, test_fdstore_messages);
 	tcase_add_loop_test(tc, test_restart_with_stored_fds, 0, 2);
 	tcase_add_test(tc, test_stray_stored_fd);
+	tcase_add_test(tc, regression_unreadable_journal_keeps_stored_fds);
 	tcase_add_test(tc, test_socket_activate);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
