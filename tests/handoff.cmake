@@ -7,3 +7,4 @@ add_library(portd_handoff STATIC handoff.c)
 target_link_libraries(portd_handoff PUBLIC portd_harness)
 
 portd_check_test(test_hold test_hold.c LIBS portd_handoff TIMEOUT 120)
+portd_check_test(test_fdpass test_fdpass.c LIBS portd_handoff TIMEOUT 120)
