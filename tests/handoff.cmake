@@ -8,3 +8,4 @@ target_link_libraries(portd_handoff PUBLIC portd_harness)
 
 portd_check_test(test_hold test_hold.c LIBS portd_handoff TIMEOUT 120)
 portd_check_test(test_fdpass test_fdpass.c LIBS portd_handoff TIMEOUT 120)
+portd_check_test(test_process test_process.c LIBS portd_handoff TIMEOUT 120)
