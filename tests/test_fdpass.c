@@ -152,6 +152,36 @@ START_TEST(passed_socket_serves)
 }
 END_TEST
 
+/*
+ * Passed sockets are blocking, as socket activation passes them (systemd's
+ * NonBlocking= defaults to off). The receiver gets portd's own open file,
+ * so a non-blocking hold made every server's accept() fail with EAGAIN at
+ * once: a socket-activated server exited before its first client came.
+ */
+START_TEST(regression_passed_socket_blocking)
+{
+	struct daemon_proc d;
+	struct hb_reader rd;
+	json_object *r;
+	int conn, fds[8], nfds;
+
+	harness_start(&d, (const char *[]){"--pool", POOL, NULL});
+	conn = harness_connect(d.sock);
+	hb_reader_init(&rd, conn);
+	r = hb_call(&rd, fds, 8, &nfds,
+	    "{\"op\":\"lease\",\"fd\":true,\"proto\":\"both\"}");
+	ck_assert_int_eq(nfds, 2);
+	for (int i = 0; i < nfds; i++) {
+		ck_assert_msg(!(fcntl(fds[i], F_GETFL) & O_NONBLOCK),
+		    "socket %d passed non-blocking", i);
+		close(fds[i]);
+	}
+	json_object_put(r);
+	close(conn);
+	harness_stop(&d);
+}
+END_TEST
+
 /* 64 ports, TCP and UDP, dual: 128 descriptors in one message. */
 START_TEST(both_64_in_one_message)
 {
@@ -380,6 +410,7 @@ main(void)
 	tcase_add_loop_test(tc, sockets_match_reply, 0,
 	    (int)(sizeof(shapes) / sizeof(shapes[0])));
 	tcase_add_test(tc, passed_socket_serves);
+	tcase_add_test(tc, regression_passed_socket_blocking);
 	tcase_add_test(tc, both_64_in_one_message);
 	tcase_add_test(tc, fd_reply_budget);
 	tcase_add_test(tc, daemon_leaks_no_descriptor);
