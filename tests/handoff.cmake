@@ -9,3 +9,11 @@ target_link_libraries(portd_handoff PUBLIC portd_harness)
 portd_check_test(test_hold test_hold.c LIBS portd_handoff TIMEOUT 120)
 portd_check_test(test_fdpass test_fdpass.c LIBS portd_handoff TIMEOUT 120)
 portd_check_test(test_process test_process.c LIBS portd_handoff TIMEOUT 120)
+
+# A socket-activated server for test_servers (what `portctl exec --fd`
+# starts), and the servers test itself.
+add_executable(sockact_hello sockact_hello.c)
+portd_check_test(test_servers test_servers.c LIBS portd_handoff TIMEOUT 120)
+add_dependencies(test_servers sockact_hello)
+target_compile_definitions(test_servers PRIVATE
+  SOCKACT_HELLO="$<TARGET_FILE:sockact_hello>")
