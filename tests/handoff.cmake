@@ -17,3 +17,8 @@ portd_check_test(test_servers test_servers.c LIBS portd_handoff TIMEOUT 120)
 add_dependencies(test_servers sockact_hello)
 target_compile_definitions(test_servers PRIVATE
   SOCKACT_HELLO="$<TARGET_FILE:sockact_hello>")
+
+# Steals under pressure, in a private network namespace (root); prints
+# its measurements, exits 77 (skipped) where no namespace can be made.
+portd_check_test(test_steal test_steal.c LIBS portd_handoff TIMEOUT 90)
+set_tests_properties(test_steal PROPERTIES SKIP_RETURN_CODE 77)
