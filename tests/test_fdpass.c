@@ -52,6 +52,9 @@ check_sockets(json_object *r, const int *fds, int nfds)
 		int seen = 0;
 
 		ck_assert_int_eq(hb_sock_port(fds[i]), port);
+		/* Port by port, TCP before UDP. */
+		if (per_port == 2)
+			ck_assert_str_eq(sp, i % 2 == 0 ? "tcp" : "udp");
 		ck_assert_str_eq(sf, family);
 		ck_assert_int_eq(hb_sock_family(fds[i]), family_af(sf));
 		ck_assert_int_eq(hb_sock_int(fds[i], SOL_SOCKET, SO_TYPE),
