@@ -636,6 +636,39 @@ START_TEST(portserver_other_uid_gets_zero)
 }
 END_TEST
 
+/*
+ * The portserver answers as soon as the API socket does. It used to be
+ * opened after the journal was restored, so a client that waited for
+ * the API socket (the harness, portctl's autostart) and then asked the
+ * portserver could be refused: portpicker then silently picks a port
+ * itself, without a lease. A journal of 1000 leases widens the window.
+ */
+START_TEST(regression_portserver_ready_with_api)
+{
+	struct daemon_proc d;
+	char addr[64];
+	int conn;
+
+	portserver_addr(addr, sizeof(addr));
+	harness_start(&d, (const char *[]){"--pool", POOL, NULL});
+	conn = harness_connect(d.sock);
+	for (int i = 0; i < 1000; i++) {
+		json_object *r = harness_call(
+		    conn, "{\"op\":\"lease\",\"strategy\":\"ephemeral\"}");
+		ck_assert(reply_ok(r));
+		json_object_put(r);
+	}
+	close(conn);
+	harness_kill(&d, SIGKILL);
+	respawn(&d, (const char *[]){
+	                "--pool", POOL, "--portserver-address", addr, NULL});
+	/* harness_wait_ready saw the API socket: ask at once. */
+	ck_assert_msg(portserver_ask(addr, getpid()) > 0,
+	    "the portserver was not ready with the API socket");
+	harness_stop(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -650,6 +683,7 @@ main(void)
 	tcase_add_test(tc, restart_does_not_adopt_reused_pid);
 	tcase_add_test(tc, portpicker_gets_process_lease);
 	tcase_add_test(tc, portserver_other_uid_gets_zero);
+	tcase_add_test(tc, regression_portserver_ready_with_api);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }
