@@ -263,7 +263,10 @@ bind_one(uint16_t *port, int type, enum proto_family family, bool shared,
 		sin6->sin6_addr = in6addr_any;
 		len = sizeof(*sin6);
 	}
-	fd = socket(af, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* Blocking, as socket activation passes sockets: an fd lease hands
+	 * over this very open file, flags and all, and portd never does I/O
+	 * on it. */
+	fd = socket(af, type | SOCK_CLOEXEC, 0);
 	if (fd == -1)
 		return errno;
 	if (af == AF_INET6) {

@@ -374,6 +374,12 @@ main(int argc, char *argv[])
 		fatalx("out of memory");
 	lease_init();
 	service_init();
+	/* Before the API socket: clients take that one answering as the
+	 * sign that portd is up, portpicker's users included. */
+	if (portd_cfg.portserver[0] != '\0' &&
+	    portserver_open(portd_cfg.portserver) == -1)
+		fatalx("cannot serve the portserver protocol on %s",
+		    portd_cfg.portserver);
 	if (service_api_fd() != -1) {
 		if (listener_adopt(service_api_fd(), portd_cfg.socket_path) ==
 		    -1)
@@ -396,11 +402,6 @@ main(int argc, char *argv[])
 		          "survive a restart");
 	}
 	service_drop_strays();
-
-	if (portd_cfg.portserver[0] != '\0' &&
-	    portserver_open(portd_cfg.portserver) == -1)
-		fatalx("cannot serve the portserver protocol on %s",
-		    portd_cfg.portserver);
 
 	sigterm = evsignal_new(portd_base, SIGTERM, stop_cb, NULL);
 	sigint = evsignal_new(portd_base, SIGINT, stop_cb, NULL);

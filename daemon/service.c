@@ -272,7 +272,8 @@ service_take_stored(const char *id, uint16_t port, enum proto_proto proto,
 		if (p == port && pr == proto && fa == family) {
 			int fd = stored[i].fd;
 			stored[i].fd = -1;
-			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+			/* Held sockets are blocking (see alloc.c). */
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 			return fd;
 		}
 	}

@@ -1,0 +1,689 @@
+/*
+ * Process scope (guarantee 4): a lease that lives as long as a process,
+ * tracked with a pidfd. It ends within milliseconds of the exit, one
+ * pidfd serves all leases of a process, a dead connector or another
+ * user's pid cannot own a lease, a restart does not tie a lease to a
+ * different process with the same pid, and portpicker's portserver
+ * protocol gets the same leases.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <stddef.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "handoff.h"
+#include "proto.h"
+
+#define POOL    "25300-25399"
+#define POOL_LO 25300
+#define POOL_HI 25399
+#define NOBODY  65534
+
+static void
+write_int(int fd, int v)
+{
+	ck_assert_int_eq(write(fd, &v, sizeof(v)), (ssize_t)sizeof(v));
+}
+
+static int
+read_int(int fd)
+{
+	int v = 0;
+
+	ck_assert_int_eq(read(fd, &v, sizeof(v)), (ssize_t)sizeof(v));
+	return v;
+}
+
+/* A child that sleeps until killed; its pid. */
+static pid_t
+sleeper(void)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		for (;;)
+			pause();
+	}
+	return pid;
+}
+
+static void
+reap(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+		;
+}
+
+static void
+become_nobody(void)
+{
+	if (setgroups(0, NULL) == -1 || setresgid(NOBODY, NOBODY, NOBODY) ||
+	    setresuid(NOBODY, NOBODY, NOBODY) == -1)
+		_exit(100);
+}
+
+/* Start the daemon and open its socket and folder to every user. */
+static void
+start_open(struct daemon_proc *d, const char *const *extra)
+{
+	const char *args[16] = {"--pool", POOL, "--socket-mode", "0666"};
+	int n = 4;
+
+	for (int i = 0; extra != NULL && extra[i] != NULL; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	harness_start(d, args);
+	ck_assert_int_eq(chmod(d->dir, 0755), 0);
+}
+
+/*
+ * The owner exits: within 100 ms the port binds again and the lease is
+ * no longer listed. The owner closed its connection long before, so it
+ * is the process, not the session, that ends the lease.
+ */
+START_TEST(owner_exit_ends_lease)
+{
+	struct daemon_proc d;
+	int up[2], conn, port, tries = 0;
+	int64_t t0, took;
+	pid_t child;
+
+	harness_start(&d, (const char *[]){"--pool", POOL, NULL});
+	ck_assert_int_eq(pipe(up), 0);
+	child = fork();
+	ck_assert_int_ne(child, -1);
+	if (child == 0) {
+		int c = harness_connect(d.sock);
+		json_object *r = harness_call(c,
+		    "{\"op\":\"lease\",\"scope\":\"process\",\"hold\":"
+		    "\"exclusive\"}");
+		close(c);
+		write_int(up[1], reply_ok(r) ? lease_port(r, 0) : -1);
+		for (;;)
+			pause();
+	}
+	port = read_int(up[0]);
+	ck_assert_int_gt(port, 0);
+	conn = harness_connect(d.sock);
+	ck_assert(hb_listed(conn, port));
+	ck_assert_int_eq(
+	    hb_bind("0.0.0.0", false, SOCK_STREAM, port, false), EADDRINUSE);
+
+	kill(child, SIGKILL);
+	t0 = now_ms();
+	while (hb_bind("0.0.0.0", false, SOCK_STREAM, port, false) != 0 ||
+	       hb_listed(conn, port)) {
+		ck_assert_msg(now_ms() - t0 < 1000, "lease outlived its owner");
+		usleep(5000);
+		tries++;
+	}
+	took = now_ms() - t0;
+	ck_assert_msg(
+	    took < 100, "lease ended %lld ms after the exit", (long long)took);
+	reap(child);
+	close(conn);
+	harness_stop(&d);
+}
+END_TEST
+
+/* Many leases of one process share one pidfd in the daemon. */
+START_TEST(one_pidfd_per_process)
+{
+	struct daemon_proc d;
+	json_object *r;
+	int conn, fds0, up[2], go[2];
+	pid_t child;
+
+	harness_start(&d, (const char *[]){"--pool", POOL, NULL});
+	conn = harness_connect(d.sock);
+	json_object_put(harness_call(conn, "{\"op\":\"hello\"}"));
+	ck_assert_int_eq(hb_pidfd_count(d.pid), 0);
+	fds0 = hb_fd_count(d.pid); /* accepted: conn counted */
+	for (int i = 0; i < 5; i++) {
+		r = harness_call(
+		    conn, "{\"op\":\"lease\",\"scope\":\"process\"}");
+		ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
+		json_object_put(r);
+	}
+	/* 5 held sockets and 1 pidfd, not 5. */
+	ck_assert_int_eq(hb_pidfd_count(d.pid), 1);
+	ck_assert_int_eq(hb_fd_count(d.pid), fds0 + 5 + 1);
+
+	/* A second process: a second pidfd, gone when it exits. */
+	ck_assert_int_eq(pipe(up), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	child = fork();
+	ck_assert_int_ne(child, -1);
+	if (child == 0) {
+		int c = harness_connect(d.sock), ok = 1;
+		for (int i = 0; i < 3; i++) {
+			json_object *x = harness_call(
+			    c, "{\"op\":\"lease\",\"scope\":\"process\"}");
+			ok &= reply_ok(x);
+		}
+		write_int(up[1], ok);
+		read_int(go[0]);
+		_exit(0);
+	}
+	ck_assert_int_eq(read_int(up[0]), 1);
+	ck_assert_int_eq(hb_pidfd_count(d.pid), 2);
+	write_int(go[1], 1);
+	ck_assert_int_eq(waitpid(child, NULL, 0), child);
+	ck_assert_int_eq(
+	    hb_fd_count_wait(d.pid, fds0 + 5 + 1, 1000), fds0 + 5 + 1);
+	ck_assert_int_eq(hb_pidfd_count(d.pid), 1);
+	close(conn);
+	harness_stop(&d);
+}
+END_TEST
+
+/*
+ * A client connects, forks, and the connecting parent exits (reaped, or
+ * still a zombie): the child, using the inherited connection, asks for a
+ * lease of "the peer's own process". SO_PEERCRED names the dead parent,
+ * whose pid may by now belong to anyone, so the daemon must refuse. The
+ * child can name itself with "pid" and that works.
+ */
+START_TEST(fork_then_exit)
+{
+	bool zombie = _i == 1;
+	struct daemon_proc d;
+	int ab[2], res[2], go[2], conn, port, code, pid;
+	pid_t a, b;
+
+	harness_start(&d, (const char *[]){"--pool", POOL, NULL});
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	ck_assert_int_eq(pipe(ab), 0);
+	ck_assert_int_eq(pipe(res), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	a = fork();
+	ck_assert_int_ne(a, -1);
+	if (a == 0) {
+		int c = harness_connect(d.sock);
+		if (fork() == 0) {
+			json_object *r;
+			char line[64];
+
+			/* Wait until the parent has gone (and maybe been
+			 * reaped). */
+			read_int(ab[0]);
+			r = harness_call(
+			    c, "{\"op\":\"lease\",\"scope\":\"process\"}");
+			write_int(res[1],
+			    reply_ok(r)
+			        ? 0
+			        : (int)proto_errcode_from_name(reply_error(r)));
+			json_object_put(r);
+			snprintf(line, sizeof(line),
+			    "{\"op\":\"lease\",\"scope\":\"process\","
+			    "\"pid\":%d}",
+			    (int)getpid());
+			r = harness_call(c, "%s", line);
+			write_int(res[1], reply_ok(r) ? lease_port(r, 0) : -1);
+			write_int(res[1],
+			    reply_ok(r) ? (int)reply_int(r, "lease.owner.pid")
+			                : -1);
+			close(c);
+			read_int(go[0]);
+			_exit(0);
+		}
+		_exit(0);
+	}
+	/* a is gone: a zombie until reaped. */
+	for (;;) {
+		char path[64];
+		FILE *f;
+		char state = 0;
+		snprintf(path, sizeof(path), "/proc/%d/stat", (int)a);
+		if ((f = fopen(path, "re")) != NULL) {
+			if (fscanf(f, "%*d (%*[^)]) %c", &state) != 1)
+				state = 0;
+			fclose(f);
+		}
+		if (state == 'Z')
+			break;
+		usleep(1000);
+	}
+	if (!zombie)
+		ck_assert_int_eq(waitpid(a, NULL, 0), a);
+	write_int(ab[1], 1);
+	code = read_int(res[0]);
+	ck_assert_msg(code != 0, "a lease was tied to the dead connector");
+	ck_assert_str_eq(
+	    proto_errcode_name((enum proto_errcode)code), "not_found");
+	port = read_int(res[0]);
+	pid = read_int(res[0]);
+	ck_assert_int_gt(port, 0);
+	/* b is our child now (subreaper): find it by the owner pid. */
+	b = pid;
+	ck_assert_int_ne(b, a);
+	conn = harness_connect(d.sock);
+	ck_assert(hb_listed(conn, port));
+	write_int(go[1], 1);
+	ck_assert_int_eq(waitpid(b, NULL, 0), b);
+	if (zombie)
+		ck_assert_int_eq(waitpid(a, NULL, 0), a);
+	for (int64_t t0 = now_ms(); hb_listed(conn, port);) {
+		ck_assert_msg(now_ms() - t0 < 1000, "lease outlived b");
+		usleep(5000);
+	}
+	close(conn);
+	harness_stop(&d);
+}
+END_TEST
+
+/*
+ * Another user may name only its own processes: root's pid is forbidden,
+ * pid 0 and 1 are never owners, its own pid is fine.
+ */
+START_TEST(other_uid_pid_refused)
+{
+	static const struct {
+		const char *pid; /* "root": a root process; "self" */
+		const char *want;
+	} cases[] = {
+	    {"root", "forbidden"},
+	    {"1", "bad_request"},
+	    {"0", "bad_request"},
+	    {"-5", "bad_request"},
+	    {"self", NULL},
+	};
+	struct daemon_proc d;
+	pid_t root_pid, child;
+	int st;
+
+	start_open(&d, NULL);
+	root_pid = sleeper();
+	child = fork();
+	ck_assert_int_ne(child, -1);
+	if (child == 0) {
+		int c;
+
+		become_nobody();
+		c = harness_connect(d.sock);
+		if (c == -1)
+			_exit(101);
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			char pid[32];
+			json_object *r;
+
+			if (strcmp(cases[i].pid, "root") == 0)
+				snprintf(pid, sizeof(pid), "%d", (int)root_pid);
+			else if (strcmp(cases[i].pid, "self") == 0)
+				snprintf(pid, sizeof(pid), "%d", (int)getpid());
+			else
+				snprintf(pid, sizeof(pid), "%s", cases[i].pid);
+			r = harness_call(c,
+			    "{\"op\":\"lease\",\"scope\":\"process\",\"pid\":%"
+			    "s}",
+			    pid);
+			if (cases[i].want == NULL
+			        ? !reply_ok(r) ||
+			              reply_int(r, "lease.owner.uid") != NOBODY
+			        : reply_error(r) == NULL ||
+			              strcmp(reply_error(r), cases[i].want) !=
+			                  0) {
+				fprintf(stderr, "pid %s: %s\n", pid,
+				    json_object_to_json_string(r));
+				_exit(1 + (int)i);
+			}
+			json_object_put(r);
+		}
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(child, &st, 0), child);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	    "case %d failed (status %#x)", WEXITSTATUS(st) - 1, st);
+	reap(root_pid);
+	harness_stop(&d);
+}
+END_TEST
+
+/* Start portd again on the same socket and folder (restart). */
+static void
+respawn(struct daemon_proc *d, const char *const *args)
+{
+	const char *argv[32] = {harness_portd_bin, "--socket", d->sock};
+	int n = 3, fd;
+	pid_t pid;
+
+	for (int i = 0; args[i] != NULL; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd != -1) {
+			dup2(fd, 2);
+			close(fd);
+		}
+		setenv("XDG_CONFIG_HOME", d->dir, 1);
+		setenv("XDG_RUNTIME_DIR", d->dir, 1);
+		unsetenv("NOTIFY_SOCKET");
+		unsetenv("LISTEN_FDS");
+		unsetenv("LISTEN_PID");
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	d->pid = pid;
+	ck_assert_msg(harness_wait_ready(d->sock, 5000), "no restart: %s",
+	    harness_log(d));
+}
+
+/* Move the recorded start time of lease id's owner in the journal: what
+ * a record looks like when its pid now belongs to another process. */
+static void
+journal_shift_start(const char *path, const char *id)
+{
+	char *buf, *out, *line, *save = NULL;
+	size_t olen = 0;
+	FILE *f = fopen(path, "re");
+	long size;
+	int hits = 0;
+
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	rewind(f);
+	buf = calloc(1, (size_t)size + 1);
+	out = calloc(1, (size_t)size * 2 + 64);
+	ck_assert_int_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+	fclose(f);
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	     line = strtok_r(NULL, "\n", &save)) {
+		json_object *o = json_tokener_parse(line);
+		json_object *put = reply_get(o, "put");
+		const char *s = line;
+
+		if (put != NULL && strcmp(reply_str(put, "id"), id) == 0) {
+			int64_t start = reply_int(o, "start");
+			json_object_object_add(
+			    o, "start", json_object_new_int64(start + 100));
+			s = json_object_to_json_string_ext(
+			    o, JSON_C_TO_STRING_PLAIN);
+			hits++;
+		}
+		olen += (size_t)sprintf(out + olen, "%s\n", s);
+		json_object_put(o);
+	}
+	ck_assert_int_gt(hits, 0);
+	f = fopen(path, "we");
+	ck_assert_int_eq(fwrite(out, 1, olen, f), olen);
+	fclose(f);
+	free(buf);
+	free(out);
+}
+
+/*
+ * Three process leases, portd SIGKILLed: owner 1 exits while portd is
+ * down, owner 2 lives but its journal record carries another start time
+ * (its pid reused, as far as portd can tell), owner 3 lives. Only owner
+ * 3's lease comes back, holds its port, and ends with owner 3.
+ */
+START_TEST(restart_does_not_adopt_reused_pid)
+{
+	const char *args[] = {"--pool", POOL, NULL};
+	struct daemon_proc d;
+	pid_t own[3];
+	int port[3], conn;
+	char id[3][PROTO_MAX_ID + 1], journal[256];
+	json_object *r;
+
+	harness_start(&d, args);
+	conn = harness_connect(d.sock);
+	for (int i = 0; i < 3; i++) {
+		own[i] = sleeper();
+		r = harness_call(conn,
+		    "{\"op\":\"lease\",\"scope\":\"process\",\"pid\":%d,"
+		    "\"hold\":\"exclusive\"}",
+		    (int)own[i]);
+		port[i] = lease_port(r, 0);
+		snprintf(id[i], sizeof(id[i]), "%s", lease_id(r));
+		json_object_put(r);
+	}
+	close(conn);
+	harness_kill(&d, SIGKILL);
+	reap(own[0]);
+	snprintf(journal, sizeof(journal), "%s.journal", d.sock);
+	journal_shift_start(journal, id[1]);
+
+	respawn(&d, args);
+	conn = harness_connect(d.sock);
+	ck_assert_msg(!hb_listed(conn, port[0]), "dead owner's lease restored");
+	ck_assert_msg(!hb_listed(conn, port[1]),
+	    "lease re-attached to a process with another start time");
+	ck_assert_msg(hb_listed(conn, port[2]), "live owner's lease lost: %s",
+	    harness_log(&d));
+	ck_assert_int_eq(
+	    hb_bind("0.0.0.0", false, SOCK_STREAM, port[0], false), 0);
+	ck_assert_int_eq(
+	    hb_bind("0.0.0.0", false, SOCK_STREAM, port[1], false), 0);
+	ck_assert_int_eq(
+	    hb_bind("0.0.0.0", false, SOCK_STREAM, port[2], false), EADDRINUSE);
+	reap(own[1]);
+	reap(own[2]);
+	for (int64_t t0 = now_ms(); hb_listed(conn, port[2]);) {
+		ck_assert_msg(now_ms() - t0 < 1000, "restored lease outlived "
+		                                    "its owner");
+		usleep(5000);
+	}
+	close(conn);
+	harness_stop(&d);
+}
+END_TEST
+
+static void
+portserver_addr(char *buf, size_t len)
+{
+	snprintf(buf, len, "@portd-test-%d", (int)getpid());
+}
+
+static const char picker_py[] =
+    "import os, socket, sys, portpicker\n"
+    "p = portpicker.pick_unused_port()\n"
+    "t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n"
+    "t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)\n"
+    "t.bind(('::', p)); t.listen()\n"
+    "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "u.bind(('0.0.0.0', p))\n"
+    "print(p, os.getpid(), flush=True)\n"
+    "sys.stdin.read()\n";
+
+/*
+ * portpicker with PORTSERVER_ADDRESS: a pool port, bound by the python
+ * process itself without SO_REUSEADDR (the lease is claimed), listed as
+ * a process lease of that process until it exits.
+ */
+START_TEST(portpicker_gets_process_lease)
+{
+	struct daemon_proc d;
+	char addr[64], line[128] = {0}, *p = line;
+	int in[2], out[2], conn, port = 0, pypid = 0;
+	json_object *r, *arr, *l = NULL;
+	pid_t py;
+	FILE *f;
+
+	portserver_addr(addr, sizeof(addr));
+	harness_start(&d, (const char *[]){"--pool", POOL,
+	                      "--portserver-address", addr, NULL});
+	ck_assert_int_eq(pipe(in), 0);
+	ck_assert_int_eq(pipe(out), 0);
+	py = fork();
+	ck_assert_int_ne(py, -1);
+	if (py == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		setenv("PORTSERVER_ADDRESS", addr, 1);
+		execl("/usr/bin/python3", "python3", "-c", picker_py,
+		    (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	f = fdopen(out[0], "r");
+	ck_assert_msg(fgets(line, sizeof(line), f) != NULL,
+	    "python printed nothing (it could not bind?)");
+	ck_assert_int_eq(sscanf(p, "%d %d", &port, &pypid), 2);
+	ck_assert_int_eq(pypid, py);
+	ck_assert_msg(port >= POOL_LO && port <= POOL_HI,
+	    "port %d not from portd's pool", port);
+
+	conn = harness_connect(d.sock);
+	r = harness_call(conn, "{\"op\":\"list\"}");
+	arr = reply_get(r, "leases");
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *x = json_object_array_get_idx(arr, i);
+		if (json_object_get_int(json_object_array_get_idx(
+		        reply_get(x, "ports"), 0)) == port)
+			l = x;
+	}
+	ck_assert_msg(l != NULL, "no lease for %d", port);
+	ck_assert_str_eq(reply_str(l, "scope"), "process");
+	ck_assert_str_eq(reply_str(l, "proto"), "both");
+	ck_assert_int_eq(reply_int(l, "owner.pid"), py);
+	ck_assert(!json_object_get_boolean(reply_get(l, "held")));
+	json_object_put(r);
+
+	close(in[1]); /* python reads EOF and exits */
+	ck_assert_int_eq(waitpid(py, NULL, 0), py);
+	for (int64_t t0 = now_ms(); hb_listed(conn, port);) {
+		ck_assert_msg(now_ms() - t0 < 1000, "lease outlived python");
+		usleep(5000);
+	}
+	fclose(f);
+	close(conn);
+	harness_stop(&d);
+}
+END_TEST
+
+static int
+portserver_ask(const char *addr, pid_t pid)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	size_t n = strlen(addr);
+	char buf[32];
+	ssize_t k;
+	int fd;
+
+	memcpy(sun.sun_path, addr, n);
+	sun.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1 ||
+	    connect(fd, (struct sockaddr *)&sun,
+	        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) == -1)
+		return -1;
+	k = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+	if (write(fd, buf, (size_t)k) != k)
+		return -1;
+	k = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (k <= 0 || buf[k - 1] != '\n')
+		return -1;
+	buf[k] = '\0';
+	return atoi(buf);
+}
+
+/* Through the portserver, another uid's pid gets "0"; one's own pid a
+ * port. */
+START_TEST(portserver_other_uid_gets_zero)
+{
+	struct daemon_proc d;
+	char addr[64];
+	pid_t root_pid, child;
+	int st;
+
+	portserver_addr(addr, sizeof(addr));
+	start_open(&d, (const char *[]){"--portserver-address", addr, NULL});
+	root_pid = sleeper();
+	child = fork();
+	ck_assert_int_ne(child, -1);
+	if (child == 0) {
+		int p;
+
+		become_nobody();
+		if ((p = portserver_ask(addr, root_pid)) != 0) {
+			fprintf(stderr, "root's pid: %d\n", p);
+			_exit(1);
+		}
+		if ((p = portserver_ask(addr, 1)) != 0)
+			_exit(2);
+		p = portserver_ask(addr, getpid());
+		if (p < POOL_LO || p > POOL_HI) {
+			fprintf(stderr, "own pid: %d\n", p);
+			_exit(3);
+		}
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(child, &st, 0), child);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	reap(root_pid);
+	harness_stop(&d);
+}
+END_TEST
+
+/*
+ * The portserver answers as soon as the API socket does. It used to be
+ * opened after the journal was restored, so a client that waited for
+ * the API socket (the harness, portctl's autostart) and then asked the
+ * portserver could be refused: portpicker then silently picks a port
+ * itself, without a lease. A journal of 1000 leases widens the window.
+ */
+START_TEST(regression_portserver_ready_with_api)
+{
+	struct daemon_proc d;
+	char addr[64];
+	int conn;
+
+	portserver_addr(addr, sizeof(addr));
+	harness_start(&d, (const char *[]){"--pool", POOL, NULL});
+	conn = harness_connect(d.sock);
+	for (int i = 0; i < 1000; i++) {
+		json_object *r = harness_call(
+		    conn, "{\"op\":\"lease\",\"strategy\":\"ephemeral\"}");
+		ck_assert(reply_ok(r));
+		json_object_put(r);
+	}
+	close(conn);
+	harness_kill(&d, SIGKILL);
+	respawn(&d, (const char *[]){
+	                "--pool", POOL, "--portserver-address", addr, NULL});
+	/* harness_wait_ready saw the API socket: ask at once. */
+	ck_assert_msg(portserver_ask(addr, getpid()) > 0,
+	    "the portserver was not ready with the API socket");
+	harness_stop(&d);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("process");
+	TCase *tc = tcase_create("process");
+
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, owner_exit_ends_lease);
+	tcase_add_test(tc, one_pidfd_per_process);
+	tcase_add_loop_test(tc, fork_then_exit, 0, 2);
+	tcase_add_test(tc, other_uid_pid_refused);
+	tcase_add_test(tc, restart_does_not_adopt_reused_pid);
+	tcase_add_test(tc, portpicker_gets_process_lease);
+	tcase_add_test(tc, portserver_other_uid_gets_zero);
+	tcase_add_test(tc, regression_portserver_ready_with_api);
+	suite_add_tcase(s, tc);
+	return harness_run(s);
+}
