@@ -342,7 +342,8 @@ make_api_socket(const char *path)
 
 	ck_assert_int_ne(fd, -1);
 	unlink(path);
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
+	ck_assert_uint_lt(strlen(path), sizeof(sun.sun_path));
+	memcpy(sun.sun_path, path, strlen(path) + 1);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
 	ck_assert_int_eq(listen(fd, 16), 0);
 	return fd;
