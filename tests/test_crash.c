@@ -19,7 +19,7 @@
 #include "harness.h"
 #include "svcmgr.h"
 
-#define POOL      "25600-25999"
+#define POOL      "25800-25999" /* 25700-25799 is test_restart's */
 #define NCLIENTS  4
 #define MAXHELD   12
 #define MAXLEASES 65536
