@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "portd.h"
+#include "daemon.h"
 
 #define ST_RESERVED 0x01 /* in ip_local_reserved_ports: never from the pool */
 #define ST_QUEUED   0x02 /* in the free queue */

@@ -15,7 +15,7 @@
 
 #include <event2/buffer.h>
 
-#include "portd.h"
+#include "daemon.h"
 
 #define READ_CHUNK 16384
 

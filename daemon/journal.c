@@ -21,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "portd.h"
+#include "daemon.h"
 
 #define JOURNAL_VERSION 1
 #define COMPACT_SLACK   1024

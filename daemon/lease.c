@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "portd.h"
+#include "daemon.h"
 
 #define LEASE_BUCKETS 4096
 

@@ -15,7 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "portd.h"
+#include "daemon.h"
 
 static int listen_fd = -1;
 static int lock_fd = -1;

@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "portd.h"
+#include "daemon.h"
 
 struct event_base *portd_base;
 struct config portd_cfg;

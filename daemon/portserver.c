@@ -17,7 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "portd.h"
+#include "daemon.h"
 
 #define PS_MAX_LINE 32
 

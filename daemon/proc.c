@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "portd.h"
+#include "daemon.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77

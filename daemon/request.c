@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "portd.h"
+#include "daemon.h"
 
 struct ctx {
 	struct conn *conn;

@@ -21,7 +21,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-#include "portd.h"
+#include "daemon.h"
 
 #define LISTEN_FDS_START 3
 #define MAX_STORED       65536

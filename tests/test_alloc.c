@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "portd.h"
+#include "daemon.h"
 #include "unit.h"
 
 #define LO 28000

@@ -15,7 +15,7 @@
 
 #include <event2/event.h>
 
-#include "portd.h"
+#include "daemon.h"
 #include "unit.h"
 
 #define LO 28200

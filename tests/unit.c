@@ -6,7 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "portd.h"
+#include "daemon.h"
 #include "unit.h"
 
 /* What main.c defines in the daemon. */

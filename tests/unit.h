@@ -1,10 +1,7 @@
 /*
  * Support for unit tests that link portd_core: the globals main.c defines
  * in the daemon, a Check runner, and real bind() probes.
- *
- * harness.h does not mix with portd.h: both declare a lease_id(). Nor may
- * a unit test call lease_id(): the harness library comes first on the
- * link line, so its lease_id() would be linked in beside lease.c's.
+
  */
 #ifndef PORTD_UNIT_H
 #define PORTD_UNIT_H

@@ -3,8 +3,8 @@
  * doubles as a map. The wire contract is proto/proto.h; configuration is
  * config.h; logging is log.h.
  */
-#ifndef PORTD_PORTD_H
-#define PORTD_PORTD_H
+#ifndef PORTD_DAEMON_H
+#define PORTD_DAEMON_H
 
 #include <stdbool.h>
 #include <stdint.h>
