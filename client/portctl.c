@@ -299,8 +299,8 @@ bad:
 static void
 find_daemon_near_me(void)
 {
-	static const char *const rel[] = {"/portd", "/../sbin/portd",
-	    "/../daemon/portd", NULL};
+	static const char *const rel[] = {
+	    "/portd", "/../sbin/portd", "/../daemon/portd", NULL};
 	char self[PATH_MAX], *slash;
 	struct stat st;
 	ssize_t n;

@@ -913,7 +913,7 @@ nomem:
 
 static pthread_mutex_t pick_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct portd *pick_handle; /* open for the life of the process */
-static pid_t pick_pid;		  /* the process that opened it */
+static pid_t pick_pid;            /* the process that opened it */
 
 PORTD_PUBLIC int
 portd_pick_port(void)

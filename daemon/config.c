@@ -131,11 +131,8 @@ config_parse_duration(const char *s, int64_t unit_ms, int64_t *ret_ms)
 	static const struct {
 		const char *suffix;
 		int64_t ms;
-	} units[] = {{"ms", 1},
-	             {"s", MS_SECOND},
-	             {"m", MS_MINUTE},
-	             {"h", MS_HOUR},
-	             {"d", MS_DAY}};
+	} units[] = {{"ms", 1}, {"s", MS_SECOND}, {"m", MS_MINUTE},
+	    {"h", MS_HOUR}, {"d", MS_DAY}};
 	const char *end;
 	int64_t v, mul = -1;
 
@@ -204,7 +201,7 @@ format_bytes(uint64_t n, char *buf, size_t len)
 
 static int
 set_int(struct config *cfg, const struct key *k, const char *v, char *why,
-        size_t len)
+    size_t len)
 {
 	const char *end;
 	int64_t n;
@@ -215,9 +212,8 @@ set_int(struct config *cfg, const struct key *k, const char *v, char *why,
 	}
 	if (n < k->min || n > k->max) {
 		snprintf(why, len,
-		         "%" PRId64 " is out of range (%" PRId64 "..%" PRId64
-		         ")",
-		         n, k->min, k->max);
+		    "%" PRId64 " is out of range (%" PRId64 "..%" PRId64 ")", n,
+		    k->min, k->max);
 		return -1;
 	}
 	*(int *)(void *)((char *)cfg + k->off) = (int)n;
@@ -226,7 +222,7 @@ set_int(struct config *cfg, const struct key *k, const char *v, char *why,
 
 static int
 set_duration(struct config *cfg, const struct key *k, const char *v, char *why,
-             size_t len)
+    size_t len)
 {
 	char lo[32], hi[32];
 	int64_t ms;
@@ -234,15 +230,15 @@ set_duration(struct config *cfg, const struct key *k, const char *v, char *why,
 	/* A bare number is seconds, as everywhere in portd's durations. */
 	if (config_parse_duration(v, MS_SECOND, &ms) == -1) {
 		snprintf(why, len, "'%.64s' is not a duration (like %s)", v,
-		         k->type == KEY_SECONDS ? "90, 90s, 5m, 2h or 1d"
-		                                : "500ms, 10s or 1m");
+		    k->type == KEY_SECONDS ? "90, 90s, 5m, 2h or 1d"
+		                           : "500ms, 10s or 1m");
 		return -1;
 	}
 	if (ms < k->min || ms > k->max) {
 		format_duration(k->min, lo, sizeof(lo));
 		format_duration(k->max, hi, sizeof(hi));
-		snprintf(why, len, "'%.64s' is out of range (%s..%s)", v, lo,
-		         hi);
+		snprintf(
+		    why, len, "'%.64s' is out of range (%s..%s)", v, lo, hi);
 		return -1;
 	}
 	if (k->type == KEY_MSEC) {
@@ -250,8 +246,8 @@ set_duration(struct config *cfg, const struct key *k, const char *v, char *why,
 		return 0;
 	}
 	if (ms % MS_SECOND != 0) {
-		snprintf(why, len, "'%.64s' is not a whole number of seconds",
-		         v);
+		snprintf(
+		    why, len, "'%.64s' is not a whole number of seconds", v);
 		return -1;
 	}
 	*(int64_t *)(void *)((char *)cfg + k->off) = ms / MS_SECOND;
@@ -260,21 +256,21 @@ set_duration(struct config *cfg, const struct key *k, const char *v, char *why,
 
 static int
 set_bytes(struct config *cfg, const struct key *k, const char *v, char *why,
-          size_t len)
+    size_t len)
 {
 	char lo[32], hi[32];
 	uint64_t n;
 
 	if (config_parse_bytes(v, &n) == -1) {
 		snprintf(why, len,
-		         "'%.64s' is not a size (like 65536, 64K or 1M)", v);
+		    "'%.64s' is not a size (like 65536, 64K or 1M)", v);
 		return -1;
 	}
 	if (n < (uint64_t)k->min || n > (uint64_t)k->max) {
 		format_bytes((uint64_t)k->min, lo, sizeof(lo));
 		format_bytes((uint64_t)k->max, hi, sizeof(hi));
-		snprintf(why, len, "'%.64s' is out of range (%s..%s)", v, lo,
-		         hi);
+		snprintf(
+		    why, len, "'%.64s' is out of range (%s..%s)", v, lo, hi);
 		return -1;
 	}
 	*(size_t *)(void *)((char *)cfg + k->off) = (size_t)n;
@@ -289,8 +285,8 @@ set_mode(struct config *cfg, const char *v, char *why, size_t len)
 
 	/* Octal as chmod(1) takes it: "666" or "0666"; no set-id bits. */
 	if (n == 0 || n > 6 || strspn(v, "01234567") != n) {
-		snprintf(why, len, "'%.64s' is not an octal mode (like 0660)",
-		         v);
+		snprintf(
+		    why, len, "'%.64s' is not an octal mode (like 0660)", v);
 		return -1;
 	}
 	m = strtoul(v, NULL, 8);
@@ -301,9 +297,9 @@ set_mode(struct config *cfg, const char *v, char *why, size_t len)
 	/* Connecting needs write permission; the daemon's own user must. */
 	if ((m & 0600) != 0600) {
 		snprintf(why, len,
-		         "%04lo does not give the owner read and "
-		         "write (0600)",
-		         m);
+		    "%04lo does not give the owner read and "
+		    "write (0600)",
+		    m);
 		return -1;
 	}
 	cfg->socket_mode = (mode_t)m;
@@ -319,9 +315,9 @@ set_address(struct config *cfg, const char *v, char *why, size_t len)
 	 */
 	if (n > 0 && v[0] != '/' && v[0] != '@') {
 		snprintf(why, len,
-		         "'%.64s' is neither an absolute path nor "
-		         "@name",
-		         v);
+		    "'%.64s' is neither an absolute path nor "
+		    "@name",
+		    v);
 		return -1;
 	}
 	if (strcmp(v, "@") == 0) {
@@ -330,7 +326,7 @@ set_address(struct config *cfg, const char *v, char *why, size_t len)
 	}
 	if (n >= sizeof(cfg->portserver)) {
 		snprintf(why, len, "longer than %zu bytes",
-		         sizeof(cfg->portserver) - 1);
+		    sizeof(cfg->portserver) - 1);
 		return -1;
 	}
 	memcpy(cfg->portserver, v, n + 1);
@@ -339,7 +335,7 @@ set_address(struct config *cfg, const char *v, char *why, size_t len)
 
 static int
 set_key(struct config *cfg, const struct key *k, const char *v, char *why,
-        size_t len)
+    size_t len)
 {
 	int level;
 
@@ -358,9 +354,9 @@ set_key(struct config *cfg, const struct key *k, const char *v, char *why,
 	case KEY_POOL:
 		if (config_parse_range(v, &cfg->pool_lo, &cfg->pool_hi) == -1) {
 			snprintf(why, len,
-			         "'%.64s' is not a range LO-HI with "
-			         "1 <= LO <= HI <= 65535",
-			         v);
+			    "'%.64s' is not a range LO-HI with "
+			    "1 <= LO <= HI <= 65535",
+			    v);
 			return -1;
 		}
 		return 0;
@@ -371,9 +367,9 @@ set_key(struct config *cfg, const struct key *k, const char *v, char *why,
 			cfg->strategy = PROTO_STRATEGY_EPHEMERAL;
 		else {
 			snprintf(why, len,
-			         "'%.64s' is neither pool nor "
-			         "ephemeral",
-			         v);
+			    "'%.64s' is neither pool nor "
+			    "ephemeral",
+			    v);
 			return -1;
 		}
 		return 0;
@@ -385,9 +381,9 @@ set_key(struct config *cfg, const struct key *k, const char *v, char *why,
 		level = log_level_parse(v);
 		if (level < LOG_ERR || level > LOG_DEBUG) {
 			snprintf(why, len,
-			         "'%.64s' is not one of err, "
-			         "warning, notice, info, debug (or 3..7)",
-			         v);
+			    "'%.64s' is not one of err, "
+			    "warning, notice, info, debug (or 3..7)",
+			    v);
 			return -1;
 		}
 		cfg->log_level = level;
@@ -408,7 +404,7 @@ key_find(const char *name)
 
 int
 config_set(struct config *cfg, const char *key, const char *value, char *err,
-           size_t errlen)
+    size_t errlen)
 {
 	const struct key *k;
 	struct config tmp;
@@ -439,9 +435,9 @@ config_check(struct config *cfg, char *err, size_t errlen)
 		return 0;
 	}
 	snprintf(err, errlen,
-	         "key 'default-ttl': %" PRId64 "s exceeds max-ttl "
-	         "%" PRId64 "s",
-	         cfg->default_ttl, cfg->max_ttl);
+	    "key 'default-ttl': %" PRId64 "s exceeds max-ttl "
+	    "%" PRId64 "s",
+	    cfg->default_ttl, cfg->max_ttl);
 	return -1;
 }
 
@@ -488,7 +484,7 @@ trim(char *s)
 
 int
 config_load(struct config *cfg, const char *path, bool optional, char *err,
-            size_t errlen)
+    size_t errlen)
 {
 	char buf[CONFIG_LINE_MAX + 1];
 	unsigned seen[NKEYS] = {0}; /* line each key was set on, 0 = not */
@@ -511,13 +507,13 @@ config_load(struct config *cfg, const char *path, bool optional, char *err,
 		line++;
 		if (r == -1) {
 			snprintf(err, errlen,
-			         "%s:%u: line longer than %d bytes", path, line,
-			         CONFIG_LINE_MAX);
+			    "%s:%u: line longer than %d bytes", path, line,
+			    CONFIG_LINE_MAX);
 			goto fail;
 		}
 		if (r == -2) {
-			snprintf(err, errlen, "%s:%u: NUL byte in line", path,
-			         line);
+			snprintf(
+			    err, errlen, "%s:%u: NUL byte in line", path, line);
 			goto fail;
 		}
 		if (r == -3) {
@@ -529,7 +525,7 @@ config_load(struct config *cfg, const char *path, bool optional, char *err,
 			continue;
 		if ((eq = strchr(key, '=')) == NULL) {
 			snprintf(err, errlen, "%s:%u: expected 'key = value'",
-			         path, line);
+			    path, line);
 			goto fail;
 		}
 		*eq = '\0';
@@ -537,14 +533,14 @@ config_load(struct config *cfg, const char *path, bool optional, char *err,
 		value = trim(eq + 1);
 		if (*key == '\0') {
 			snprintf(err, errlen, "%s:%u: no key before '='", path,
-			         line);
+			    line);
 			goto fail;
 		}
 		if ((k = key_find(key)) != NULL && seen[k - keys] != 0) {
 			snprintf(err, errlen,
-			         "%s:%u: key '%s': duplicate, "
-			         "first set on line %u",
-			         path, line, k->name, seen[k - keys]);
+			    "%s:%u: key '%s': duplicate, "
+			    "first set on line %u",
+			    path, line, k->name, seen[k - keys]);
 			goto fail;
 		}
 		if (config_set(&tmp, key, value, msg, sizeof(msg)) == -1) {
@@ -598,15 +594,13 @@ config_default_file(bool system, char *buf, size_t len)
 void
 config_write(const struct config *cfg, FILE *f)
 {
-	static const char *const levels[] = {"emerg", "alert",   "crit",
-	                                     "err",   "warning", "notice",
-	                                     "info",  "debug"};
+	static const char *const levels[] = {"emerg", "alert", "crit", "err",
+	    "warning", "notice", "info", "debug"};
 	char v[64];
 
 	fprintf(f, "pool = %u-%u\n", cfg->pool_lo, cfg->pool_hi);
 	fprintf(f, "strategy = %s\n",
-	        cfg->strategy == PROTO_STRATEGY_EPHEMERAL ? "ephemeral"
-	                                                  : "pool");
+	    cfg->strategy == PROTO_STRATEGY_EPHEMERAL ? "ephemeral" : "pool");
 	fprintf(f, "quota = %d\n", cfg->quota);
 	fprintf(f, "max-leases = %d\n", cfg->max_leases);
 	format_duration(cfg->default_ttl * MS_SECOND, v, sizeof(v));
@@ -623,7 +617,6 @@ config_write(const struct config *cfg, FILE *f)
 	fprintf(f, "socket-mode = %04o\n", (unsigned)cfg->socket_mode);
 	fprintf(f, "portserver-address = %s\n", cfg->portserver);
 	fprintf(f, "log-level = %s\n",
-	        cfg->log_level >= 0 && cfg->log_level <= 7
-	            ? levels[cfg->log_level]
-	            : "info");
+	    cfg->log_level >= 0 && cfg->log_level <= 7 ? levels[cfg->log_level]
+	                                               : "info");
 }

@@ -15,26 +15,26 @@
 #define CONFIG_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
 
 struct config {
-	bool system;				/* --system: /run/portd */
-	char socket_path[CONFIG_PATH_MAX];	/* "" = the mode's default */
-	char config_file[PATH_MAX];		/* "" = the mode's default */
-	char portserver[CONFIG_PATH_MAX];	/* "" = off; "@name" abstract */
-	int log_level;				/* LOG_ERR..LOG_DEBUG */
+	bool system;                       /* --system: /run/portd */
+	char socket_path[CONFIG_PATH_MAX]; /* "" = the mode's default */
+	char config_file[PATH_MAX];        /* "" = the mode's default */
+	char portserver[CONFIG_PATH_MAX];  /* "" = off; "@name" abstract */
+	int log_level;                     /* LOG_ERR..LOG_DEBUG */
 
-	uint16_t pool_lo, pool_hi;		/* inclusive */
-	enum proto_strategy strategy;		/* pool or ephemeral */
-	int quota;				/* ports per uid */
-	int max_leases;				/* leases in all */
-	int64_t default_ttl;			/* seconds */
-	int64_t max_ttl;			/* seconds */
-	int max_conns;				/* connections in all */
+	uint16_t pool_lo, pool_hi;    /* inclusive */
+	enum proto_strategy strategy; /* pool or ephemeral */
+	int quota;                    /* ports per uid */
+	int max_leases;               /* leases in all */
+	int64_t default_ttl;          /* seconds */
+	int64_t max_ttl;              /* seconds */
+	int max_conns;                /* connections in all */
 	int max_conns_per_uid;
-	int request_timeout_ms;			/* first byte to '\n' */
-	size_t max_output;			/* queued reply bytes a client */
-	int max_fd_replies;			/* unread fd-carrying replies */
-	mode_t socket_mode;			/* API socket permissions */
+	int request_timeout_ms; /* first byte to '\n' */
+	size_t max_output;      /* queued reply bytes a client */
+	int max_fd_replies;     /* unread fd-carrying replies */
+	mode_t socket_mode;     /* API socket permissions */
 
-	bool default_ttl_set;			/* default-ttl set explicitly */
+	bool default_ttl_set; /* default-ttl set explicitly */
 };
 
 /* Fill the built-in defaults (see docs/operations.md). */
@@ -46,8 +46,8 @@ void config_defaults(struct config *);
  * not an error when optional is true. cfg is only changed on success;
  * config_check runs on the result (flags applied later need their own).
  */
-int config_load(struct config *cfg, const char *path, bool optional,
-    char *err, size_t errlen);
+int config_load(struct config *cfg, const char *path, bool optional, char *err,
+    size_t errlen);
 
 /* Parse "LO-HI" into a pool range; -1 on a bad or empty range. */
 int config_parse_range(const char *s, uint16_t *ret_lo, uint16_t *ret_hi);

@@ -149,7 +149,7 @@ int journal_compact(void);
 
 /* service.c: socket activation, sd_notify, the fd store. */
 int service_init(void);
-int service_api_fd(void); /* the activated API socket, or -1 */
+int service_api_fd(void);       /* the activated API socket, or -1 */
 int service_stored_count(void); /* sockets passed back from the store */
 int service_take_stored(
     const char *id, uint16_t port, enum proto_proto, enum proto_family);

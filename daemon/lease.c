@@ -431,7 +431,8 @@ end_owned(const struct conn *c, const struct proc *p, uint64_t *counter,
 
 	for (l = TAILQ_FIRST(&leases); l != NULL; l = next) {
 		next = TAILQ_NEXT(l, entry);
-		if ((c != NULL && l->conn == c) || (p != NULL && l->proc == p)) {
+		if ((c != NULL && l->conn == c) ||
+		    (p != NULL && l->proc == p)) {
 			(*counter)++;
 			lease_end(l, reason);
 		}

@@ -23,9 +23,12 @@ static const char *const errcode_names[PROTO_E__MAX] = {
 };
 
 static const char *const op_names[PROTO_OP__MAX] = {
-    [PROTO_OP_HELLO] = "hello",     [PROTO_OP_LEASE] = "lease",
-    [PROTO_OP_RENEW] = "renew",     [PROTO_OP_CLAIM] = "claim",
-    [PROTO_OP_RELEASE] = "release", [PROTO_OP_LIST] = "list",
+    [PROTO_OP_HELLO] = "hello",
+    [PROTO_OP_LEASE] = "lease",
+    [PROTO_OP_RENEW] = "renew",
+    [PROTO_OP_CLAIM] = "claim",
+    [PROTO_OP_RELEASE] = "release",
+    [PROTO_OP_LIST] = "list",
     [PROTO_OP_STATUS] = "status",
 };
 
@@ -33,8 +36,7 @@ static const char *const op_names[PROTO_OP__MAX] = {
 static const char *const op_fields[PROTO_OP__MAX][16] = {
     [PROTO_OP_HELLO] = {"version"},
     [PROTO_OP_LEASE] = {"count", "proto", "family", "port", "contiguous",
-                        "hold", "ttl", "scope", "pid", "name", "fd",
-                        "strategy"},
+        "hold", "ttl", "scope", "pid", "name", "fd", "strategy"},
     [PROTO_OP_RENEW] = {"lease", "ttl"},
     [PROTO_OP_CLAIM] = {"lease"},
     [PROTO_OP_RELEASE] = {"lease", "port"},
@@ -119,8 +121,8 @@ proto_scope_name(enum proto_scope s)
 }
 
 int
-proto_error_set(struct proto_error *err, enum proto_errcode code,
-                const char *fmt, ...)
+proto_error_set(
+    struct proto_error *err, enum proto_errcode code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -193,7 +195,7 @@ proto_lease_id_valid(const char *s, size_t len)
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '-' || c == '_'))
+		        (c >= '0' && c <= '9') || c == '-' || c == '_'))
 			return false;
 	}
 	return true;
@@ -273,8 +275,8 @@ lexical_check(const char *line, size_t len, struct proto_error *err)
 }
 
 json_object *
-proto_parse_object_max(const char *line, size_t len, size_t max,
-    struct proto_error *err)
+proto_parse_object_max(
+    const char *line, size_t len, size_t max, struct proto_error *err)
 {
 	json_tokener *tok;
 	json_object *obj;
@@ -287,8 +289,8 @@ proto_parse_object_max(const char *line, size_t len, size_t max,
 		return NULL;
 	}
 	if (memchr(line, '\0', len) != NULL) {
-		proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                "line contains a NUL byte");
+		proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "line contains a NUL byte");
 		return NULL;
 	}
 	if (lexical_check(line, len, err) == -1)
@@ -328,23 +330,20 @@ proto_parse_object_max(const char *line, size_t len, size_t max,
 
 	if (obj == NULL) {
 		if (jerr == json_tokener_continue)
-			proto_error_set(err, PROTO_E_BAD_REQUEST,
-			                "incomplete JSON");
+			proto_error_set(
+			    err, PROTO_E_BAD_REQUEST, "incomplete JSON");
 		else if (jerr == json_tokener_error_depth)
 			proto_error_set(err, PROTO_E_BAD_REQUEST,
-			                "JSON nested deeper than %d",
-			                PROTO_MAX_DEPTH);
+			    "JSON nested deeper than %d", PROTO_MAX_DEPTH);
 		else
 			proto_error_set(err, PROTO_E_BAD_REQUEST,
-			                "invalid JSON: %s",
-			                json_tokener_error_desc(jerr));
+			    "invalid JSON: %s", json_tokener_error_desc(jerr));
 		return NULL;
 	}
 	for (; end < len; end++) {
 		if (line[end] != ' ' && line[end] != '\t' &&
 		    line[end] != '\r') {
-			proto_error_set(
-			    err, PROTO_E_BAD_REQUEST,
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
 			    "unexpected data after the JSON object");
 			json_object_put(obj);
 			return NULL;
@@ -352,7 +351,7 @@ proto_parse_object_max(const char *line, size_t len, size_t max,
 	}
 	if (!json_object_is_type(obj, json_type_object)) {
 		proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                "a message must be a JSON object");
+		    "a message must be a JSON object");
 		json_object_put(obj);
 		return NULL;
 	}
@@ -367,7 +366,7 @@ proto_parse_object_max(const char *line, size_t len, size_t max,
 
 int
 proto_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
-              int64_t *ret, struct proto_error *err)
+    int64_t *ret, struct proto_error *err)
 {
 	json_object *v;
 	int64_t n;
@@ -375,23 +374,23 @@ proto_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
 	if (!json_object_object_get_ex(obj, key, &v))
 		return 0;
 	if (!json_object_is_type(v, json_type_int))
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                       "'%s' must be an integer", key);
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'%s' must be an integer", key);
 	/* json-c saturates overflowing literals; errno tells, and so does
 	 * the range check below for every limit we use. */
 	errno = 0;
 	n = json_object_get_int64(v);
 	if (errno != 0 || n < min || n > max)
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                       "'%s' must be between %lld and %lld",
-		                       key, (long long)min, (long long)max);
+		    "'%s' must be between %lld and %lld", key, (long long)min,
+		    (long long)max);
 	*ret = n;
 	return 0;
 }
 
 int
-proto_get_bool(json_object *obj, const char *key, bool *ret,
-               struct proto_error *err)
+proto_get_bool(
+    json_object *obj, const char *key, bool *ret, struct proto_error *err)
 {
 	json_object *v;
 
@@ -399,45 +398,43 @@ proto_get_bool(json_object *obj, const char *key, bool *ret,
 		return 0;
 	if (!json_object_is_type(v, json_type_boolean))
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                       "'%s' must be true or false", key);
+		    "'%s' must be true or false", key);
 	*ret = json_object_get_boolean(v);
 	return 0;
 }
 
 /* Validate a JSON string value: length, NUL bytes, UTF-8, control chars. */
 static int
-string_check(json_object *v, const char *key, size_t max,
-             struct proto_error *err)
+string_check(
+    json_object *v, const char *key, size_t max, struct proto_error *err)
 {
 	const char *s;
 	size_t len;
 
 	if (!json_object_is_type(v, json_type_string))
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                       "'%s' must be a string", key);
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'%s' must be a string", key);
 	s = json_object_get_string(v);
 	len = (size_t)json_object_get_string_len(v);
 	if (len > max)
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                       "'%s' is longer than %zu bytes", key,
-		                       max);
+		    "'%s' is longer than %zu bytes", key, max);
 	if (strlen(s) != len)
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                       "'%s' contains a NUL character", key);
+		    "'%s' contains a NUL character", key);
 	if (!proto_utf8_valid(s, len))
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                       "'%s' is not valid UTF-8", key);
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'%s' is not valid UTF-8", key);
 	for (size_t i = 0; i < len; i++)
 		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return proto_error_set(
-			    err, PROTO_E_BAD_REQUEST,
+			return proto_error_set(err, PROTO_E_BAD_REQUEST,
 			    "'%s' contains a control character", key);
 	return 0;
 }
 
 int
 proto_get_string(json_object *obj, const char *key, size_t max, char *ret,
-                 struct proto_error *err)
+    struct proto_error *err)
 {
 	json_object *v;
 
@@ -446,14 +443,14 @@ proto_get_string(json_object *obj, const char *key, size_t max, char *ret,
 	if (string_check(v, key, max, err) == -1)
 		return -1;
 	memcpy(ret, json_object_get_string(v),
-	       (size_t)json_object_get_string_len(v) + 1);
+	    (size_t)json_object_get_string_len(v) + 1);
 	return 0;
 }
 
 /* Read an enumerated string field: names[i] maps to values[i]. */
 static int
 get_enum(json_object *obj, const char *key, const char *const *names,
-         const int *values, int *ret, struct proto_error *err)
+    const int *values, int *ret, struct proto_error *err)
 {
 	char buf[32];
 	char expect[128] = "";
@@ -473,8 +470,8 @@ get_enum(json_object *obj, const char *key, const char *const *names,
 		strcat(expect, names[i]);
 	}
 	return proto_error_set(err, PROTO_E_BAD_REQUEST,
-	                       "'%s' must be one of %s, not '%s'", key, expect,
-	                       printable(buf, strlen(buf)));
+	    "'%s' must be one of %s, not '%s'", key, expect,
+	    printable(buf, strlen(buf)));
 }
 
 static int
@@ -488,13 +485,12 @@ check_id(json_object *id, struct proto_error *err)
 	case json_type_double:
 		if (!isfinite(json_object_get_double(id)))
 			return proto_error_set(err, PROTO_E_BAD_REQUEST,
-			                       "'id' must be a finite number");
+			    "'id' must be a finite number");
 		return 0;
 	case json_type_string:
 		return string_check(id, "id", PROTO_MAX_REQID, err);
 	default:
-		return proto_error_set(
-		    err, PROTO_E_BAD_REQUEST,
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
 		    "'id' must be a scalar (string, number, boolean or null)");
 	}
 }
@@ -505,16 +501,16 @@ parse_lease(json_object *o, struct proto_request *r, struct proto_error *err)
 	static const char *const pnames[] = {"tcp", "udp", "both", NULL};
 	static const int pvals[] = {PROTO_TCP, PROTO_UDP, PROTO_BOTH};
 	static const char *const fnames[] = {"dual", "ipv4", "ipv6", NULL};
-	static const int fvals[] = {PROTO_FAM_DUAL, PROTO_FAM_IPV4,
-	                            PROTO_FAM_IPV6};
+	static const int fvals[] = {
+	    PROTO_FAM_DUAL, PROTO_FAM_IPV4, PROTO_FAM_IPV6};
 	static const char *const hnames[] = {"shared", "exclusive", NULL};
 	static const int hvals[] = {PROTO_HOLD_SHARED, PROTO_HOLD_EXCLUSIVE};
 	static const char *const snames[] = {"ttl", "session", "process", NULL};
-	static const int svals[] = {PROTO_SCOPE_TTL, PROTO_SCOPE_SESSION,
-	                            PROTO_SCOPE_PROCESS};
+	static const int svals[] = {
+	    PROTO_SCOPE_TTL, PROTO_SCOPE_SESSION, PROTO_SCOPE_PROCESS};
 	static const char *const tnames[] = {"pool", "ephemeral", NULL};
-	static const int tvals[] = {PROTO_STRATEGY_POOL,
-	                            PROTO_STRATEGY_EPHEMERAL};
+	static const int tvals[] = {
+	    PROTO_STRATEGY_POOL, PROTO_STRATEGY_EPHEMERAL};
 	int64_t n;
 	int e = 0;
 
@@ -558,8 +554,7 @@ parse_lease(json_object *o, struct proto_request *r, struct proto_error *err)
 	if (proto_get_int(o, "pid", INT32_MIN, INT32_MAX, &n, err) == -1)
 		return -1;
 	if (json_object_object_get_ex(o, "pid", NULL) && n < 2)
-		return proto_error_set(
-		    err, PROTO_E_BAD_REQUEST,
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
 		    "'pid' must be a process id of 2 or more");
 	r->pid = n;
 	if (json_object_object_get_ex(o, "name", NULL)) {
@@ -567,9 +562,8 @@ parse_lease(json_object *o, struct proto_request *r, struct proto_error *err)
 		if (string_check(v, "name", PROTO_MAX_NAME, err) == -1)
 			return -1;
 		if (!proto_label_valid(json_object_get_string(v),
-		                       (size_t)json_object_get_string_len(v)))
-			return proto_error_set(
-			    err, PROTO_E_BAD_REQUEST,
+		        (size_t)json_object_get_string_len(v)))
+			return proto_error_set(err, PROTO_E_BAD_REQUEST,
 			    "'name' may hold only printable ASCII characters");
 		strcpy(r->name, json_object_get_string(v));
 	}
@@ -582,52 +576,48 @@ parse_lease(json_object *o, struct proto_request *r, struct proto_error *err)
 
 	/* Combinations. */
 	if (r->hold == PROTO_HOLD_SHARED && r->proto != PROTO_TCP)
-		return proto_error_set(
-		    err, PROTO_E_BAD_REQUEST,
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
 		    "'hold' shared is for tcp only; udp is always exclusive");
 	if (r->pid != 0 && r->scope != PROTO_SCOPE_PROCESS)
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                       "'pid' goes with scope process");
-	if (r->strategy == PROTO_STRATEGY_EPHEMERAL && r->port != 0)
 		return proto_error_set(
-		    err, PROTO_E_BAD_REQUEST,
+		    err, PROTO_E_BAD_REQUEST, "'pid' goes with scope process");
+	if (r->strategy == PROTO_STRATEGY_EPHEMERAL && r->port != 0)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
 		    "'port' and strategy ephemeral exclude each other");
 	if (r->strategy == PROTO_STRATEGY_EPHEMERAL && r->contiguous &&
 	    r->count > 1)
-		return proto_error_set(
-		    err, PROTO_E_BAD_REQUEST,
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
 		    "strategy ephemeral cannot give contiguous ports");
 	if (r->port != 0 && r->port + r->count - 1 > 65535)
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                       "'port' + 'count' runs past 65535");
+		    "'port' + 'count' runs past 65535");
 	return 0;
 }
 
 static int
 get_lease_id(json_object *o, struct proto_request *r, bool required,
-             struct proto_error *err)
+    struct proto_error *err)
 {
 	json_object *v;
 
 	if (!json_object_object_get_ex(o, "lease", &v)) {
 		if (required)
-			return proto_error_set(
-			    err, PROTO_E_BAD_REQUEST,
+			return proto_error_set(err, PROTO_E_BAD_REQUEST,
 			    "'lease' (a lease id) is required");
 		return 0;
 	}
 	if (!json_object_is_type(v, json_type_string) ||
 	    !proto_lease_id_valid(json_object_get_string(v),
-	                          (size_t)json_object_get_string_len(v)))
+	        (size_t)json_object_get_string_len(v)))
 		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                       "'lease' must be a lease id string");
+		    "'lease' must be a lease id string");
 	strcpy(r->lease, json_object_get_string(v));
 	return 0;
 }
 
 int
 proto_request_parse(const char *line, size_t len, struct proto_request *r,
-                    struct proto_error *err)
+    struct proto_error *err)
 {
 	json_object *o, *v;
 	const char *opname;
@@ -652,8 +642,8 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 		goto out;
 	}
 	if (!json_object_is_type(v, json_type_string)) {
-		proto_error_set(err, PROTO_E_BAD_REQUEST,
-		                "'op' must be a string");
+		proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'op' must be a string");
 		goto out;
 	}
 	opname = json_object_get_string(v);
@@ -664,8 +654,7 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 		    strlen(opname) == (size_t)json_object_get_string_len(v))
 			r->op = i;
 	if (r->op == PROTO_OP__MAX) {
-		proto_error_set(
-		    err, PROTO_E_UNKNOWN_OP, "unknown op '%s'",
+		proto_error_set(err, PROTO_E_UNKNOWN_OP, "unknown op '%s'",
 		    printable(opname, (size_t)json_object_get_string_len(v)));
 		goto out;
 	}
@@ -678,21 +667,19 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 			known = strcmp(key, op_fields[r->op][i]) == 0;
 		if (!known) {
 			proto_error_set(err, PROTO_E_BAD_REQUEST,
-			                "unknown field '%s' for op '%s'",
-			                printable(key, strlen(key)),
-			                op_names[r->op]);
+			    "unknown field '%s' for op '%s'",
+			    printable(key, strlen(key)), op_names[r->op]);
 			goto out;
 		}
 	}
 
 	switch (r->op) {
 	case PROTO_OP_HELLO:
-		if (proto_get_int(o, "version", 1, INT32_MAX, &r->version,
-		                  err) == -1)
+		if (proto_get_int(
+		        o, "version", 1, INT32_MAX, &r->version, err) == -1)
 			goto out;
 		if (r->version != 0 && r->version != PROTO_VERSION) {
-			proto_error_set(
-			    err, PROTO_E_BAD_REQUEST,
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
 			    "protocol version %lld is not supported "
 			    "(this server speaks %d)",
 			    (long long)r->version, PROTO_VERSION);
@@ -708,7 +695,7 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 			goto out;
 		if (json_object_object_get_ex(o, "ttl", NULL)) {
 			if (proto_get_int(o, "ttl", 1, PROTO_TTL_LIMIT, &r->ttl,
-			                  err) == -1)
+			        err) == -1)
 				goto out;
 			r->has_ttl = true;
 		}
@@ -724,8 +711,7 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 			goto out;
 		r->port = (int)port;
 		if ((r->lease[0] != '\0') == (r->port != 0)) {
-			proto_error_set(
-			    err, PROTO_E_BAD_REQUEST,
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
 			    "release takes exactly one of 'lease' and 'port'");
 			goto out;
 		}
@@ -777,8 +763,8 @@ proto_reply_error(json_object *id, const struct proto_error *err)
 	e = json_object_new_object();
 	json_object_object_add(
 	    e, "code", json_object_new_string(proto_errcode_name(err->code)));
-	json_object_object_add(e, "message",
-	                       json_object_new_string(err->message));
+	json_object_object_add(
+	    e, "message", json_object_new_string(err->message));
 	json_object_object_add(o, "error", e);
 	return o;
 }
@@ -825,14 +811,14 @@ proto_lease_encode(const struct proto_lease *l)
 /* Decode a required enum value by name. */
 static int
 decode_name(json_object *o, const char *key, const char *(*namef)(int),
-            int first, int last, int *ret, struct proto_error *err)
+    int first, int last, int *ret, struct proto_error *err)
 {
 	json_object *v;
 
 	if (!json_object_object_get_ex(o, key, &v) ||
 	    !json_object_is_type(v, json_type_string))
-		return proto_error_set(err, PROTO_E_INTERNAL,
-		                       "'%s' missing in reply", key);
+		return proto_error_set(
+		    err, PROTO_E_INTERNAL, "'%s' missing in reply", key);
 	for (int i = first; i <= last; i++) {
 		if (strcmp(json_object_get_string(v), namef(i)) == 0) {
 			*ret = i;
@@ -865,8 +851,8 @@ hname(int i)
 
 /* An integer that may be null (-1). */
 static int
-decode_opt_int(json_object *o, const char *key, int64_t *ret,
-               struct proto_error *err)
+decode_opt_int(
+    json_object *o, const char *key, int64_t *ret, struct proto_error *err)
 {
 	json_object *v;
 
@@ -877,8 +863,8 @@ decode_opt_int(json_object *o, const char *key, int64_t *ret,
 }
 
 int
-proto_lease_decode(json_object *o, struct proto_lease *l,
-                   struct proto_error *err)
+proto_lease_decode(
+    json_object *o, struct proto_lease *l, struct proto_error *err)
 {
 	json_object *a, *own;
 	int64_t n;
@@ -886,39 +872,39 @@ proto_lease_decode(json_object *o, struct proto_lease *l,
 
 	memset(l, 0, sizeof(*l));
 	if (!json_object_is_type(o, json_type_object))
-		return proto_error_set(err, PROTO_E_INTERNAL,
-		                       "lease is not an object");
+		return proto_error_set(
+		    err, PROTO_E_INTERNAL, "lease is not an object");
 	if (proto_get_string(o, "id", PROTO_MAX_ID, l->id, err) == -1 ||
 	    l->id[0] == '\0')
-		return proto_error_set(err, PROTO_E_INTERNAL,
-		                       "lease without an id");
+		return proto_error_set(
+		    err, PROTO_E_INTERNAL, "lease without an id");
 	if (!json_object_object_get_ex(o, "ports", &a) ||
 	    !json_object_is_type(a, json_type_array) ||
 	    json_object_array_length(a) > PROTO_MAX_COUNT)
-		return proto_error_set(err, PROTO_E_INTERNAL,
-		                       "lease without ports");
+		return proto_error_set(
+		    err, PROTO_E_INTERNAL, "lease without ports");
 	for (size_t i = 0; i < json_object_array_length(a); i++) {
 		json_object *p = json_object_array_get_idx(a, i);
 		if (!json_object_is_type(p, json_type_int) ||
 		    json_object_get_int64(p) < 1 ||
 		    json_object_get_int64(p) > 65535)
-			return proto_error_set(err, PROTO_E_INTERNAL,
-			                       "bad port in lease");
+			return proto_error_set(
+			    err, PROTO_E_INTERNAL, "bad port in lease");
 		l->ports[l->nports++] = (uint16_t)json_object_get_int64(p);
 	}
 	if (decode_name(o, "proto", pname, PROTO_TCP, PROTO_BOTH, &e, err))
 		return -1;
 	l->proto = e;
-	if (decode_name(o, "family", fname, PROTO_FAM_DUAL, PROTO_FAM_IPV6, &e,
-	                err))
+	if (decode_name(
+	        o, "family", fname, PROTO_FAM_DUAL, PROTO_FAM_IPV6, &e, err))
 		return -1;
 	l->family = e;
 	if (decode_name(o, "scope", sname, PROTO_SCOPE_TTL, PROTO_SCOPE_PROCESS,
-	                &e, err))
+	        &e, err))
 		return -1;
 	l->scope = e;
 	if (decode_name(o, "hold", hname, PROTO_HOLD_SHARED,
-	                PROTO_HOLD_EXCLUSIVE, &e, err))
+	        PROTO_HOLD_EXCLUSIVE, &e, err))
 		return -1;
 	l->hold = e;
 	l->ipv6 = l->family != PROTO_FAM_IPV4;
@@ -958,22 +944,22 @@ proto_socket_encode(const struct proto_socket *s)
 }
 
 int
-proto_socket_decode(json_object *o, struct proto_socket *s,
-                    struct proto_error *err)
+proto_socket_decode(
+    json_object *o, struct proto_socket *s, struct proto_error *err)
 {
 	int64_t port = 0;
 	int e = 0;
 
 	memset(s, 0, sizeof(*s));
 	if (proto_get_int(o, "port", 1, 65535, &port, err) == -1 || port == 0)
-		return proto_error_set(err, PROTO_E_INTERNAL,
-		                       "socket without a port");
+		return proto_error_set(
+		    err, PROTO_E_INTERNAL, "socket without a port");
 	s->port = (uint16_t)port;
 	if (decode_name(o, "proto", pname, PROTO_TCP, PROTO_UDP, &e, err))
 		return -1;
 	s->proto = e;
-	if (decode_name(o, "family", fname, PROTO_FAM_DUAL, PROTO_FAM_IPV6, &e,
-	                err))
+	if (decode_name(
+	        o, "family", fname, PROTO_FAM_DUAL, PROTO_FAM_IPV6, &e, err))
 		return -1;
 	s->family = e;
 	return 0;

@@ -131,7 +131,7 @@ const char *proto_scope_name(enum proto_scope);
 
 /* Fill err; printf-style message. Returns -1 so callers can `return`. */
 int proto_error_set(struct proto_error *err, enum proto_errcode code,
-                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
  * Parse and validate one request line (len bytes, no '\n'). On success
@@ -141,7 +141,7 @@ int proto_error_set(struct proto_error *err, enum proto_errcode code,
  * call proto_request_clear() on both paths.
  */
 int proto_request_parse(const char *line, size_t len, struct proto_request *ret,
-                        struct proto_error *err);
+    struct proto_error *err);
 void proto_request_clear(struct proto_request *);
 
 /*
@@ -149,32 +149,32 @@ void proto_request_clear(struct proto_request *);
  * depth, strictness, one object, nothing after it). Used for replies by
  * clients and for journal records. Returns a new reference or NULL.
  */
-json_object *proto_parse_object(const char *line, size_t len,
-    struct proto_error *err);
+json_object *proto_parse_object(
+    const char *line, size_t len, struct proto_error *err);
 /* The same with another length limit: replies (a long list) may be larger
  * than a request. */
-json_object *proto_parse_object_max(const char *line, size_t len, size_t max,
-    struct proto_error *err);
+json_object *proto_parse_object_max(
+    const char *line, size_t len, size_t max, struct proto_error *err);
 
 /* Strict field readers; absent fields leave *ret alone and return 0. */
 int proto_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
-                  int64_t *ret, struct proto_error *err);
-int proto_get_bool(json_object *obj, const char *key, bool *ret,
-                   struct proto_error *err);
+    int64_t *ret, struct proto_error *err);
+int proto_get_bool(
+    json_object *obj, const char *key, bool *ret, struct proto_error *err);
 /* A string of at most max bytes, valid UTF-8, no control characters. */
 int proto_get_string(json_object *obj, const char *key, size_t max, char *ret,
-                     struct proto_error *err);
+    struct proto_error *err);
 
 /* Replies: {"id":…,"ok":true} and {"id":…,"ok":false,"error":{…}}. */
 json_object *proto_reply_ok(json_object *id);
 json_object *proto_reply_error(json_object *id, const struct proto_error *);
 
 json_object *proto_lease_encode(const struct proto_lease *);
-int proto_lease_decode(json_object *, struct proto_lease *ret,
-                       struct proto_error *err);
+int proto_lease_decode(
+    json_object *, struct proto_lease *ret, struct proto_error *err);
 json_object *proto_socket_encode(const struct proto_socket *);
-int proto_socket_decode(json_object *, struct proto_socket *ret,
-                        struct proto_error *err);
+int proto_socket_decode(
+    json_object *, struct proto_socket *ret, struct proto_error *err);
 
 /*
  * Serialize obj as one line with its '\n'. Returns a malloc'd string and

@@ -7,7 +7,7 @@ want="gcc make cmake pkg-config libevent-dev libjson-c-dev check libsubunit-dev 
 if [ "${1:-build}" = test ]; then
 	# Real peers the tests run as they are: systemd's tools, Python's
 	# portpicker and http.server, node, unshare/setpriv, ip.
-	want="$want systemd python3 python3-portpicker nodejs util-linux iproute2 procps"
+	want="$want systemd python3 python3-portpicker nodejs util-linux iproute2 procps clang-format git"
 fi
 
 missing=""

@@ -13,3 +13,8 @@ target_compile_definitions(test_daemon PRIVATE
   PORTD_MAIN_C="${PROJECT_SOURCE_DIR}/daemon/main.c")
 portd_check_test(test_limits test_limits.c integ.c)
 portd_check_test(test_malformed test_malformed.c integ.c)
+
+# The checked-in style holds for every C file.
+add_test(NAME format COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/format.sh
+  ${PROJECT_SOURCE_DIR})
+set_tests_properties(format PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60)

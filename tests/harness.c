@@ -273,7 +273,7 @@ harness_recv_line(int fd, int timeout_ms, int *fds, int *nfds)
 			for (int i = 0; i < k; i++) {
 				int rfd;
 				memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int),
-				       sizeof(int));
+				    sizeof(int));
 				if (fds != NULL && got < 64)
 					fds[got++] = rfd;
 				else
@@ -370,8 +370,7 @@ reply_int(json_object *obj, const char *path)
 	json_object *v = reply_get(obj, path);
 
 	ck_assert_msg(v != NULL && json_object_is_type(v, json_type_int),
-	              "no integer '%s' in %s", path,
-	              json_object_to_json_string(obj));
+	    "no integer '%s' in %s", path, json_object_to_json_string(obj));
 	return json_object_get_int64(v);
 }
 
@@ -381,16 +380,15 @@ reply_str(json_object *obj, const char *path)
 	json_object *v = reply_get(obj, path);
 
 	ck_assert_msg(v != NULL && json_object_is_type(v, json_type_string),
-	              "no string '%s' in %s", path,
-	              json_object_to_json_string(obj));
+	    "no string '%s' in %s", path, json_object_to_json_string(obj));
 	return json_object_get_string(v);
 }
 
 const char *
 lease_id(json_object *r)
 {
-	ck_assert_msg(reply_ok(r), "lease failed: %s",
-	              json_object_to_json_string(r));
+	ck_assert_msg(
+	    reply_ok(r), "lease failed: %s", json_object_to_json_string(r));
 	return reply_str(r, "lease.id");
 }
 
@@ -399,15 +397,15 @@ lease_port(json_object *r, int i)
 {
 	json_object *a = reply_get(r, "lease.ports");
 
-	ck_assert_msg(reply_ok(r) && a != NULL &&
-	                  (int)json_object_array_length(a) > i,
-	              "no port %d in %s", i, json_object_to_json_string(r));
+	ck_assert_msg(
+	    reply_ok(r) && a != NULL && (int)json_object_array_length(a) > i,
+	    "no port %d in %s", i, json_object_to_json_string(r));
 	return (int)json_object_get_int64(json_object_array_get_idx(a, i));
 }
 
 static int
 bind_sa(struct sockaddr *sa, socklen_t salen, int type, bool reuse, bool v6only,
-        bool keep, bool do_listen)
+    bool keep, bool do_listen)
 {
 	int fd, one = 1, rc = 0;
 
@@ -417,8 +415,8 @@ bind_sa(struct sockaddr *sa, socklen_t salen, int type, bool reuse, bool v6only,
 	if (reuse)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (sa->sa_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){v6only},
-		           sizeof(int));
+		setsockopt(
+		    fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){v6only}, sizeof(int));
 	if (bind(fd, sa, salen) == -1)
 		rc = errno;
 	else if (do_listen && listen(fd, 16) == -1)
@@ -433,51 +431,51 @@ int
 try_bind(int family, int type, int port, bool reuse)
 {
 	if (family == AF_INET) {
-		struct sockaddr_in sin = {.sin_family = AF_INET,
-		                          .sin_port = htons((uint16_t)port)};
+		struct sockaddr_in sin = {
+		    .sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 		return bind_sa((struct sockaddr *)&sin, sizeof(sin), type,
-		               reuse, false, false, type == SOCK_STREAM);
+		    reuse, false, false, type == SOCK_STREAM);
 	} else {
 		struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6,
-		                            .sin6_port = htons((uint16_t)port),
-		                            .sin6_addr = in6addr_any};
+		    .sin6_port = htons((uint16_t)port),
+		    .sin6_addr = in6addr_any};
 		return bind_sa((struct sockaddr *)&sin6, sizeof(sin6), type,
-		               reuse, true, false, type == SOCK_STREAM);
+		    reuse, true, false, type == SOCK_STREAM);
 	}
 }
 
 int
 try_bind_addr(const char *addr, int type, int port, bool reuse)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-	                          .sin_port = htons((uint16_t)port)};
-	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6,
-	                            .sin6_port = htons((uint16_t)port)};
+	struct sockaddr_in sin = {
+	    .sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in6 sin6 = {
+	    .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
 
 	if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1)
 		return bind_sa((struct sockaddr *)&sin, sizeof(sin), type,
-		               reuse, false, false, type == SOCK_STREAM);
+		    reuse, false, false, type == SOCK_STREAM);
 	ck_assert_int_eq(inet_pton(AF_INET6, addr, &sin6.sin6_addr), 1);
 	return bind_sa((struct sockaddr *)&sin6, sizeof(sin6), type, reuse,
-	               true, false, type == SOCK_STREAM);
+	    true, false, type == SOCK_STREAM);
 }
 
 int
 bind_listen(const char *addr, int port, bool reuse)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET,
-	                          .sin_port = htons((uint16_t)port)};
-	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6,
-	                            .sin6_port = htons((uint16_t)port)};
+	struct sockaddr_in sin = {
+	    .sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	struct sockaddr_in6 sin6 = {
+	    .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port)};
 	int rc;
 
 	if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1)
 		rc = bind_sa((struct sockaddr *)&sin, sizeof(sin), SOCK_STREAM,
-		             reuse, false, true, true);
+		    reuse, false, true, true);
 	else {
 		ck_assert_int_eq(inet_pton(AF_INET6, addr, &sin6.sin6_addr), 1);
 		rc = bind_sa((struct sockaddr *)&sin6, sizeof(sin6),
-		             SOCK_STREAM, reuse, true, true, true);
+		    SOCK_STREAM, reuse, true, true, true);
 	}
 	return -rc; /* bind_sa: errno on failure, -fd when kept */
 }

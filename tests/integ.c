@@ -33,7 +33,7 @@ write_all(int fd, const char *p, size_t len)
 /* The child of exchange_as: reports on fd out, one record a line. */
 static void __attribute__((noreturn))
 exchange_child(int out, uid_t uid, const char *sock, const char *data,
-               size_t len, int nreplies, int timeout_ms, int wait_close_ms)
+    size_t len, int nreplies, int timeout_ms, int wait_close_ms)
 {
 	char buf[64];
 	const char *p = data;
@@ -76,8 +76,7 @@ exchange_child(int out, uid_t uid, const char *sock, const char *data,
 
 void
 exchange_as(uid_t uid, const char *sock, const char *data, size_t len,
-            int nreplies, int timeout_ms, int wait_close_ms,
-            struct exchange *ret)
+    int nreplies, int timeout_ms, int wait_close_ms, struct exchange *ret)
 {
 	char *buf = NULL, *line, *save = NULL;
 	size_t cap = 0, used = 0;
@@ -91,7 +90,7 @@ exchange_as(uid_t uid, const char *sock, const char *data, size_t len,
 	if (pid == 0) {
 		close(p[0]);
 		exchange_child(p[1], uid, sock, data, len, nreplies, timeout_ms,
-		               wait_close_ms);
+		    wait_close_ms);
 	}
 	close(p[1]);
 	for (;;) {
@@ -111,8 +110,8 @@ exchange_as(uid_t uid, const char *sock, const char *data, size_t len,
 	close(p[0]);
 	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
 		;
-	ck_assert_msg(WIFEXITED(status), "client as uid %u crashed",
-	              (unsigned)uid);
+	ck_assert_msg(
+	    WIFEXITED(status), "client as uid %u crashed", (unsigned)uid);
 	if (buf == NULL)
 		return;
 	buf[used] = '\0';
@@ -127,8 +126,8 @@ exchange_as(uid_t uid, const char *sock, const char *data, size_t len,
 	}
 	free(buf);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	              "could not become uid %u: errno %d", (unsigned)uid,
-	              ret->connect_errno);
+	    "could not become uid %u: errno %d", (unsigned)uid,
+	    ret->connect_errno);
 }
 
 json_object *
@@ -137,7 +136,7 @@ exchange_reply(const struct exchange *x, int i)
 	json_object *o;
 
 	ck_assert_msg(x->connect_errno == 0, "connect as another user: %s",
-	              strerror(x->connect_errno));
+	    strerror(x->connect_errno));
 	ck_assert_msg(i < x->n, "reply %d missing (got %d)", i, x->n);
 	o = json_tokener_parse(x->lines[i]);
 	ck_assert_msg(o != NULL, "bad reply: %s", x->lines[i]);
@@ -303,10 +302,10 @@ proc_cpu_ticks(pid_t pid)
 	ck_assert_ptr_nonnull(s);
 	/* Fields 14 and 15; field 3 follows the ')'. */
 	ck_assert_int_eq(sscanf(s + 2,
-	                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
-	                        "%*u %ld %ld",
-	                        &utime, &stime),
-	                 2);
+	                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+	                     "%*u %ld %ld",
+	                     &utime, &stime),
+	    2);
 	return utime + stime;
 }
 
@@ -318,9 +317,9 @@ assert_plain_blocked(int port, int type)
 	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
 		int e = try_bind_addr(addrs[i], type, port, false);
 		ck_assert_msg(e == EADDRINUSE,
-		              "plain %s bind to [%s]:%d: %s (want EADDRINUSE)",
-		              type == SOCK_STREAM ? "tcp" : "udp", addrs[i],
-		              port, e ? strerror(e) : "succeeded");
+		    "plain %s bind to [%s]:%d: %s (want EADDRINUSE)",
+		    type == SOCK_STREAM ? "tcp" : "udp", addrs[i], port,
+		    e ? strerror(e) : "succeeded");
 	}
 }
 
@@ -330,10 +329,10 @@ assert_reuse_blocked(int port, int type)
 	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
 		int e = try_bind_addr(addrs[i], type, port, true);
 		ck_assert_msg(e == EADDRINUSE,
-		              "SO_REUSEADDR %s bind to [%s]:%d: %s (want "
-		              "EADDRINUSE)",
-		              type == SOCK_STREAM ? "tcp" : "udp", addrs[i],
-		              port, e ? strerror(e) : "succeeded");
+		    "SO_REUSEADDR %s bind to [%s]:%d: %s (want "
+		    "EADDRINUSE)",
+		    type == SOCK_STREAM ? "tcp" : "udp", addrs[i], port,
+		    e ? strerror(e) : "succeeded");
 	}
 }
 
@@ -343,8 +342,8 @@ assert_port_free(int port, int type)
 	for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
 		int e = try_bind_addr(addrs[i], type, port, false);
 		ck_assert_msg(e == 0, "plain %s bind to [%s]:%d: %s",
-		              type == SOCK_STREAM ? "tcp" : "udp", addrs[i],
-		              port, strerror(e));
+		    type == SOCK_STREAM ? "tcp" : "udp", addrs[i], port,
+		    strerror(e));
 	}
 }
 
@@ -352,19 +351,18 @@ void
 assert_cobind(int port)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET,
-	                          .sin_port = htons((uint16_t)port),
-	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	    .sin_port = htons((uint16_t)port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	struct linger lg = {1, 0};
 	int lfd, cfd, afd;
 
 	lfd = bind_listen("0.0.0.0", port, true);
 	ck_assert_msg(lfd >= 0, "SO_REUSEADDR server on port %d: %s", port,
-	              strerror(-lfd));
+	    strerror(-lfd));
 	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_ge(cfd, 0);
 	ck_assert_msg(connect(cfd, (struct sockaddr *)&sin, sizeof(sin)) == 0,
-	              "connect to the co-bound server on %d: %s", port,
-	              strerror(errno));
+	    "connect to the co-bound server on %d: %s", port, strerror(errno));
 	afd = accept(lfd, NULL, NULL);
 	ck_assert_int_ge(afd, 0);
 	/* Reset rather than close, so no TIME_WAIT keeps the port. */
@@ -382,7 +380,7 @@ list_has(int fd, const char *id)
 	bool found = false;
 
 	ck_assert_msg(reply_ok(r) && a != NULL, "list failed: %s",
-	              json_object_to_json_string(r));
+	    json_object_to_json_string(r));
 	for (size_t i = 0; i < json_object_array_length(a); i++) {
 		json_object *l = json_object_array_get_idx(a, i);
 		if (strcmp(reply_str(l, "id"), id) == 0)

@@ -28,8 +28,7 @@ struct exchange {
  * wait that long for the daemon to close the connection.
  */
 void exchange_as(uid_t uid, const char *sock, const char *data, size_t len,
-                 int nreplies, int timeout_ms, int wait_close_ms,
-                 struct exchange *ret);
+    int nreplies, int timeout_ms, int wait_close_ms, struct exchange *ret);
 /* Parse line i of an exchange (aborts the test if missing or not JSON). */
 json_object *exchange_reply(const struct exchange *x, int i);
 void exchange_free(struct exchange *x);

@@ -565,9 +565,9 @@ START_TEST(pick_port_ends_with_process)
 	if (pid == 0) {
 		port = portd_pick_port();
 		_exit(write(pipefd[1], &port, sizeof(port)) == sizeof(port) &&
-				port > 0
-			  ? 0
-			  : 1);
+		              port > 0
+		          ? 0
+		          : 1);
 	}
 	ck_assert_int_eq(read(pipefd[0], &port, sizeof(port)), sizeof(port));
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);

@@ -193,14 +193,14 @@ START_TEST(valid_value)
 	char text[256], err[1024];
 
 	snprintf(text, sizeof(text), "%s = %s\n", v->key, v->value);
-	ck_assert_msg(load(text, &cfg, err, sizeof(err)) == 0, "%s: %s", text,
-	              err);
+	ck_assert_msg(
+	    load(text, &cfg, err, sizeof(err)) == 0, "%s: %s", text, err);
 	ck_assert_int_eq(field(&cfg, v->key), v->want);
 
 	/* The command line path: config_set alone. */
 	config_defaults(&cfg);
-	ck_assert_int_eq(config_set(&cfg, v->key, v->value, err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    config_set(&cfg, v->key, v->value, err, sizeof(err)), 0);
 	ck_assert_int_eq(field(&cfg, v->key), v->want);
 }
 END_TEST
@@ -209,8 +209,8 @@ static const struct invalid {
 	const char *key, *value, *why; /* why: after "key 'KEY': " */
 } invalid[] = {
     {"pool", "0-10",
-     "'0-10' is not a range LO-HI with 1 <= LO <= HI <= "
-     "65535"},
+        "'0-10' is not a range LO-HI with 1 <= LO <= HI <= "
+        "65535"},
     {"pool", "1-65536", NULL},
     {"pool", "10-9", NULL},
     {"pool", "15000", NULL},
@@ -238,8 +238,8 @@ static const struct invalid {
     {"default-ttl", "367d", "'367d' is out of range (1s..366d)"},
     {"default-ttl", "31622401", "'31622401' is out of range (1s..366d)"},
     {"default-ttl", "5w",
-     "'5w' is not a duration (like 90, 90s, 5m, 2h "
-     "or 1d)"},
+        "'5w' is not a duration (like 90, 90s, 5m, 2h "
+        "or 1d)"},
     {"default-ttl", "1.5h", NULL},
     {"default-ttl", "1h30m", NULL},
     {"default-ttl", "-1", NULL},
@@ -259,8 +259,8 @@ static const struct invalid {
     {"request-timeout", "3600001ms", NULL},
     {"request-timeout", "2h", NULL},
     {"request-timeout", "10 s",
-     "'10 s' is not a duration (like 500ms, 10s "
-     "or 1m)"},
+        "'10 s' is not a duration (like 500ms, 10s "
+        "or 1m)"},
     {"request-timeout", "10S", NULL},
     {"max-output", "65535", "'65535' is out of range (64K..1024M)"},
     {"max-output", "63K", NULL},
@@ -272,8 +272,8 @@ static const struct invalid {
     {"max-fd-replies", "0", "0 is out of range (1..64)"},
     {"max-fd-replies", "65", "65 is out of range (1..64)"},
     {"socket-mode", "0400",
-     "0400 does not give the owner read and write "
-     "(0600)"},
+        "0400 does not give the owner read and write "
+        "(0600)"},
     {"socket-mode", "0", NULL},
     {"socket-mode", "0800", "'0800' is not an octal mode (like 0660)"},
     {"socket-mode", "01777", "1777 has bits beyond 0777"},
@@ -282,12 +282,12 @@ static const struct invalid {
     {"socket-mode", "rw", NULL},
     {"socket-mode", "-600", NULL},
     {"portserver-address", "relative/sock",
-     "'relative/sock' is neither an "
-     "absolute path nor @name"},
+        "'relative/sock' is neither an "
+        "absolute path nor @name"},
     {"portserver-address", "@", "the abstract name after '@' is empty"},
     {"log-level", "emerg",
-     "'emerg' is not one of err, warning, notice, "
-     "info, debug (or 3..7)"},
+        "'emerg' is not one of err, warning, notice, "
+        "info, debug (or 3..7)"},
     {"log-level", "2", NULL},
     {"log-level", "8", NULL},
     {"log-level", "loud", NULL},
@@ -309,7 +309,7 @@ START_TEST(invalid_value)
 		snprintf(want, sizeof(want), "%s:1: key '%s': ", conf, v->key);
 		n = strlen(want);
 		ck_assert_msg(strncmp(err, want, n) == 0 && err[n] != '\0',
-		              "%s: %s", text, err);
+		    "%s: %s", text, err);
 		config_defaults(&def);
 		assert_same(&cfg, &def);
 	}
@@ -317,8 +317,8 @@ START_TEST(invalid_value)
 	/* config_set says the same without the file and line, and keeps
 	 * cfg as it was. */
 	config_defaults(&cfg);
-	ck_assert_int_eq(config_set(&cfg, v->key, v->value, err, sizeof(err)),
-	                 -1);
+	ck_assert_int_eq(
+	    config_set(&cfg, v->key, v->value, err, sizeof(err)), -1);
 	snprintf(want, sizeof(want), "key '%s': ", v->key);
 	ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s", err);
 	config_defaults(&def);
@@ -339,27 +339,27 @@ static const struct bad_file {
     {"quota = 1\nQuota = 2\n", "2: unknown key 'Quota'"},
     {"max_leases = 5\n", "1: unknown key 'max_leases'"},
     {"quota = 1 # inline comments are values\n",
-     "1: key 'quota': '1 # inline comments are values' is not a whole "
-     "number"},
+        "1: key 'quota': '1 # inline comments are values' is not a whole "
+        "number"},
     {"\n\n# c\n\n  max-ttl = 1x\n", "5: key 'max-ttl': '1x' is not a "
                                     "duration (like 90, 90s, 5m, 2h or 1d)"},
     {"quota = 5\nmax-leases = 9\nquota = 5\n",
-     "3: key 'quota': duplicate, first set on line 1"},
+        "3: key 'quota': duplicate, first set on line 1"},
     {"portserver-address = @a\n# x\nportserver-address = @a\n",
-     "3: key 'portserver-address': duplicate, first set on line 1"},
+        "3: key 'portserver-address': duplicate, first set on line 1"},
     /* A duplicate is refused even when its value is bad. */
     {"quota = 5\nquota = x\n", "2: key 'quota': duplicate, first set on "
                                "line 1"},
     {"default-ttl = 2h\nmax-ttl = 1h\n", "1: key 'default-ttl': 7200s "
                                          "exceeds max-ttl 3600s"},
     {"max-ttl = 1h\n\ndefault-ttl = 3601\n",
-     "3: key 'default-ttl': 3601s exceeds max-ttl 3600s"},
+        "3: key 'default-ttl': 3601s exceeds max-ttl 3600s"},
     /* The first error wins, and nothing before it is kept. */
     {"quota = 7\npool = 1-2\nquota = 0\nbogus = 1\n",
-     "3: key 'quota': duplicate, first set on line 1"},
+        "3: key 'quota': duplicate, first set on line 1"},
     {"quota = 7\npool = 2-1\nbogus = 1\n",
-     "2: key 'pool': '2-1' is not a range LO-HI with 1 <= LO <= HI <= "
-     "65535"},
+        "2: key 'pool': '2-1' is not a range LO-HI with 1 <= LO <= HI <= "
+        "65535"},
 };
 
 START_TEST(bad_file)
@@ -466,8 +466,8 @@ START_TEST(empty_file)
 	ck_assert_int_eq(load("", &cfg, err, sizeof(err)), 0);
 	config_defaults(&def);
 	assert_same(&cfg, &def);
-	ck_assert_int_eq(load("\n# only comments\n\n", &cfg, err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    load("\n# only comments\n\n", &cfg, err, sizeof(err)), 0);
 	assert_same(&cfg, &def);
 }
 END_TEST
@@ -583,7 +583,7 @@ START_TEST(no_partial_update)
 	before = cfg;
 	write_conf("quota = 5\nmax-leases = 6\nlog-level = debug\n"
 	           "max-ttl = forever\n",
-	           0);
+	    0);
 	ck_assert_int_eq(config_load(&cfg, conf, false, err, sizeof(err)), -1);
 	assert_same(&cfg, &before);
 
@@ -612,15 +612,15 @@ START_TEST(ttl_check)
 	ck_assert(!cfg.default_ttl_set);
 
 	/* Flags after the file: config_check decides. */
-	ck_assert_int_eq(load("default-ttl = 10m\n", &cfg, err, sizeof(err)),
-	                 0);
-	ck_assert_int_eq(config_set(&cfg, "max-ttl", "5m", err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    load("default-ttl = 10m\n", &cfg, err, sizeof(err)), 0);
+	ck_assert_int_eq(
+	    config_set(&cfg, "max-ttl", "5m", err, sizeof(err)), 0);
 	ck_assert_int_eq(config_check(&cfg, err, sizeof(err)), -1);
 	ck_assert_str_eq(err, "key 'default-ttl': 600s exceeds max-ttl 300s");
 	config_defaults(&cfg);
-	ck_assert_int_eq(config_set(&cfg, "max-ttl", "5s", err, sizeof(err)),
-	                 0);
+	ck_assert_int_eq(
+	    config_set(&cfg, "max-ttl", "5s", err, sizeof(err)), 0);
 	ck_assert_int_eq(config_check(&cfg, err, sizeof(err)), 0);
 	ck_assert_int_eq(cfg.default_ttl, 5);
 }
@@ -690,8 +690,8 @@ START_TEST(write_round_trip)
 	back.quota = 3;
 	back.max_ttl = 5;
 	back.socket_mode = 0666;
-	ck_assert_msg(config_load(&back, conf, false, err, sizeof(err)) == 0,
-	              "%s", err);
+	ck_assert_msg(
+	    config_load(&back, conf, false, err, sizeof(err)) == 0, "%s", err);
 	back.default_ttl_set = false;
 	assert_same(&back, &def);
 
@@ -703,15 +703,15 @@ START_TEST(write_round_trip)
 	                      "request-timeout = 1234ms\nmax-output = 70000\n"
 	                      "max-fd-replies = 9\nsocket-mode = 0640\n"
 	                      "portserver-address = /x\nlog-level = err\n",
-	                      &cfg, err, sizeof(err)),
-	                 0);
+	                     &cfg, err, sizeof(err)),
+	    0);
 	f = fopen(conf, "w");
 	ck_assert_ptr_nonnull(f);
 	config_write(&cfg, f);
 	ck_assert_int_eq(fclose(f), 0);
 	config_defaults(&back);
-	ck_assert_msg(config_load(&back, conf, false, err, sizeof(err)) == 0,
-	              "%s", err);
+	ck_assert_msg(
+	    config_load(&back, conf, false, err, sizeof(err)) == 0, "%s", err);
 	assert_same(&back, &cfg);
 }
 END_TEST
@@ -728,14 +728,14 @@ START_TEST(parse_duration)
 	ck_assert_int_eq(ms, 7);
 	ck_assert_int_eq(config_parse_duration("2d", 1, &ms), 0);
 	ck_assert_int_eq(ms, 2 * 86400000);
-	ck_assert_int_eq(config_parse_duration("9223372036854775807ms", 1, &ms),
-	                 0);
+	ck_assert_int_eq(
+	    config_parse_duration("9223372036854775807ms", 1, &ms), 0);
 	ck_assert_int_eq(ms, INT64_MAX);
 	ms = 42;
-	ck_assert_int_eq(config_parse_duration("9223372036854775808ms", 1, &ms),
-	                 -1);
-	ck_assert_int_eq(config_parse_duration("9223372036854775807s", 1, &ms),
-	                 -1);
+	ck_assert_int_eq(
+	    config_parse_duration("9223372036854775808ms", 1, &ms), -1);
+	ck_assert_int_eq(
+	    config_parse_duration("9223372036854775807s", 1, &ms), -1);
 	ck_assert_int_eq(config_parse_duration("", 1, &ms), -1);
 	ck_assert_int_eq(config_parse_duration("ms", 1, &ms), -1);
 	ck_assert_int_eq(config_parse_duration("1sec", 1, &ms), -1);
@@ -819,8 +819,8 @@ START_TEST(example_file)
 	ck_assert_int_eq(fclose(out), 0);
 	ck_assert_int_eq(keys, 14); /* every key */
 	config_defaults(&cfg);
-	ck_assert_msg(config_load(&cfg, conf, false, err, sizeof(err)) == 0,
-	              "%s", err);
+	ck_assert_msg(
+	    config_load(&cfg, conf, false, err, sizeof(err)) == 0, "%s", err);
 	cfg.default_ttl_set = false;
 	assert_same(&cfg, &def);
 }

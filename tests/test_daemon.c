@@ -30,8 +30,8 @@ lease(int fd, const char *args)
 	json_object *r =
 	    harness_call(fd, "{\"op\":\"lease\"%s%s}", *args ? "," : "", args);
 
-	ck_assert_msg(reply_ok(r), "lease {%s}: %s", args,
-	              json_object_to_json_string(r));
+	ck_assert_msg(
+	    reply_ok(r), "lease {%s}: %s", args, json_object_to_json_string(r));
 	return r;
 }
 
@@ -42,8 +42,7 @@ expect_error(int fd, const char *code, const char *req)
 	const char *got = reply_error(r);
 
 	ck_assert_msg(got != NULL && strcmp(got, code) == 0,
-	              "%s: want %s, got %s", req, code,
-	              json_object_to_json_string(r));
+	    "%s: want %s, got %s", req, code, json_object_to_json_string(r));
 	json_object_put(r);
 }
 
@@ -63,8 +62,8 @@ wait_conns(int fd, int n)
 			return;
 		usleep(5000);
 	} while (now_ms() < deadline);
-	ck_abort_msg("status shows %lld connections, want %d", (long long)got,
-	             n);
+	ck_abort_msg(
+	    "status shows %lld connections, want %d", (long long)got, n);
 }
 
 START_TEST(hello_echoes_uid_and_pid)
@@ -121,8 +120,8 @@ START_TEST(every_op)
 	ck_assert_str_eq(reply_str(a, "lease.hold"), "shared");
 	ck_assert_str_eq(reply_str(a, "lease.scope"), "ttl");
 	ck_assert_int_eq(reply_int(a, "lease.ttl"), 300);
-	ck_assert_int_gt(reply_int(a, "lease.expires"),
-	                 reply_int(a, "lease.created"));
+	ck_assert_int_gt(
+	    reply_int(a, "lease.expires"), reply_int(a, "lease.created"));
 	ck_assert_int_eq(reply_int(a, "lease.owner.uid"), 0);
 	ck_assert_int_eq(reply_int(a, "lease.owner.pid"), getpid());
 	ck_assert(json_object_get_boolean(reply_get(a, "lease.held")));
@@ -137,8 +136,8 @@ START_TEST(every_op)
 	ck_assert_str_eq(reply_str(b, "lease.name"), "web x");
 	ck_assert_str_eq(reply_str(b, "lease.hold"), "exclusive");
 
-	r = harness_call(fd, "{\"op\":\"renew\",\"lease\":\"%s\",\"ttl\":100}",
-	                 ida);
+	r = harness_call(
+	    fd, "{\"op\":\"renew\",\"lease\":\"%s\",\"ttl\":100}", ida);
 	ck_assert(reply_ok(r));
 	ck_assert_int_eq(reply_int(r, "lease.ttl"), 100);
 	json_object_put(r);
@@ -161,7 +160,7 @@ START_TEST(every_op)
 	ck_assert(reply_ok(r));
 	ck_assert_int_eq(json_object_get_int(json_object_array_get_idx(
 	                     reply_get(r, "released"), 0)),
-	                 p);
+	    p);
 	json_object_put(r);
 	assert_port_free(p, SOCK_STREAM);
 
@@ -190,12 +189,12 @@ START_TEST(errors_of_requests)
 	expect_error(fd, "bad_request", "{\"op\":\"lease\",\"count\":0}");
 	expect_error(fd, "bad_request", "{\"op\":\"lease\",\"bogus\":1}");
 	expect_error(fd, "unknown_op", "{\"op\":\"frobnicate\"}");
-	expect_error(fd, "not_found",
-	             "{\"op\":\"renew\",\"lease\":\"Lnosuchlease\"}");
-	expect_error(fd, "not_found",
-	             "{\"op\":\"claim\",\"lease\":\"Lnosuchlease\"}");
-	expect_error(fd, "not_found",
-	             "{\"op\":\"release\",\"lease\":\"Lnosuchlease\"}");
+	expect_error(
+	    fd, "not_found", "{\"op\":\"renew\",\"lease\":\"Lnosuchlease\"}");
+	expect_error(
+	    fd, "not_found", "{\"op\":\"claim\",\"lease\":\"Lnosuchlease\"}");
+	expect_error(
+	    fd, "not_found", "{\"op\":\"release\",\"lease\":\"Lnosuchlease\"}");
 	expect_error(fd, "not_found", "{\"op\":\"release\",\"port\":29499}");
 
 	/* Too large: an error line, then the connection closes. */
@@ -228,7 +227,7 @@ START_TEST(no_ports)
 	b = lease(fd, "");
 	expect_error(fd, "no_ports", "{\"op\":\"lease\"}");
 	expect_error(fd, "no_ports",
-	             "{\"op\":\"lease\",\"count\":2,\"contiguous\":true}");
+	    "{\"op\":\"lease\",\"count\":2,\"contiguous\":true}");
 	json_object_put(harness_call(
 	    fd, "{\"op\":\"release\",\"lease\":\"%s\"}", lease_id(a)));
 	json_object_put(lease(fd, ""));
@@ -250,8 +249,8 @@ START_TEST(port_unavailable)
 	/* A port the test itself holds. */
 	busy = bind_listen("0.0.0.0", 29460, false);
 	ck_assert_int_ge(busy, 0);
-	expect_error(fd, "port_unavailable",
-	             "{\"op\":\"lease\",\"port\":29460}");
+	expect_error(
+	    fd, "port_unavailable", "{\"op\":\"lease\",\"port\":29460}");
 	close(busy);
 	r = lease(fd, "\"port\":29460");
 	ck_assert_int_eq(lease_port(r, 0), 29460);
@@ -272,11 +271,11 @@ START_TEST(port_unavailable_leased)
 	fd = harness_connect(d.sock);
 	a = lease(fd, "\"hold\":\"exclusive\"");
 	snprintf(req, sizeof(req), "{\"op\":\"lease\",\"port\":%d}",
-	         lease_port(a, 0));
+	    lease_port(a, 0));
 	expect_error(fd, "port_unavailable", req);
 	/* Claimed: no socket held, the port is still not handed out. */
-	json_object_put(harness_call(fd, "{\"op\":\"claim\",\"lease\":\"%s\"}",
-	                             lease_id(a)));
+	json_object_put(harness_call(
+	    fd, "{\"op\":\"claim\",\"lease\":\"%s\"}", lease_id(a)));
 	expect_error(fd, "port_unavailable", req);
 	json_object_put(a);
 	close(fd);
@@ -294,7 +293,7 @@ START_TEST(quota_per_uid)
 	int fd;
 
 	harness_start(&d, (const char *[]){POOL_ARGS, "--quota", "2",
-	                                   "--socket-mode", "0666", NULL});
+	                      "--socket-mode", "0666", NULL});
 	open_dir(&d);
 	fd = harness_connect(d.sock);
 	expect_error(fd, "quota_exceeded", "{\"op\":\"lease\",\"count\":3}");
@@ -335,18 +334,18 @@ START_TEST(forbidden_for_other_users)
 	a = lease(fd, "");
 	p = lease_port(a, 0);
 	snprintf(req, sizeof(req),
-	         "{\"op\":\"renew\",\"lease\":\"%s\",\"ttl\":5}\n"
-	         "{\"op\":\"claim\",\"lease\":\"%s\"}\n"
-	         "{\"op\":\"release\",\"lease\":\"%s\"}\n"
-	         "{\"op\":\"release\",\"port\":%d}\n"
-	         "{\"op\":\"list\",\"all\":true}\n"
-	         "{\"op\":\"list\"}\n",
-	         lease_id(a), lease_id(a), lease_id(a), p);
+	    "{\"op\":\"renew\",\"lease\":\"%s\",\"ttl\":5}\n"
+	    "{\"op\":\"claim\",\"lease\":\"%s\"}\n"
+	    "{\"op\":\"release\",\"lease\":\"%s\"}\n"
+	    "{\"op\":\"release\",\"port\":%d}\n"
+	    "{\"op\":\"list\",\"all\":true}\n"
+	    "{\"op\":\"list\"}\n",
+	    lease_id(a), lease_id(a), lease_id(a), p);
 	exchange_as(NOBODY_UID, d.sock, req, strlen(req), 6, 2000, 0, &x);
 	ck_assert_int_eq(x.n, 6);
 	for (int i = 0; i < 5; i++)
 		ck_assert_msg(strcmp(line_code(x.lines[i]), "forbidden") == 0,
-		              "request %d as nobody: %s", i, x.lines[i]);
+		    "request %d as nobody: %s", i, x.lines[i]);
 	r = exchange_reply(&x, 5);
 	ck_assert(reply_ok(r));
 	ck_assert_int_eq(json_object_array_length(reply_get(r, "leases")), 0);
@@ -359,8 +358,8 @@ START_TEST(forbidden_for_other_users)
 	ck_assert(json_object_get_boolean(reply_get(
 	    json_object_array_get_idx(reply_get(r, "leases"), 0), "held")));
 	ck_assert_int_eq(
-	    reply_int(json_object_array_get_idx(reply_get(r, "leases"), 0),
-	              "ttl"),
+	    reply_int(
+	        json_object_array_get_idx(reply_get(r, "leases"), 0), "ttl"),
 	    300);
 	json_object_put(r);
 	assert_plain_blocked(p, SOCK_STREAM);
@@ -415,9 +414,9 @@ START_TEST(max_connections_per_uid)
 	char *line;
 	int fds[2], extra;
 
-	harness_start(&d,
-	              (const char *[]){POOL_ARGS, "--max-connections-per-uid",
-	                               "2", "--socket-mode", "0666", NULL});
+	harness_start(
+	    &d, (const char *[]){POOL_ARGS, "--max-connections-per-uid", "2",
+	            "--socket-mode", "0666", NULL});
 	open_dir(&d);
 	fds[0] = harness_connect(d.sock);
 	wait_conns(fds[0], 1);
@@ -458,8 +457,8 @@ START_TEST(hold_shared_tcp)
 	assert_cobind(p);
 	/* The co-bound server came and went; portd still holds the port. */
 	assert_plain_blocked(p, SOCK_STREAM);
-	r = harness_call(fd, "{\"op\":\"release\",\"lease\":\"%s\"}",
-	                 lease_id(a));
+	r = harness_call(
+	    fd, "{\"op\":\"release\",\"lease\":\"%s\"}", lease_id(a));
 	ck_assert(reply_ok(r));
 	json_object_put(r);
 	assert_port_free(p, SOCK_STREAM);
@@ -480,15 +479,15 @@ check_exclusive(int fd, const char *args, int type)
 	ck_assert_str_eq(reply_str(a, "lease.hold"), "exclusive");
 	assert_plain_blocked(p, type);
 	assert_reuse_blocked(p, type);
-	r = harness_call(fd, "{\"op\":\"claim\",\"lease\":\"%s\"}",
-	                 lease_id(a));
+	r = harness_call(
+	    fd, "{\"op\":\"claim\",\"lease\":\"%s\"}", lease_id(a));
 	ck_assert(reply_ok(r));
 	ck_assert(!json_object_get_boolean(reply_get(r, "lease.held")));
 	json_object_put(r);
 	assert_port_free(p, type);
 	ck_assert(list_has(fd, lease_id(a)));
-	r = harness_call(fd, "{\"op\":\"release\",\"lease\":\"%s\"}",
-	                 lease_id(a));
+	r = harness_call(
+	    fd, "{\"op\":\"release\",\"lease\":\"%s\"}", lease_id(a));
 	ck_assert(reply_ok(r));
 	json_object_put(r);
 	assert_port_free(p, type);
@@ -556,19 +555,19 @@ START_TEST(family_ipv4_leaves_ipv6)
 	a = lease(fd, "\"family\":\"ipv4\"");
 	p = lease_port(a, 0);
 	ck_assert_str_eq(reply_str(a, "lease.family"), "ipv4");
-	ck_assert_int_eq(try_bind_addr("0.0.0.0", SOCK_STREAM, p, false),
-	                 EADDRINUSE);
-	ck_assert_int_eq(try_bind_addr("127.0.0.1", SOCK_STREAM, p, false),
-	                 EADDRINUSE);
+	ck_assert_int_eq(
+	    try_bind_addr("0.0.0.0", SOCK_STREAM, p, false), EADDRINUSE);
+	ck_assert_int_eq(
+	    try_bind_addr("127.0.0.1", SOCK_STREAM, p, false), EADDRINUSE);
 	ck_assert_int_eq(try_bind_addr("::1", SOCK_STREAM, p, false), 0);
 	json_object_put(a);
 
 	a = lease(fd, "\"family\":\"ipv6\"");
 	p = lease_port(a, 0);
-	ck_assert_int_eq(try_bind_addr("::", SOCK_STREAM, p, false),
-	                 EADDRINUSE);
-	ck_assert_int_eq(try_bind_addr("::1", SOCK_STREAM, p, false),
-	                 EADDRINUSE);
+	ck_assert_int_eq(
+	    try_bind_addr("::", SOCK_STREAM, p, false), EADDRINUSE);
+	ck_assert_int_eq(
+	    try_bind_addr("::1", SOCK_STREAM, p, false), EADDRINUSE);
 	ck_assert_int_eq(try_bind_addr("127.0.0.1", SOCK_STREAM, p, false), 0);
 	json_object_put(a);
 	close(fd);
@@ -618,12 +617,12 @@ START_TEST(renew_extends)
 	snprintf(id, sizeof(id), "%s", lease_id(a));
 	p = lease_port(a, 0);
 	usleep(1000 * 1000);
-	r = harness_call(fd, "{\"op\":\"renew\",\"lease\":\"%s\",\"ttl\":3}",
-	                 id);
+	r = harness_call(
+	    fd, "{\"op\":\"renew\",\"lease\":\"%s\",\"ttl\":3}", id);
 	ck_assert(reply_ok(r));
 	ck_assert_int_eq(reply_int(r, "lease.ttl"), 3);
-	ck_assert_int_ge(reply_int(r, "lease.expires"),
-	                 reply_int(a, "lease.expires") + 900);
+	ck_assert_int_ge(
+	    reply_int(r, "lease.expires"), reply_int(a, "lease.expires") + 900);
 	json_object_put(r);
 	usleep((useconds_t)(2500 - (now_ms() - t0)) * 1000);
 	ck_assert(list_has(fd, id));
@@ -665,8 +664,8 @@ START_TEST(session_scope)
 		usleep(5000);
 	} while (t - t0 < 1000);
 	ck_assert_msg(t - t0 <= 100,
-	              "port %d still held %lld ms after the session closed", p,
-	              (long long)(t - t0));
+	    "port %d still held %lld ms after the session closed", p,
+	    (long long)(t - t0));
 	assert_port_free(p, SOCK_STREAM);
 	ck_assert(!list_has(fb, lease_id(a)));
 	ck_assert(list_has(fb, lease_id(b)));
@@ -707,11 +706,11 @@ START_TEST(status_counts)
 
 	fd2 = harness_connect(d.sock);
 	a = lease(fd2, ""); /* 1 port, 1 socket */
-	b = lease(fd2,
-	          "\"count\":2,\"proto\":\"both\""); /* 2 ports, 4 sockets */
+	b = lease(
+	    fd2, "\"count\":2,\"proto\":\"both\""); /* 2 ports, 4 sockets */
 	expect_error(fd2, "unknown_op", "{\"op\":\"nope\"}");
-	json_object_put(harness_call(fd2, "{\"op\":\"claim\",\"lease\":\"%s\"}",
-	                             lease_id(a)));
+	json_object_put(harness_call(
+	    fd2, "{\"op\":\"claim\",\"lease\":\"%s\"}", lease_id(a)));
 	r = harness_call(fd, "{\"op\":\"status\"}");
 	ck_assert_int_eq(reply_int(r, "leases"), 2);
 	ck_assert_int_eq(reply_int(r, "ports"), 3);
@@ -759,8 +758,8 @@ START_TEST(pipelining_in_order)
 	harness_start(&d, pool_args);
 	fd = harness_connect(d.sock);
 	for (int i = 0; i < 50; i++)
-		len += (size_t)snprintf(buf + len, sizeof(buf) - len,
-		                        reqs[i % 5], i);
+		len += (size_t)snprintf(
+		    buf + len, sizeof(buf) - len, reqs[i % 5], i);
 	harness_send(fd, buf, len);
 	for (int i = 0; i < 50; i++) {
 		char *line = harness_recv_line(fd, 5000, NULL, NULL);
@@ -770,8 +769,8 @@ START_TEST(pipelining_in_order)
 		r = json_tokener_parse(line);
 		ck_assert_ptr_nonnull(r);
 		ck_assert_int_eq(reply_int(r, "id"), i);
-		ck_assert_str_eq(line_code(line),
-		                 i % 5 == 4 ? "unknown_op" : "ok");
+		ck_assert_str_eq(
+		    line_code(line), i % 5 == 4 ? "unknown_op" : "ok");
 		json_object_put(r);
 		free(line);
 	}
@@ -802,9 +801,9 @@ START_TEST(second_daemon_refused)
 		ck_abort_msg("a second portd on the same socket kept running");
 	}
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 0,
-	              "second portd: status %#x", status);
+	    "second portd: status %#x", status);
 	ck_assert_msg(strstr(read_text(log2), "another portd") != NULL,
-	              "second portd said: %s", read_text(log2));
+	    "second portd said: %s", read_text(log2));
 
 	/* The first keeps serving, with its lease. */
 	r = harness_call(fd, "{\"op\":\"hello\"}");
@@ -838,8 +837,7 @@ START_TEST(stale_socket_replaced)
 
 	d.pid = spawn_on(d.sock, d.log, pool_args);
 	ck_assert_msg(harness_wait_ready(d.sock, 5000),
-	              "portd did not replace a stale socket: %s",
-	              harness_log(&d));
+	    "portd did not replace a stale socket: %s", harness_log(&d));
 	fd = harness_connect(d.sock);
 	r = harness_call(fd, "{\"op\":\"hello\"}");
 	ck_assert(reply_ok(r));
@@ -876,12 +874,12 @@ START_TEST(regular_file_untouched)
 		ck_abort_msg("portd started over a regular file");
 	}
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) != 0,
-	              "status %#x", status);
+	    "status %#x", status);
 	ck_assert_int_eq(lstat(d.sock, &st), 0);
 	ck_assert(S_ISREG(st.st_mode));
 	ck_assert_str_eq(read_text(d.sock), text);
 	ck_assert_msg(strstr(harness_log(&d), "not a socket") != NULL, "%s",
-	              harness_log(&d));
+	    harness_log(&d));
 	harness_stop(&d);
 }
 END_TEST
@@ -910,7 +908,7 @@ START_TEST(sigterm_removes_socket_and_frees_ports)
 
 	status = harness_kill(&d, SIGTERM);
 	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	              "status %#x: %s", status, harness_log(&d));
+	    "status %#x: %s", status, harness_log(&d));
 	ck_assert_int_eq(lstat(d.sock, &st), -1);
 	ck_assert_int_eq(errno, ENOENT);
 	for (int i = 0; i < 4; i++)
@@ -1008,14 +1006,14 @@ flag_in(const struct flagset *s, const char *name)
 
 static void
 flags_equal(const struct flagset *a, const char *an, const struct flagset *b,
-            const char *bn)
+    const char *bn)
 {
 	for (int i = 0; i < a->n; i++)
 		ck_assert_msg(flag_in(b, a->names[i]), "--%s is in %s, not %s",
-		              a->names[i], an, bn);
+		    a->names[i], an, bn);
 	for (int i = 0; i < b->n; i++)
 		ck_assert_msg(flag_in(a, b->names[i]), "--%s is in %s, not %s",
-		              b->names[i], bn, an);
+		    b->names[i], bn, an);
 }
 
 START_TEST(help_lists_every_flag)

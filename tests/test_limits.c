@@ -137,16 +137,16 @@ START_TEST(depth_16_vs_17)
 		const char *msg;
 
 		snprintf(buf, sizeof(buf), "{\"op\":\"hello\",\"x\":%.*s%.*s}",
-		         n, "[[[[[[[[[[[[[[[[[[[[", n, "]]]]]]]]]]]]]]]]]]]]");
+		    n, "[[[[[[[[[[[[[[[[[[[[", n, "]]]]]]]]]]]]]]]]]]]]");
 		r = harness_call(fd, "%s", buf);
 		ck_assert_str_eq(reply_error(r), "bad_request");
 		msg = reply_str(r, "error.message");
 		if (depth <= PROTO_MAX_DEPTH)
 			ck_assert_msg(strstr(msg, "unknown field") != NULL,
-			              "depth %d: %s", depth, msg);
+			    "depth %d: %s", depth, msg);
 		else
 			ck_assert_msg(strstr(msg, "deeper") != NULL,
-			              "depth %d: %s", depth, msg);
+			    "depth %d: %s", depth, msg);
 		json_object_put(r);
 	}
 	hello_ok(fd);
@@ -162,8 +162,8 @@ START_TEST(deadline_half_a_line)
 	int64_t t0;
 	int fd;
 
-	harness_start(&d, (const char *[]){POOL_ARGS, "--request-timeout",
-	                                   "300ms", NULL});
+	harness_start(&d,
+	    (const char *[]){POOL_ARGS, "--request-timeout", "300ms", NULL});
 	fd = harness_connect(d.sock);
 	/* Idle without a request begun is fine. */
 	usleep(600 * 1000);
@@ -176,7 +176,7 @@ START_TEST(deadline_half_a_line)
 	ck_assert_str_eq(code, "bad_request");
 	ck_assert(wait_closed(fd, 1000));
 	ck_assert_msg(now_ms() - t0 < 1000, "closed after %lld ms",
-	              (long long)(now_ms() - t0));
+	    (long long)(now_ms() - t0));
 	ck_assert_int_ge(now_ms() - t0, 250);
 	close(fd);
 	harness_stop(&d);
@@ -192,8 +192,8 @@ START_TEST(deadline_drip_feed)
 	bool got_error = false;
 	int fd;
 
-	harness_start(&d, (const char *[]){POOL_ARGS, "--request-timeout",
-	                                   "300ms", NULL});
+	harness_start(&d,
+	    (const char *[]){POOL_ARGS, "--request-timeout", "300ms", NULL});
 	fd = harness_connect(d.sock);
 	t0 = now_ms();
 	for (int i = 0; now_ms() - t0 < 3000; i++) {
@@ -218,10 +218,10 @@ START_TEST(deadline_drip_feed)
 	}
 	if (closed_at == -1 && wait_closed(fd, 1000))
 		closed_at = now_ms();
-	ck_assert_msg(closed_at != -1,
-	              "a drip-feeding client was never closed");
+	ck_assert_msg(
+	    closed_at != -1, "a drip-feeding client was never closed");
 	ck_assert_msg(closed_at - t0 < 1000, "closed after %lld ms",
-	              (long long)(closed_at - t0));
+	    (long long)(closed_at - t0));
 	ck_assert(got_error);
 	close(fd);
 	fd = harness_connect(d.sock);
@@ -251,8 +251,8 @@ START_TEST(regression_deadline_spans_pipelined_requests)
 	/* 2.5 s of requests of 100 ms each: margin for a loaded host. */
 	for (int i = 0; i < 25; i++) {
 		usleep(100 * 1000);
-		n = snprintf(buf, sizeof(buf), "lo\",\"id\":%d}\n{\"op\":\"hel",
-		             i);
+		n = snprintf(
+		    buf, sizeof(buf), "lo\",\"id\":%d}\n{\"op\":\"hel", i);
 		harness_send(fd, buf, (size_t)n);
 	}
 	harness_send(fd, "lo\",\"id\":25}\n", 13);
@@ -262,8 +262,8 @@ START_TEST(regression_deadline_spans_pipelined_requests)
 
 		ck_assert_msg(line != NULL, "reply %d missing", i);
 		r = json_tokener_parse(line);
-		ck_assert_msg(r != NULL && reply_ok(r), "reply %d: %s", i,
-		              line);
+		ck_assert_msg(
+		    r != NULL && reply_ok(r), "reply %d: %s", i, line);
 		ck_assert_int_eq(reply_int(r, "id"), i);
 		json_object_put(r);
 		free(line);
@@ -292,8 +292,8 @@ drain_replies(int fd, int n)
 		if (poll(&pfd, 1, 1000) != 1)
 			continue;
 		k = recv(fd, buf + len, sizeof(buf) - len, 0);
-		ck_assert_msg(k > 0, "connection ended after %d of %d replies",
-		              got, n);
+		ck_assert_msg(
+		    k > 0, "connection ended after %d of %d replies", got, n);
 		len += (size_t)k;
 		line = buf;
 		while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))) {
@@ -323,7 +323,7 @@ asan_small_quarantine(void)
 	char buf[1024];
 
 	snprintf(buf, sizeof(buf), "%s%squarantine_size_mb=4",
-	         old != NULL ? old : "", old != NULL && *old ? ":" : "");
+	    old != NULL ? old : "", old != NULL && *old ? ":" : "");
 	setenv("ASAN_OPTIONS", buf, 1);
 #endif
 }
@@ -347,23 +347,22 @@ START_TEST(client_that_never_reads)
 	reqs = malloc((size_t)NREQ * 80);
 	for (int i = 0; i < NREQ; i++)
 		len += (size_t)sprintf(reqs + len,
-		                       i % 8 == 0
-		                           ? "{\"op\":\"lease\",\"id\":%d,"
-		                             "\"scope\":\"session\"}\n"
-		                           : "{\"op\":\"status\",\"id\":%d}\n",
-		                       i);
+		    i % 8 == 0 ? "{\"op\":\"lease\",\"id\":%d,"
+		                 "\"scope\":\"session\"}\n"
+		               : "{\"op\":\"status\",\"id\":%d}\n",
+		    i);
 	fd = harness_connect(d.sock);
 	/* Write until the daemon stops taking more for half a second. */
 	while (sent < len) {
-		ssize_t n = send(fd, reqs + sent, len - sent,
-		                 MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t n = send(
+		    fd, reqs + sent, len - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0) {
 			sent += (size_t)n;
 			stalled = 0;
 			continue;
 		}
-		ck_assert_msg(n == -1 && errno == EAGAIN, "send: %s",
-		              strerror(errno));
+		ck_assert_msg(
+		    n == -1 && errno == EAGAIN, "send: %s", strerror(errno));
 		if (stalled == 0)
 			stalled = now_ms();
 		else if (now_ms() - stalled > 500)
@@ -374,8 +373,8 @@ START_TEST(client_that_never_reads)
 
 	/* Bounded, not spinning, and everyone else is served. */
 	rss1 = proc_rss_kb(d.pid);
-	ck_assert_msg(rss1 - rss0 < 32 * 1024, "RSS grew from %ld to %ld kB",
-	              rss0, rss1);
+	ck_assert_msg(
+	    rss1 - rss0 < 32 * 1024, "RSS grew from %ld to %ld kB", rss0, rss1);
 	cpu0 = proc_cpu_ticks(d.pid);
 	for (int i = 0; i < 10; i++) {
 		hello_ok(other);
@@ -383,7 +382,7 @@ START_TEST(client_that_never_reads)
 	}
 	cpu1 = proc_cpu_ticks(d.pid);
 	ck_assert_msg((cpu1 - cpu0) * 1000 / sysconf(_SC_CLK_TCK) < 200,
-	              "%ld ticks of CPU in 0.5 s while throttled", cpu1 - cpu0);
+	    "%ld ticks of CPU in 0.5 s while throttled", cpu1 - cpu0);
 
 	/* Once it reads, it gets every reply to what it sent, in order. */
 	for (size_t i = 0; i < sent; i++)
@@ -431,7 +430,7 @@ START_TEST(out_of_descriptors)
 	usleep(1000 * 1000);
 	cpu1 = proc_cpu_ticks(d.pid);
 	ck_assert_msg((cpu1 - cpu0) * 1000 / sysconf(_SC_CLK_TCK) < 300,
-	              "%ld ticks of CPU in 1 s at EMFILE", cpu1 - cpu0);
+	    "%ld ticks of CPU in 1 s at EMFILE", cpu1 - cpu0);
 	hello_ok(fds[0]);
 
 	/* Free some: the waiting client is served, and new ones too. */

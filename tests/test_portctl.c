@@ -623,8 +623,8 @@ END_TEST
 START_TEST(regression_autostart_from_build_tree)
 {
 	const char *const *env = xdg_env();
-	const char *env_nopath[] = {env[0], "PATH=/usr/bin:/bin", env[2],
-	    env[3], NULL};
+	const char *env_nopath[] = {
+	    env[0], "PATH=/usr/bin:/bin", env[2], env[3], NULL};
 	char sock[128];
 	struct run r;
 	pid_t pids[4];

@@ -821,8 +821,8 @@ START_TEST(regression_op_with_nul)
 	};
 
 	for (size_t i = 0; i < nitems(lines); i++)
-		expect_error(lines[i], strlen(lines[i]), PROTO_E_BAD_REQUEST,
-		    "NUL");
+		expect_error(
+		    lines[i], strlen(lines[i]), PROTO_E_BAD_REQUEST, "NUL");
 }
 END_TEST
 

@@ -565,15 +565,15 @@ START_TEST(regression_unreadable_journal_keeps_stored_fds)
 		pid = spawn_portd(&s);
 	}
 	status = wait_exit(pid, 5000);
-	ck_assert_msg(status != -1 && WIFEXITED(status) &&
-	        WEXITSTATUS(status) != 0,
+	ck_assert_msg(
+	    status != -1 && WIFEXITED(status) && WEXITSTATUS(status) != 0,
 	    "portd started without its journal: %s", dir_log(dir));
 	ck_assert_msg(strstr(dir_log(dir), "refusing to start") != NULL, "%s",
 	    dir_log(dir));
 	/* The store still holds the port. */
 	ck_assert_int_eq(svcmgr_stored(&m, NULL, NULL, NULL, 16), 1);
-	ck_assert_int_eq(try_bind(AF_INET, SOCK_STREAM, port, false),
-	    EADDRINUSE);
+	ck_assert_int_eq(
+	    try_bind(AF_INET, SOCK_STREAM, port, false), EADDRINUSE);
 	svcmgr_close(&m);
 	remove_dir(dir);
 }
