@@ -26,12 +26,15 @@ if [ "$which" = all ] || [ "$which" = plain ]; then
 	run plain RelWithDebInfo
 fi
 if [ "$which" = all ]; then
-	# Without libsystemd portd speaks the notify protocol itself: it must
-	# still build cleanly.
-	echo "== portd: build/nosystemd (build only)" >&2
-	cmake -S . -B build/nosystemd -DPORTD_WITH_SYSTEMD=OFF \
-		-DPORTD_BUILD_TESTS=OFF >/dev/null
+	# Without libsystemd portd speaks the notify and socket-activation
+	# protocols itself: build it so, and run the tests that play the
+	# service manager against it.
+	echo "== portd: build/nosystemd (service manager tests)" >&2
+	cmake -S . -B build/nosystemd -DCMAKE_BUILD_TYPE=Debug \
+		-DPORTD_WITH_SYSTEMD=OFF >/dev/null
 	cmake --build build/nosystemd -j "$jobs" >/dev/null
+	(cd build/nosystemd && ctest --output-on-failure -j "$jobs" \
+		-R 'test_service|test_restart')
 fi
 if [ "$which" = all ] || [ "$which" = sanitize ]; then
 	# detect_leaks: every leak fails the run; halt_on_error: UBSan too.
