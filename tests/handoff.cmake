@@ -14,9 +14,10 @@ portd_check_test(test_process test_process.c LIBS portd_handoff TIMEOUT 120)
 # starts), and the servers test itself.
 add_executable(sockact_hello sockact_hello.c)
 portd_check_test(test_servers test_servers.c LIBS portd_handoff TIMEOUT 120)
-add_dependencies(test_servers sockact_hello)
+add_dependencies(test_servers sockact_hello portctl)
 target_compile_definitions(test_servers PRIVATE
-  SOCKACT_HELLO="$<TARGET_FILE:sockact_hello>")
+  SOCKACT_HELLO="$<TARGET_FILE:sockact_hello>"
+  PORTCTL_BIN="$<TARGET_FILE:portctl>")
 
 # Steals under pressure, in a private network namespace (root); prints
 # its measurements, exits 77 (skipped) where no namespace can be made.

@@ -339,6 +339,47 @@ START_TEST(socket_activated_server)
 }
 END_TEST
 
+/* The same through portctl itself: `portctl exec --fd -- server`. */
+START_TEST(socket_activated_server_via_portctl)
+{
+	struct daemon_proc d;
+	char *resp;
+	json_object *r, *a;
+	int conn, port = 0, st;
+	pid_t ctl;
+
+	harness_start(&d, (const char *[]){"--pool", POOL, NULL});
+	ctl = spawn(&d,
+	    (const char *[]){PORTCTL_BIN, "--socket", d.sock, "--no-autostart",
+	        "exec", "--fd", "--name", "web", "--", SOCKACT_HELLO, NULL});
+	/* The lease shows who holds which port. */
+	conn = harness_connect(d.sock);
+	for (int64_t t0 = now_ms(); port == 0; usleep(5000)) {
+		ck_assert_msg(
+		    now_ms() - t0 < 5000, "no lease: %s", server_log(&d));
+		r = harness_call(conn, "{\"op\":\"list\"}");
+		a = reply_get(r, "leases");
+		if (json_object_array_length(a) == 1)
+			port = (int)json_object_get_int64(
+			    json_object_array_get_idx(
+			        reply_get(
+			            json_object_array_get_idx(a, 0), "ports"),
+			        0));
+		json_object_put(r);
+	}
+	resp = exchange(connect_wait(port, 10000), NULL);
+	ck_assert_str_eq(resp, "hello web\n");
+	free(resp);
+	ck_assert_int_eq(waitpid(ctl, &st, 0), ctl);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s",
+	    st, server_log(&d));
+	/* portctl released the lease when the server exited. */
+	ck_assert(!hb_listed(conn, port));
+	close(conn);
+	harness_stop(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -350,6 +391,7 @@ main(void)
 	tcase_add_test(tc, node_server_cobinds);
 	tcase_add_test(tc, plain_server_needs_claim);
 	tcase_add_test(tc, socket_activated_server);
+	tcase_add_test(tc, socket_activated_server_via_portctl);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }
