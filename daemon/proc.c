@@ -208,6 +208,18 @@ watch_checked(pid_t pid, int pidfd, uid_t peer_uid, uint64_t not_after,
 	return proc_get(pid, pidfd, start, uid, err);
 }
 
+static bool
+no_peerpidfd(void)
+{
+	static int off = -1;
+
+	if (off == -1) {
+		const char *e = getenv("PORTD_NO_PEERPIDFD");
+		off = e != NULL && strcmp(e, "1") == 0;
+	}
+	return off;
+}
+
 struct proc *
 proc_watch_peer(int connfd, pid_t pid, uid_t uid, uint64_t accepted,
     struct proto_error *err)
@@ -222,8 +234,10 @@ proc_watch_peer(int connfd, pid_t pid, uid_t uid, uint64_t accepted,
 		    (int)pid);
 		return NULL;
 	}
-	/* SO_PEERPIDFD pins the very process that connected (Linux 6.5+). */
-	if (getsockopt(connfd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0) {
+	/* SO_PEERPIDFD pins the very process that connected (Linux 6.5+).
+	 * PORTD_NO_PEERPIDFD=1 takes the older kernels' path, to test it. */
+	if (!no_peerpidfd() &&
+	    getsockopt(connfd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0) {
 		if (fcntl(pidfd, F_SETFD, FD_CLOEXEC) == -1)
 			log_warn("pidfd");
 		return watch_checked(pid, pidfd, uid, 0, 0, err);

@@ -669,6 +669,12 @@ START_TEST(regression_portserver_ready_with_api)
 }
 END_TEST
 
+static void
+no_peerpidfd(void)
+{
+	setenv("PORTD_NO_PEERPIDFD", "1", 1);
+}
+
 int
 main(void)
 {
@@ -684,6 +690,17 @@ main(void)
 	tcase_add_test(tc, portpicker_gets_process_lease);
 	tcase_add_test(tc, portserver_other_uid_gets_zero);
 	tcase_add_test(tc, regression_portserver_ready_with_api);
+	suite_add_tcase(s, tc);
+
+	/* Kernels before 6.5 have no SO_PEERPIDFD: the same guarantees
+	 * through pidfd_open and the start-time check. */
+	tc = tcase_create("without_peerpidfd");
+	tcase_set_timeout(tc, 60);
+	tcase_add_checked_fixture(tc, no_peerpidfd, NULL);
+	tcase_add_test(tc, owner_exit_ends_lease);
+	tcase_add_test(tc, one_pidfd_per_process);
+	tcase_add_loop_test(tc, fork_then_exit, 0, 2);
+	tcase_add_test(tc, other_uid_pid_refused);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }
