@@ -1,0 +1,81 @@
+/*
+ * Fuzz target for the wire codec: every input goes through the request
+ * parser, the reply encoders and the lease decoder, as the daemon and the
+ * client library use them.
+ *
+ * Built by the test suite as a replay program that runs the files named on
+ * its command line (the seeds here) through the target. With clang and
+ * libFuzzer it is a fuzzer:
+ *
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DPORTD_LIBFUZZER \
+ *       -Iproto $(pkg-config --cflags json-c) tests/fuzz/fuzz_proto.c \
+ *       proto/proto.c $(pkg-config --libs json-c) -lm -o fuzz_proto
+ *   ./fuzz_proto -max_len=512 -max_total_time=180 CORPUS tests/fuzz/seeds
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct proto_request r;
+	struct proto_error err;
+	struct proto_lease l;
+	json_object *o, *rep, *v;
+	char *s;
+	size_t n;
+
+	if (proto_request_parse((const char *)data, size, &r, &err) == 0)
+		rep = proto_reply_ok(r.id);
+	else
+		rep = proto_reply_error(r.id, &err);
+	if ((s = proto_serialize(rep, &n)) != NULL) {
+		/* One line, ending in its only newline. */
+		if (n == 0 || s[n - 1] != '\n' || memchr(s, '\n', n - 1))
+			abort();
+		free(s);
+	}
+	json_object_put(rep);
+	proto_request_clear(&r);
+
+	if ((o = proto_parse_object((const char *)data, size, &err)) != NULL) {
+		if (proto_lease_decode(o, &l, &err) == 0) {
+			rep = proto_lease_encode(&l);
+			json_object_put(rep);
+		}
+		if (json_object_object_get_ex(o, "lease", &v))
+			(void)proto_lease_decode(v, &l, &err);
+		json_object_put(o);
+	}
+	return 0;
+}
+
+#ifndef PORTD_LIBFUZZER
+/* Replay: run each file named on the command line through the target. */
+int
+main(int argc, char *argv[])
+{
+	static uint8_t buf[PROTO_MAX_LINE + 2];
+
+	for (int i = 1; i < argc; i++) {
+		FILE *f = fopen(argv[i], "rb");
+		size_t n;
+
+		if (f == NULL) {
+			perror(argv[i]);
+			return 1;
+		}
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		LLVMFuzzerTestOneInput(buf, n);
+	}
+	printf("%d inputs replayed\n", argc - 1);
+	return 0;
+}
+#endif
