@@ -30,21 +30,20 @@ now_ms(void)
 }
 
 pid_t
-harness_spawn(struct daemon_proc *d, const char *const *args)
+harness_spawn_on(const char *sock, const char *log, const char *const *args)
 {
 	const char *argv[64];
+	char dir[128];
 	int n = 0, fd;
 	pid_t pid;
 
-	memset(d, 0, sizeof(*d));
-	snprintf(d->dir, sizeof(d->dir), "/tmp/portd-test.XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(d->dir));
-	snprintf(d->sock, sizeof(d->sock), "%s/portd.sock", d->dir);
-	snprintf(d->log, sizeof(d->log), "%s/portd.log", d->dir);
-
+	/* Config and runtime folders: the socket's own, never the user's. */
+	snprintf(dir, sizeof(dir), "%s", sock);
+	if (strrchr(dir, '/') != NULL)
+		*strrchr(dir, '/') = '\0';
 	argv[n++] = harness_portd_bin;
 	argv[n++] = "--socket";
-	argv[n++] = d->sock;
+	argv[n++] = sock;
 	for (int i = 0; args != NULL && args[i] != NULL && n < 62; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
@@ -52,22 +51,57 @@ harness_spawn(struct daemon_proc *d, const char *const *args)
 	pid = fork();
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
-		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		if (fd != -1) {
 			dup2(fd, 2);
 			close(fd);
 		}
-		/* Tests must not reach a user's real daemon or config. */
-		setenv("XDG_CONFIG_HOME", d->dir, 1);
-		setenv("XDG_RUNTIME_DIR", d->dir, 1);
+		setenv("XDG_CONFIG_HOME", dir, 1);
+		setenv("XDG_RUNTIME_DIR", dir, 1);
 		unsetenv("NOTIFY_SOCKET");
 		unsetenv("LISTEN_FDS");
 		unsetenv("LISTEN_PID");
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	d->pid = pid;
 	return pid;
+}
+
+pid_t
+harness_spawn(struct daemon_proc *d, const char *const *args)
+{
+	memset(d, 0, sizeof(*d));
+	snprintf(d->dir, sizeof(d->dir), "/tmp/portd-test.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(d->dir));
+	snprintf(d->sock, sizeof(d->sock), "%s/portd.sock", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/portd.log", d->dir);
+	d->pid = harness_spawn_on(d->sock, d->log, args);
+	return d->pid;
+}
+
+void
+harness_restart(struct daemon_proc *d, const char *const *args)
+{
+	d->pid = harness_spawn_on(d->sock, d->log, args);
+	if (!harness_wait_ready(d->sock, 5000))
+		ck_abort_msg("portd did not start again: %s", harness_log(d));
+}
+
+int
+harness_wait_exit(pid_t pid, int ms)
+{
+	int64_t deadline = now_ms() + ms;
+	int status;
+
+	do {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return status;
+		if (r == -1 && errno != EINTR)
+			return -1;
+		usleep(2000);
+	} while (now_ms() < deadline);
+	return -1;
 }
 
 bool

@@ -33,6 +33,15 @@ extern const char *harness_bin_dir;
 void harness_start(struct daemon_proc *d, const char *const *args);
 /* Like harness_start without waiting: returns the pid. */
 pid_t harness_spawn(struct daemon_proc *d, const char *const *args);
+/* Start portd on sock (its folder as XDG_RUNTIME_DIR and XDG_CONFIG_HOME),
+ * stderr appended to log, plus args; returns the pid without waiting. */
+pid_t harness_spawn_on(
+    const char *sock, const char *log, const char *const *args);
+/* Start portd again in d's folder and socket (after a stop or a kill),
+ * and wait until it answers. */
+void harness_restart(struct daemon_proc *d, const char *const *args);
+/* Wait up to ms for pid to exit: its wait status, or -1 on timeout. */
+int harness_wait_exit(pid_t pid, int ms);
 /* Wait up to ms for the socket to accept connections; true if it did. */
 bool harness_wait_ready(const char *sock, int ms);
 /* SIGTERM, wait, check clean exit status, remove the folder. */

@@ -157,59 +157,6 @@ open_dir(struct daemon_proc *d)
 	ck_assert_int_eq(chmod(d->dir, 0755), 0);
 }
 
-pid_t
-spawn_on(const char *sock, const char *logpath, const char *const *args)
-{
-	const char *argv[64];
-	char dir[128];
-	int n = 0, fd;
-	pid_t pid;
-
-	snprintf(dir, sizeof(dir), "%s", sock);
-	if (strrchr(dir, '/') != NULL)
-		*strrchr(dir, '/') = '\0';
-	argv[n++] = harness_portd_bin;
-	argv[n++] = "--socket";
-	argv[n++] = sock;
-	for (int i = 0; args != NULL && args[i] != NULL && n < 62; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	pid = fork();
-	ck_assert_int_ne(pid, -1);
-	if (pid == 0) {
-		fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd != -1) {
-			dup2(fd, 2);
-			close(fd);
-		}
-		setenv("XDG_CONFIG_HOME", dir, 1);
-		setenv("XDG_RUNTIME_DIR", dir, 1);
-		unsetenv("NOTIFY_SOCKET");
-		unsetenv("LISTEN_FDS");
-		unsetenv("LISTEN_PID");
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	return pid;
-}
-
-int
-wait_pid(pid_t pid, int ms)
-{
-	int64_t deadline = now_ms() + ms;
-	int status;
-
-	do {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			return status;
-		if (r == -1 && errno != EINTR)
-			return -1;
-		usleep(5000);
-	} while (now_ms() < deadline);
-	return -1;
-}
-
 const char *
 read_text(const char *path)
 {

@@ -37,10 +37,6 @@ void exchange_free(struct exchange *x);
  * daemon with --socket-mode 0666). */
 void open_dir(struct daemon_proc *d);
 
-/* Start portd on an explicit socket path, stderr to logpath; no wait. */
-pid_t spawn_on(const char *sock, const char *logpath, const char *const *args);
-/* Wait for pid up to ms: its wait status, or -1 on timeout. */
-int wait_pid(pid_t pid, int ms);
 /* The whole file at path, NUL-terminated, in a static buffer. */
 const char *read_text(const char *path);
 

@@ -288,23 +288,6 @@ spawn_portd(const struct spawn *s)
 	_exit(127);
 }
 
-int
-wait_exit(pid_t pid, int ms)
-{
-	int64_t deadline = now_ms() + ms;
-	int status;
-
-	do {
-		pid_t r = waitpid(pid, &status, WNOHANG);
-		if (r == pid)
-			return status;
-		if (r == -1 && errno != EINTR)
-			return -1;
-		usleep(2000);
-	} while (now_ms() < deadline);
-	return -1;
-}
-
 const char *
 dir_log(const char *dir)
 {
@@ -510,7 +493,7 @@ prober_stop(struct prober *p, long *ret_tries)
 	long res[3] = {0, -1, 0};
 
 	kill(p->pid, SIGTERM);
-	ck_assert_int_ne(wait_exit(p->pid, 5000), -1);
+	ck_assert_int_ne(harness_wait_exit(p->pid, 5000), -1);
 	ck_assert_int_eq(read(p->pipe, res, sizeof(res)), sizeof(res));
 	close(p->pipe);
 	if (res[1] > 0)

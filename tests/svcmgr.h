@@ -70,8 +70,6 @@ struct spawn {
 	const char *const *prefix; /* argv before portd (a wrapper) */
 };
 pid_t spawn_portd(const struct spawn *s);
-/* Wait for pid to exit within ms; its wait status, or -1 on timeout. */
-int wait_exit(pid_t pid, int ms);
 /* Read DIR/portd.log (static buffer). */
 const char *dir_log(const char *dir);
 /* Make a private /tmp/portd-test.XXXXXX folder into buf (64 bytes). */

@@ -217,7 +217,7 @@ baseline_fds(void)
 	usleep(50000);
 	n = proc_fd_count(pid);
 	kill(pid, SIGTERM);
-	status = wait_exit(pid, 5000);
+	status = harness_wait_exit(pid, 5000);
 	ck_assert(status != -1 && WIFEXITED(status));
 	remove_dir(dir);
 	return n;
@@ -312,9 +312,9 @@ START_TEST(test_sigkill_during_storm)
 		}
 		usleep(200000 + (useconds_t)(random() % 600000));
 		kill(pid, SIGKILL);
-		ck_assert_int_ne(wait_exit(pid, 5000), -1);
+		ck_assert_int_ne(harness_wait_exit(pid, 5000), -1);
 		for (int i = 0; i < NCLIENTS; i++) {
-			status = wait_exit(clients[i], 5000);
+			status = harness_wait_exit(clients[i], 5000);
 			ck_assert_msg(status != -1 && WIFEXITED(status) &&
 			                  WEXITSTATUS(status) == 0,
 			    "client %d: %#x", i, status);
@@ -324,7 +324,7 @@ START_TEST(test_sigkill_during_storm)
 		check_restored(dir, pid, baseline, round);
 	}
 	kill(pid, SIGTERM);
-	status = wait_exit(pid, 5000);
+	status = harness_wait_exit(pid, 5000);
 	ck_assert(
 	    status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	remove_dir(dir);

@@ -793,8 +793,8 @@ START_TEST(second_daemon_refused)
 	p = lease_port(a, 0);
 
 	snprintf(log2, sizeof(log2), "%s/second.log", d.dir);
-	pid = spawn_on(d.sock, log2, pool_args);
-	status = wait_pid(pid, 5000);
+	pid = harness_spawn_on(d.sock, log2, pool_args);
+	status = harness_wait_exit(pid, 5000);
 	if (status == -1) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -835,7 +835,7 @@ START_TEST(stale_socket_replaced)
 	ck_assert_int_eq(harness_connect(d.sock), -1);
 	ck_assert_int_eq(errno, ECONNREFUSED);
 
-	d.pid = spawn_on(d.sock, d.log, pool_args);
+	d.pid = harness_spawn_on(d.sock, d.log, pool_args);
 	ck_assert_msg(harness_wait_ready(d.sock, 5000),
 	    "portd did not replace a stale socket: %s", harness_log(&d));
 	fd = harness_connect(d.sock);
@@ -866,8 +866,8 @@ START_TEST(regular_file_untouched)
 	fputs(text, f);
 	fclose(f);
 
-	pid = spawn_on(d.sock, d.log, pool_args);
-	status = wait_pid(pid, 5000);
+	pid = harness_spawn_on(d.sock, d.log, pool_args);
+	status = harness_wait_exit(pid, 5000);
 	if (status == -1) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);

@@ -351,38 +351,6 @@ START_TEST(other_uid_pid_refused)
 }
 END_TEST
 
-/* Start portd again on the same socket and folder (restart). */
-static void
-respawn(struct daemon_proc *d, const char *const *args)
-{
-	const char *argv[32] = {harness_portd_bin, "--socket", d->sock};
-	int n = 3, fd;
-	pid_t pid;
-
-	for (int i = 0; args[i] != NULL; i++)
-		argv[n++] = args[i];
-	argv[n] = NULL;
-	pid = fork();
-	ck_assert_int_ne(pid, -1);
-	if (pid == 0) {
-		fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd != -1) {
-			dup2(fd, 2);
-			close(fd);
-		}
-		setenv("XDG_CONFIG_HOME", d->dir, 1);
-		setenv("XDG_RUNTIME_DIR", d->dir, 1);
-		unsetenv("NOTIFY_SOCKET");
-		unsetenv("LISTEN_FDS");
-		unsetenv("LISTEN_PID");
-		execv(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	d->pid = pid;
-	ck_assert_msg(harness_wait_ready(d->sock, 5000), "no restart: %s",
-	    harness_log(d));
-}
-
 /* Move the recorded start time of lease id's owner in the journal: what
  * a record looks like when its pid now belongs to another process. */
 static void
@@ -460,7 +428,7 @@ START_TEST(restart_does_not_adopt_reused_pid)
 	snprintf(journal, sizeof(journal), "%s.journal", d.sock);
 	journal_shift_start(journal, id[1]);
 
-	respawn(&d, args);
+	harness_restart(&d, args);
 	conn = harness_connect(d.sock);
 	ck_assert_msg(!hb_listed(conn, port[0]), "dead owner's lease restored");
 	ck_assert_msg(!hb_listed(conn, port[1]),
@@ -660,8 +628,8 @@ START_TEST(regression_portserver_ready_with_api)
 	}
 	close(conn);
 	harness_kill(&d, SIGKILL);
-	respawn(&d, (const char *[]){
-	                "--pool", POOL, "--portserver-address", addr, NULL});
+	harness_restart(&d, (const char *[]){"--pool", POOL,
+	                        "--portserver-address", addr, NULL});
 	/* harness_wait_ready saw the API socket: ask at once. */
 	ck_assert_msg(portserver_ask(addr, getpid()) > 0,
 	    "the portserver was not ready with the API socket");

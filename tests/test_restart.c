@@ -54,7 +54,7 @@ env_stop(struct env *e)
 	int status;
 
 	kill(e->pid, SIGTERM);
-	status = wait_exit(e->pid, 5000);
+	status = harness_wait_exit(e->pid, 5000);
 	ck_assert_msg(
 	    status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "portd did not exit cleanly (%#x): %s", status, dir_log(e->dir));
@@ -379,7 +379,7 @@ START_TEST(test_journal_unreadable)
 	s = (struct spawn){.dir = e.dir, .args = pool_args, .prefix = prefix};
 	e.pid = spawn_portd(&s);
 	if (!harness_wait_ready(e.sock, 5000)) {
-		int status = wait_exit(e.pid, 100);
+		int status = harness_wait_exit(e.pid, 100);
 		if (status != -1 && WIFEXITED(status) &&
 		    WEXITSTATUS(status) == 127) {
 			fprintf(stderr, "skipped: nobody cannot run portd\n");
@@ -460,7 +460,7 @@ START_TEST(test_stop_ends_no_lease)
 	env_stop(&e);
 	/* One owner dies while portd is down: its lease must not return. */
 	kill(gone, SIGKILL);
-	ck_assert_int_ne(wait_exit(gone, 5000), -1);
+	ck_assert_int_ne(harness_wait_exit(gone, 5000), -1);
 	env_start(&e, NULL);
 
 	r = call(&e, "{\"op\":\"list\"}");
@@ -494,7 +494,7 @@ START_TEST(test_stop_ends_no_lease)
 
 	/* The converted lease ends with its process. */
 	kill(owner, SIGKILL);
-	ck_assert_int_ne(wait_exit(owner, 5000), -1);
+	ck_assert_int_ne(harness_wait_exit(owner, 5000), -1);
 	for (int64_t end = now_ms() + 3000;
 	     listed(&e, sess_id) && now_ms() < end;)
 		usleep(10000);
@@ -526,7 +526,7 @@ START_TEST(test_config_errors)
 	args[2] = NULL;
 	{
 		struct spawn s = {.dir = e.dir, .args = args};
-		status = wait_exit(spawn_portd(&s), 5000);
+		status = harness_wait_exit(spawn_portd(&s), 5000);
 	}
 	ck_assert(
 	    status != -1 && WIFEXITED(status) && WEXITSTATUS(status) != 0);
@@ -540,7 +540,7 @@ START_TEST(test_config_errors)
 	args[3] = NULL;
 	{
 		struct spawn s = {.dir = e.dir, .args = args};
-		status = wait_exit(spawn_portd(&s), 5000);
+		status = harness_wait_exit(spawn_portd(&s), 5000);
 	}
 	ck_assert(
 	    status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);

@@ -57,7 +57,7 @@ stop_pid(pid_t pid, const char *dir)
 	int status;
 
 	kill(pid, SIGTERM);
-	status = wait_exit(pid, 5000);
+	status = harness_wait_exit(pid, 5000);
 	ck_assert_msg(
 	    status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
 	    "portd did not exit cleanly (%#x): %s", status, dir_log(dir));
@@ -316,7 +316,7 @@ START_TEST(test_fdstore_messages)
 	/* Stopping says so, and takes nothing out of the store. */
 	start = m.nmsgs;
 	kill(pid, SIGTERM);
-	status = wait_exit(pid, 5000);
+	status = harness_wait_exit(pid, 5000);
 	ck_assert(
 	    status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	svcmgr_pump(&m, 50);
@@ -408,7 +408,7 @@ START_TEST(test_restart_with_stored_fds)
 	prober_start(&pr, ports, protos, nports);
 	usleep(100000);
 	kill(pid, _i == 0 ? SIGTERM : SIGKILL);
-	status = wait_exit(pid, 5000);
+	status = harness_wait_exit(pid, 5000);
 	ck_assert_int_ne(status, -1);
 	/* Only the manager holds the ports now. */
 	usleep(100000);
@@ -564,7 +564,7 @@ START_TEST(regression_unreadable_journal_keeps_stored_fds)
 		    .nfds = nfds};
 		pid = spawn_portd(&s);
 	}
-	status = wait_exit(pid, 5000);
+	status = harness_wait_exit(pid, 5000);
 	ck_assert_msg(
 	    status != -1 && WIFEXITED(status) && WEXITSTATUS(status) != 0,
 	    "portd started without its journal: %s", dir_log(dir));
@@ -646,7 +646,7 @@ START_TEST(test_socket_activate)
 	ck_assert(strstr(dir_log(dir), "listening on") == NULL);
 
 	kill(pid, SIGTERM);
-	status = wait_exit(pid, 5000);
+	status = harness_wait_exit(pid, 5000);
 	ck_assert(
 	    status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	/* systemd owns the file: still there, the same one. */
