@@ -53,20 +53,27 @@ write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
+/* One record as one line on fd; consumes rec. */
 static int
-append(json_object *rec)
+write_record(int fd, json_object *rec)
 {
 	char *line;
 	size_t len;
-	int rc;
+	int rc = -1;
 
-	if (jfd == -1)
-		return 0;
-	if ((line = proto_serialize(rec, &len)) == NULL)
-		return -1;
-	rc = write_all(jfd, line, len);
-	free(line);
-	if (rc == -1) {
+	if ((line = proto_serialize(rec, &len)) != NULL) {
+		rc = write_all(fd, line, len);
+		free(line);
+	}
+	json_object_put(rec);
+	return rc;
+}
+
+/* Append rec (consumed) to the journal; compact when it has grown. */
+static int
+append(json_object *rec)
+{
+	if (write_record(jfd, rec) == -1) {
 		if (!jbroken)
 			log_warn("journal %s: write", jpath);
 		jbroken = true;
@@ -93,56 +100,38 @@ put_record(const struct lease *l)
 int
 journal_put(const struct lease *l)
 {
-	json_object *o;
-	int rc;
-
-	if (jfd == -1)
-		return 0;
-	o = put_record(l);
-	rc = append(o);
-	json_object_put(o);
-	return rc;
+	return jfd == -1 ? 0 : append(put_record(l));
 }
 
 int
 journal_del(const char *id)
 {
 	json_object *o;
-	int rc;
 
 	if (jfd == -1)
 		return 0;
 	o = json_object_new_object();
 	json_object_object_add(o, "del", json_object_new_string(id));
-	rc = append(o);
-	json_object_put(o);
-	return rc;
+	return append(o);
 }
 
 static void
 put_one(struct lease *l, void *arg)
 {
-	json_object *o = put_record(l);
-	char *line = NULL;
-	size_t len;
 	int *fdp = arg;
 
-	if (*fdp != -1 && ((line = proto_serialize(o, &len)) == NULL ||
-	                      write_all(*fdp, line, len) == -1)) {
+	if (*fdp != -1 && write_record(*fdp, put_record(l)) == -1) {
 		log_warn("journal rewrite");
 		close(*fdp);
 		*fdp = -1;
 	}
-	if (line != NULL)
-		free(line);
-	json_object_put(o);
 }
 
 int
 journal_compact(void)
 {
 	char tmp[PATH_MAX + 8];
-	static const char header[] = "{\"portd_journal\":1}\n";
+	json_object *header;
 	int fd;
 
 	if (jfd == -1)
@@ -150,10 +139,17 @@ journal_compact(void)
 	snprintf(tmp, sizeof(tmp), "%s.new", jpath);
 	fd = open(
 	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd == -1 || write_all(fd, header, sizeof(header) - 1) == -1) {
+	if (fd == -1) {
 		log_warn("journal %s", tmp);
-		if (fd != -1)
-			close(fd);
+		return -1;
+	}
+	header = json_object_new_object();
+	json_object_object_add(
+	    header, "portd_journal", json_object_new_int(JOURNAL_VERSION));
+	if (write_record(fd, header) == -1) {
+		log_warn("journal %s", tmp);
+		close(fd);
+		unlink(tmp);
 		return -1;
 	}
 	lease_foreach(true, 0, put_one, &fd);
