@@ -100,31 +100,31 @@ find_lease(json_object *arr, const char *id)
 	return NULL;
 }
 
-/* A notify message carrying the FDSTORE of lease id, from index from. */
+/* From index from, the first notify message with line `what` (FDSTORE=1,
+ * FDSTOREREMOVE=1) for lease id; -1 if none. */
 static int
-find_store(struct svcmgr *m, int from, const char *id)
+find_fd_msg(struct svcmgr *m, int from, const char *what, const char *id)
 {
 	char name[64];
 
 	snprintf(name, sizeof(name), "FDNAME=%s", id);
 	for (int i = from; i < m->nmsgs; i++)
-		if (svc_msg_has(&m->msgs[i], "FDSTORE=1") &&
+		if (svc_msg_has(&m->msgs[i], what) &&
 		    svc_msg_has(&m->msgs[i], name))
 			return i;
 	return -1;
 }
 
 static int
+find_store(struct svcmgr *m, int from, const char *id)
+{
+	return find_fd_msg(m, from, "FDSTORE=1", id);
+}
+
+static int
 find_remove(struct svcmgr *m, int from, const char *id)
 {
-	char name[64];
-
-	snprintf(name, sizeof(name), "FDNAME=%s", id);
-	for (int i = from; i < m->nmsgs; i++)
-		if (svc_msg_has(&m->msgs[i], "FDSTOREREMOVE=1") &&
-		    svc_msg_has(&m->msgs[i], name))
-			return i;
-	return -1;
+	return find_fd_msg(m, from, "FDSTOREREMOVE=1", id);
 }
 
 /* READY=1 comes after the journal's leases are back, and they are
