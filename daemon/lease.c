@@ -163,6 +163,25 @@ lease_allowed(const struct lease *l, uid_t uid)
 	return uid == 0 || uid == l->uid;
 }
 
+static void lease_timer_cb(evutil_socket_t, short, void *);
+
+/* (Re)arm l's timer for l->expires, making the timer on first use. */
+static int
+arm_until_expiry(struct lease *l)
+{
+	int64_t ms = l->expires - portd_clock();
+	struct timeval tv;
+
+	if (ms < 0)
+		ms = 0;
+	if (l->timer == NULL &&
+	    (l->timer = evtimer_new(portd_base, lease_timer_cb, l)) == NULL)
+		return -1;
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	return evtimer_add(l->timer, &tv);
+}
+
 static void
 lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -171,14 +190,8 @@ lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	/* A timer may fire a little early on a clock step; check. */
-	if (l->expires > portd_clock()) {
-		struct timeval tv;
-		int64_t ms = l->expires - portd_clock();
-		tv.tv_sec = ms / 1000;
-		tv.tv_usec = (ms % 1000) * 1000;
-		evtimer_add(l->timer, &tv);
+	if (l->expires > portd_clock() && arm_until_expiry(l) == 0)
 		return;
-	}
 	counters.expired++;
 	lease_end(l, "expired");
 }
@@ -187,8 +200,6 @@ lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 static int
 arm(struct lease *l, int64_t ttl)
 {
-	struct timeval tv;
-
 	l->ttl = ttl;
 	if (ttl < 0) {
 		l->expires = -1;
@@ -197,12 +208,7 @@ arm(struct lease *l, int64_t ttl)
 		return 0;
 	}
 	l->expires = portd_clock() + ttl * 1000;
-	if (l->timer == NULL &&
-	    (l->timer = evtimer_new(portd_base, lease_timer_cb, l)) == NULL)
-		return -1;
-	tv.tv_sec = ttl;
-	tv.tv_usec = 0;
-	return evtimer_add(l->timer, &tv);
+	return arm_until_expiry(l);
 }
 
 /* Put a complete lease into the table and its counts. */
@@ -598,17 +604,9 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 	l->held = v->held;
 	if (l->held && !rehold(l, v))
 		log_warnx("lease %s: some ports are held by others now", l->id);
-	if (l->expires >= 0) {
-		struct timeval tv;
-		int64_t ms = l->expires - now;
-		if ((l->timer = evtimer_new(portd_base, lease_timer_cb, l)) ==
-		    NULL) {
-			lease_end(l, NULL);
-			return -1;
-		}
-		tv.tv_sec = ms / 1000;
-		tv.tv_usec = (ms % 1000) * 1000;
-		evtimer_add(l->timer, &tv);
+	if (l->expires >= 0 && arm_until_expiry(l) == -1) {
+		lease_end(l, NULL);
+		return -1;
 	}
 	link_lease(l, acct);
 	if (l->held) {
