@@ -56,23 +56,35 @@ add(json_object *o, const char *key, json_object *v)
 	json_object_object_add(o, key, v);
 }
 
-/* Find a lease the caller may act on. */
+/* Find the lease a request names (by id, or for release by a port) that
+ * the caller may act on. */
 static struct lease *
 lookup(struct ctx *x, struct proto_error *err)
 {
-	struct lease *l = lease_find(x->req->lease);
+	const struct proto_request *req = x->req;
+	struct lease *l;
 
-	if (l == NULL) {
+	/* Only release names a lease by one of its ports. */
+	if (req->port != 0) {
+		if ((l = lease_by_port((uint16_t)req->port)) == NULL)
+			proto_error_set(err, PROTO_E_NOT_FOUND,
+			    "no lease holds port %d", req->port);
+		else if (!lease_allowed(l, conn_uid(x->conn)))
+			proto_error_set(err, PROTO_E_FORBIDDEN,
+			    "port %d is leased by another user", req->port);
+		else
+			return l;
+		return NULL;
+	}
+	if ((l = lease_find(req->lease)) == NULL)
 		proto_error_set(
-		    err, PROTO_E_NOT_FOUND, "no lease '%s'", x->req->lease);
-		return NULL;
-	}
-	if (!lease_allowed(l, conn_uid(x->conn))) {
+		    err, PROTO_E_NOT_FOUND, "no lease '%s'", req->lease);
+	else if (!lease_allowed(l, conn_uid(x->conn)))
 		proto_error_set(err, PROTO_E_FORBIDDEN,
-		    "lease '%s' belongs to another user", x->req->lease);
-		return NULL;
-	}
-	return l;
+		    "lease '%s' belongs to another user", req->lease);
+	else
+		return l;
+	return NULL;
 }
 
 /* What hello and status both say: protocol, server, pid. */
@@ -187,15 +199,7 @@ op_release(struct ctx *x, struct proto_error *err)
 	struct proto_lease v;
 	json_object *arr;
 
-	if (x->req->port != 0) {
-		l = lease_by_port((uint16_t)x->req->port);
-		if (l == NULL)
-			return proto_error_set(err, PROTO_E_NOT_FOUND,
-			    "no lease holds port %d", x->req->port);
-		if (!lease_allowed(l, conn_uid(x->conn)))
-			return proto_error_set(err, PROTO_E_FORBIDDEN,
-			    "port %d is leased by another user", x->req->port);
-	} else if ((l = lookup(x, err)) == NULL)
+	if ((l = lookup(x, err)) == NULL)
 		return -1;
 	lease_view(l, &v);
 	lease_end(l, "released");
