@@ -198,6 +198,9 @@ uint64_t proc_now_ticks(void);
 
 /* listener.c: the API socket, accept, peer credentials, limits. */
 int listener_open(const char *path, mode_t mode);
+/* A socket file at path: 0 if there is none or it was stale and is gone;
+ * -1 (logged) if it is live or not a socket, which are left alone. */
+int listener_clear_stale(const char *path, const struct sockaddr_un *sun);
 /* Take over a listening socket systemd made (socket activation). */
 int listener_adopt(int fd, const char *path);
 void listener_close(void);

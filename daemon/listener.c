@@ -66,8 +66,8 @@ take_lock(const char *path)
 }
 
 /* With the lock held: a socket at path is either live or stale. */
-static int
-clear_stale(const char *path, const struct sockaddr_un *sun)
+int
+listener_clear_stale(const char *path, const struct sockaddr_un *sun)
 {
 	struct stat st;
 	int fd;
@@ -233,7 +233,7 @@ listener_open(const char *path, mode_t mode)
 	}
 	memcpy(sun.sun_path, path, strlen(path) + 1);
 	snprintf(sock_path, sizeof(sock_path), "%s", path);
-	if (take_lock(path) == -1 || clear_stale(path, &sun) == -1)
+	if (take_lock(path) == -1 || listener_clear_stale(path, &sun) == -1)
 		return -1;
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

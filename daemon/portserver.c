@@ -203,24 +203,8 @@ portserver_open(const char *addr)
 		log_warn("portserver socket");
 		return -1;
 	}
-	if (!ps_abstract) {
-		/* Replace a stale socket only: a live one answers. */
-		struct stat st;
-		if (lstat(addr, &st) == 0) {
-			int probe =
-			    socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			bool live =
-			    probe != -1 &&
-			    connect(probe, (struct sockaddr *)&sun, len) == 0;
-			if (probe != -1)
-				close(probe);
-			if (live || !S_ISSOCK(st.st_mode)) {
-				log_warnx("portserver: %s is in use", addr);
-				goto fail;
-			}
-			unlink(addr);
-		}
-	}
+	if (!ps_abstract && listener_clear_stale(addr, &sun) == -1)
+		goto fail;
 	if (bind(ps_fd, (struct sockaddr *)&sun, len) == -1 ||
 	    (!ps_abstract && chmod(addr, portd_cfg.socket_mode) == -1) ||
 	    listen(ps_fd, 128) == -1) {
