@@ -6,8 +6,11 @@ set -eu
 want="gcc make cmake pkg-config libevent-dev libjson-c-dev check libsubunit-dev libsystemd-dev"
 if [ "${1:-build}" = test ]; then
 	# Real peers the tests run as they are: systemd's tools, Python's
-	# portpicker and http.server, node, unshare/setpriv, ip.
-	want="$want systemd python3 python3-portpicker nodejs util-linux iproute2 procps clang-format git"
+	# portpicker, pytest (with xdist) and http.server, node and npm, Go,
+	# promtool (from prometheus), clang's libFuzzer, unshare/setpriv, ip.
+	want="$want systemd python3 python3-portpicker python3-pytest python3-pytest-xdist"
+	want="$want nodejs golang-go prometheus clang libclang-rt-14-dev"
+	want="$want util-linux iproute2 procps clang-format git"
 fi
 
 missing=""
