@@ -102,7 +102,9 @@ struct lease_counters {
 int lease_init(void);
 void lease_shutdown(void);
 /* Create a lease for the request on behalf of uid/pid (and conn for
- * session scope). */
+ * session scope). The caller's reference on proc (may be NULL) passes to
+ * lease_create on every path: the lease keeps it, or it is dropped on
+ * failure; the caller never drops it after the call. */
 struct lease *lease_create(const struct proto_request *req, uid_t uid,
     pid_t pid, struct conn *conn, struct proc *proc, struct proto_error *err);
 struct lease *lease_find(const char *id);

@@ -247,13 +247,13 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 		proto_error_set(err, PROTO_E_BAD_REQUEST,
 		    "'ttl' %lld exceeds the maximum of %lld seconds",
 		    (long long)ttl, (long long)portd_cfg.max_ttl);
-		return NULL;
+		goto fail;
 	}
 	if (nleases >= portd_cfg.max_leases) {
 		proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
 		    "portd holds its maximum of %d leases",
 		    portd_cfg.max_leases);
-		return NULL;
+		goto fail;
 	}
 	if ((acct = acct_get(uid, true)) == NULL)
 		goto nomem;
@@ -262,7 +262,7 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 		    "uid %u holds %d ports; %d more would exceed the quota "
 		    "of %d",
 		    (unsigned)uid, acct->ports, nports, portd_cfg.quota);
-		return NULL;
+		goto fail;
 	}
 
 	if ((l = calloc(1, sizeof(*l))) == NULL ||
@@ -302,13 +302,10 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	l->created = portd_clock();
 	l->conn = req->scope == PROTO_SCOPE_SESSION ? conn : NULL;
 	snprintf(l->name, sizeof(l->name), "%s", req->name);
-	if (arm(l, ttl) == -1) {
-		lease_end(l, NULL);
-		proto_error_set(err, PROTO_E_INTERNAL, "cannot arm a timer");
-		return NULL;
-	}
 	if (proc != NULL) {
-		l->proc = proc; /* the caller's reference is ours from here */
+		/* The caller's reference is the lease's from here: lease_end
+		 * drops it on the failure paths below. */
+		l->proc = proc;
 		l->pid = proc_pid(proc);
 		l->start = proc_start(proc);
 	} else if (l->scope == PROTO_SCOPE_SESSION) {
@@ -318,15 +315,20 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 		if (proc_identity(pid, &l->start, &owner) == -1)
 			l->start = 0;
 	}
+	if (arm(l, ttl) == -1) {
+		lease_end(l, NULL);
+		proto_error_set(err, PROTO_E_INTERNAL, "cannot arm a timer");
+		return NULL;
+	}
 
 	link_lease(l, acct);
-	counters.created++;
 	if (journal_put(l) == -1) {
 		proto_error_set(err, PROTO_E_INTERNAL,
 		    "cannot record the lease in the journal");
 		lease_end(l, NULL);
 		return NULL;
 	}
+	counters.created++;
 	service_store(l->id, l->socks, l->nsocks);
 	service_status_changed();
 	log_debug("lease %s: %d port(s) from %d for uid %u", l->id, l->nports,
@@ -337,6 +339,7 @@ nomem:
 fail:
 	free(res);
 	free(l);
+	proc_unref(proc); /* not yet the lease's: drop it here */
 	return NULL;
 }
 

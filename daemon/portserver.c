@@ -94,9 +94,9 @@ ps_lease(struct ps_conn *c)
 		log_debug("portserver: pid %ld: %s", pid, err.message);
 		return 0;
 	}
+	/* lease_create takes p's reference, on failure too. */
 	if ((l = lease_create(&req, c->uid, (pid_t)pid, NULL, p, &err)) ==
 	    NULL) {
-		proc_unref(p);
 		log_info("portserver: pid %ld: %s", pid, err.message);
 		return 0;
 	}

@@ -134,11 +134,10 @@ op_lease(struct ctx *x, struct proto_error *err)
 		if (proc == NULL)
 			return -1;
 	}
+	/* lease_create takes proc's reference, on failure too. */
 	l = lease_create(req, conn_uid(x->conn), pid, x->conn, proc, err);
-	if (l == NULL) {
-		proc_unref(proc);
+	if (l == NULL)
 		return -1;
-	}
 	add(x->reply, "lease", lease_json(l));
 	if (!req->fd)
 		return 0;
