@@ -189,16 +189,6 @@ parse_int(const char *s, long min, long max)
 	return n;
 }
 
-/* Index of s in names (NULL-terminated), or -1. */
-static int
-lookup(const char *s, const char *const *names)
-{
-	for (int i = 0; names[i] != NULL; i++)
-		if (strcmp(s, names[i]) == 0)
-			return i;
-	return -1;
-}
-
 /* The global options, wherever they appear. 1 if opt was one. */
 static int
 global_option(int opt, const char *arg, int *ret_exit)
@@ -237,10 +227,6 @@ static int
 lease_option(
     int opt, const char *arg, struct portd_lease_request *req, int *ret_exit)
 {
-	static const char *const protos[] = {"tcp", "udp", "both", NULL};
-	static const char *const families[] = {"dual", "ipv4", "ipv6", NULL};
-	static const char *const holds[] = {"shared", "exclusive", NULL};
-	static const char *const strategies[] = {"pool", "ephemeral", NULL};
 	int64_t ttl;
 	long n;
 	int i;
@@ -252,14 +238,14 @@ lease_option(
 		req->count = (unsigned)n;
 		return 1;
 	case OPT_PROTO:
-		if ((i = lookup(arg, protos)) < 0)
+		if ((i = portd_proto_from_name(arg)) < 0)
 			goto bad;
-		req->proto = (enum portd_proto)(PORTD_PROTO_TCP + i);
+		req->proto = (enum portd_proto)i;
 		return 1;
 	case OPT_FAMILY:
-		if ((i = lookup(arg, families)) < 0)
+		if ((i = portd_family_from_name(arg)) < 0)
 			goto bad;
-		req->family = (enum portd_family)(PORTD_FAMILY_DUAL + i);
+		req->family = (enum portd_family)i;
 		return 1;
 	case OPT_PORT:
 		if ((n = parse_int(arg, 1, 65535)) < 0)
@@ -278,14 +264,14 @@ lease_option(
 		req->name = arg;
 		return 1;
 	case OPT_HOLD:
-		if ((i = lookup(arg, holds)) < 0)
+		if ((i = portd_hold_from_name(arg)) < 0)
 			goto bad;
-		req->hold = (enum portd_hold)(PORTD_HOLD_SHARED + i);
+		req->hold = (enum portd_hold)i;
 		return 1;
 	case OPT_STRATEGY:
-		if ((i = lookup(arg, strategies)) < 0)
+		if ((i = portd_strategy_from_name(arg)) < 0)
 			goto bad;
-		req->strategy = (enum portd_strategy)(PORTD_STRATEGY_POOL + i);
+		req->strategy = (enum portd_strategy)i;
 		return 1;
 	}
 	return 0;
@@ -445,7 +431,6 @@ cmd_lease(int argc, char **argv)
 	static const struct option opts[] = {GLOBAL_OPTIONS, LEASE_OPTIONS,
 	    {"scope", required_argument, NULL, OPT_SCOPE},
 	    {"json", no_argument, NULL, OPT_JSON}, {NULL, 0, NULL, 0}};
-	static const char *const scopes[] = {"ttl", "session", NULL};
 	struct portd_lease_request req = {0};
 	struct portd_lease *l;
 	struct portd *h;
@@ -459,9 +444,12 @@ cmd_lease(int argc, char **argv)
 		if (opt == OPT_JSON)
 			json = true;
 		else if (opt == OPT_SCOPE) {
-			if ((i = lookup(optarg, scopes)) < 0)
+			/* process scope needs a pid to watch: not ours, as
+			 * the lease would end when portctl exits. */
+			if ((i = portd_scope_from_name(optarg)) < 0 ||
+			    i == PORTD_SCOPE_PROCESS)
 				return usage_error("bad --scope '%s'", optarg);
-			req.scope = (enum portd_scope)(PORTD_SCOPE_TTL + i);
+			req.scope = (enum portd_scope)i;
 		}
 	}
 	if (optind != argc)

@@ -24,33 +24,11 @@ _Static_assert(PORTD_MAX_PORTS == PROTO_MAX_COUNT, "lease size");
 _Static_assert(PORTD_MAX_ID == PROTO_MAX_ID, "lease id size");
 _Static_assert(PORTD_MAX_NAME == PROTO_MAX_NAME, "lease name size");
 
-static const struct {
-	int code;
-	const char *name;
-	const char *text;
-} errors[] = {
-    {PORTD_OK, "ok", "Success"},
-    {PORTD_E_BAD_REQUEST, "bad_request", "Request refused as malformed"},
-    {PORTD_E_UNKNOWN_OP, "unknown_op", "Operation unknown to the daemon"},
-    {PORTD_E_REQUEST_TOO_LARGE, "request_too_large", "Request too large"},
-    {PORTD_E_NO_PORTS, "no_ports", "No free ports"},
-    {PORTD_E_PORT_UNAVAILABLE, "port_unavailable", "Port unavailable"},
-    {PORTD_E_QUOTA_EXCEEDED, "quota_exceeded", "Port quota exceeded"},
-    {PORTD_E_NOT_FOUND, "not_found", "No such lease"},
-    {PORTD_E_FORBIDDEN, "forbidden", "Not allowed"},
-    {PORTD_E_RESOURCE_EXHAUSTED, "resource_exhausted",
-        "Daemon out of resources"},
-    {PORTD_E_INTERNAL, "internal", "Internal daemon error"},
-    {PORTD_E_NO_DAEMON, "no_daemon", "No daemon answers on the socket"},
-    {PORTD_E_TIMEOUT, "timeout", "Timed out waiting for the daemon"},
-    {PORTD_E_PROTOCOL, "protocol", "Protocol error in the daemon's reply"},
-    {PORTD_E_VERSION, "version", "Daemon speaks another protocol version"},
-    {PORTD_E_IO, "io", "Connection to the daemon failed"},
-    {PORTD_E_NOMEM, "no_memory", "Out of memory"},
-    {PORTD_E_INVALID, "invalid", "Invalid argument"},
-};
-
-/* The daemon's codes, in proto.h's order, as our negative codes. */
+/*
+ * The daemon's error codes as ours: PROTO_E_X is PORTD_E_X. Their names
+ * are the protocol's (proto_errcode_to_string); local failures have their
+ * own, below.
+ */
 static const int from_proto[PROTO_E__MAX] = {
     [PROTO_E_NONE] = PORTD_E_INTERNAL,
     [PROTO_E_BAD_REQUEST] = PORTD_E_BAD_REQUEST,
@@ -65,19 +43,93 @@ static const int from_proto[PROTO_E__MAX] = {
     [PROTO_E_INTERNAL] = PORTD_E_INTERNAL,
 };
 
+static const struct {
+	int code;
+	const char *name; /* NULL: the protocol's name of the code */
+	const char *text;
+} errors[] = {
+    {PORTD_OK, "ok", "Success"},
+    {PORTD_E_BAD_REQUEST, NULL, "Request refused as malformed"},
+    {PORTD_E_UNKNOWN_OP, NULL, "Operation unknown to the daemon"},
+    {PORTD_E_REQUEST_TOO_LARGE, NULL, "Request too large"},
+    {PORTD_E_NO_PORTS, NULL, "No free ports"},
+    {PORTD_E_PORT_UNAVAILABLE, NULL, "Port unavailable"},
+    {PORTD_E_QUOTA_EXCEEDED, NULL, "Port quota exceeded"},
+    {PORTD_E_NOT_FOUND, NULL, "No such lease"},
+    {PORTD_E_FORBIDDEN, NULL, "Not allowed"},
+    {PORTD_E_RESOURCE_EXHAUSTED, NULL, "Daemon out of resources"},
+    {PORTD_E_INTERNAL, NULL, "Internal daemon error"},
+    {PORTD_E_NO_DAEMON, "no_daemon", "No daemon answers on the socket"},
+    {PORTD_E_TIMEOUT, "timeout", "Timed out waiting for the daemon"},
+    {PORTD_E_PROTOCOL, "protocol", "Protocol error in the daemon's reply"},
+    {PORTD_E_VERSION, "version", "Daemon speaks another protocol version"},
+    {PORTD_E_IO, "io", "Connection to the daemon failed"},
+    {PORTD_E_NOMEM, "no_memory", "Out of memory"},
+    {PORTD_E_INVALID, "invalid", "Invalid argument"},
+};
+
+/*
+ * Our public enums and the protocol's, value for value. Ours keep 0 for
+ * "the daemon's default", which has no wire name.
+ */
+static const int proto_out[] = {
+    [PORTD_PROTO_TCP] = PROTO_TCP,
+    [PORTD_PROTO_UDP] = PROTO_UDP,
+    [PORTD_PROTO_BOTH] = PROTO_BOTH,
+};
+static const int family_out[] = {
+    [PORTD_FAMILY_DUAL] = PROTO_FAM_DUAL,
+    [PORTD_FAMILY_IPV4] = PROTO_FAM_IPV4,
+    [PORTD_FAMILY_IPV6] = PROTO_FAM_IPV6,
+};
+static const int hold_out[] = {
+    [PORTD_HOLD_SHARED] = PROTO_HOLD_SHARED,
+    [PORTD_HOLD_EXCLUSIVE] = PROTO_HOLD_EXCLUSIVE,
+};
+static const int scope_out[] = {
+    [PORTD_SCOPE_TTL] = PROTO_SCOPE_TTL,
+    [PORTD_SCOPE_SESSION] = PROTO_SCOPE_SESSION,
+    [PORTD_SCOPE_PROCESS] = PROTO_SCOPE_PROCESS,
+};
+static const int strategy_out[] = {
+    [PORTD_STRATEGY_POOL] = PROTO_STRATEGY_POOL,
+    [PORTD_STRATEGY_EPHEMERAL] = PROTO_STRATEGY_EPHEMERAL,
+};
+
+#define nitems(a) (sizeof(a) / sizeof((a)[0]))
+/* Our value v in table t (ours to theirs), or -1 for 0 and unknowns. */
+#define OUT(t, v) ((v) > 0 && (size_t)(v) < nitems(t) ? (int)t[v] : -1)
+
+/* Their value p as ours: the index of p in t (ours to theirs), or def. */
+static int
+map_in(const int *t, size_t n, int p, int def)
+{
+	for (size_t i = 1; i < n; i++)
+		if (t[i] == p)
+			return (int)i;
+	return def;
+}
+#define IN(t, p, def) map_in(t, nitems(t), (int)(p), def)
+
 PORTD_PUBLIC const char *
 portd_error_name(int err)
 {
-	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
-		if (errors[i].code == err)
+	for (size_t i = 0; i < nitems(errors); i++) {
+		if (errors[i].code != err)
+			continue;
+		if (errors[i].name != NULL)
 			return errors[i].name;
+		for (int c = PROTO_E_NONE + 1; c < PROTO_E__MAX; c++)
+			if (from_proto[c] == err)
+				return proto_errcode_to_string(c);
+	}
 	return "unknown";
 }
 
 PORTD_PUBLIC const char *
 portd_strerror(int err)
 {
-	for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++)
+	for (size_t i = 0; i < nitems(errors); i++)
 		if (errors[i].code == err)
 			return errors[i].text;
 	return "Unknown error";
@@ -86,72 +138,67 @@ portd_strerror(int err)
 PORTD_PUBLIC const char *
 portd_proto_name(enum portd_proto p)
 {
-	switch (p) {
-	case PORTD_PROTO_TCP:
-		return "tcp";
-	case PORTD_PROTO_UDP:
-		return "udp";
-	case PORTD_PROTO_BOTH:
-		return "both";
-	default:
-		return "?";
-	}
+	int v = OUT(proto_out, p);
+	return v < 0 ? "?" : proto_proto_to_string((enum proto_proto)v);
 }
 
 PORTD_PUBLIC const char *
 portd_family_name(enum portd_family f)
 {
-	switch (f) {
-	case PORTD_FAMILY_DUAL:
-		return "dual";
-	case PORTD_FAMILY_IPV4:
-		return "ipv4";
-	case PORTD_FAMILY_IPV6:
-		return "ipv6";
-	default:
-		return "?";
-	}
+	int v = OUT(family_out, f);
+	return v < 0 ? "?" : proto_family_to_string((enum proto_family)v);
 }
 
 PORTD_PUBLIC const char *
 portd_hold_name(enum portd_hold h)
 {
-	switch (h) {
-	case PORTD_HOLD_SHARED:
-		return "shared";
-	case PORTD_HOLD_EXCLUSIVE:
-		return "exclusive";
-	default:
-		return "?";
-	}
+	int v = OUT(hold_out, h);
+	return v < 0 ? "?" : proto_hold_to_string((enum proto_hold)v);
 }
 
 PORTD_PUBLIC const char *
 portd_scope_name(enum portd_scope s)
 {
-	switch (s) {
-	case PORTD_SCOPE_TTL:
-		return "ttl";
-	case PORTD_SCOPE_SESSION:
-		return "session";
-	case PORTD_SCOPE_PROCESS:
-		return "process";
-	default:
-		return "?";
-	}
+	int v = OUT(scope_out, s);
+	return v < 0 ? "?" : proto_scope_to_string((enum proto_scope)v);
 }
 
-static const char *
-strategy_name(enum portd_strategy s)
+PORTD_PUBLIC const char *
+portd_strategy_name(enum portd_strategy s)
 {
-	switch (s) {
-	case PORTD_STRATEGY_POOL:
-		return "pool";
-	case PORTD_STRATEGY_EPHEMERAL:
-		return "ephemeral";
-	default:
-		return "?";
-	}
+	int v = OUT(strategy_out, s);
+	return v < 0 ? "?" : proto_strategy_to_string((enum proto_strategy)v);
+}
+
+PORTD_PUBLIC int
+portd_proto_from_name(const char *name)
+{
+	return IN(proto_out, proto_proto_from_string(name), PORTD_E_INVALID);
+}
+
+PORTD_PUBLIC int
+portd_family_from_name(const char *name)
+{
+	return IN(family_out, proto_family_from_string(name), PORTD_E_INVALID);
+}
+
+PORTD_PUBLIC int
+portd_hold_from_name(const char *name)
+{
+	return IN(hold_out, proto_hold_from_string(name), PORTD_E_INVALID);
+}
+
+PORTD_PUBLIC int
+portd_scope_from_name(const char *name)
+{
+	return IN(scope_out, proto_scope_from_string(name), PORTD_E_INVALID);
+}
+
+PORTD_PUBLIC int
+portd_strategy_from_name(const char *name)
+{
+	return IN(
+	    strategy_out, proto_strategy_from_string(name), PORTD_E_INVALID);
 }
 
 /* Record a failure on h and return err. */
@@ -262,7 +309,7 @@ call(struct portd *h, json_object *req, bool keep_fds, json_object **ret_reply)
 			    json_object_is_type(v, json_type_string))
 				msg = json_object_get_string(v);
 		}
-		rc = from_proto[proto_errcode_from_name(code)];
+		rc = from_proto[proto_errcode_from_string(code)];
 		fail(h, rc, "%s", msg[0] ? msg : code);
 		json_object_put(reply);
 		return rc;
@@ -438,22 +485,6 @@ portd_errmsg(const struct portd *h)
 	return h != NULL ? h->errmsg : "";
 }
 
-static enum portd_proto
-proto_in(enum proto_proto p)
-{
-	return p == PROTO_UDP    ? PORTD_PROTO_UDP
-	       : p == PROTO_BOTH ? PORTD_PROTO_BOTH
-	                         : PORTD_PROTO_TCP;
-}
-
-static enum portd_family
-family_in(enum proto_family f)
-{
-	return f == PROTO_FAM_IPV4   ? PORTD_FAMILY_IPV4
-	       : f == PROTO_FAM_IPV6 ? PORTD_FAMILY_IPV6
-	                             : PORTD_FAMILY_DUAL;
-}
-
 /* Decode one lease object into a new struct portd_lease. */
 static int
 lease_from_json(struct portd *h, json_object *o, struct portd_lease **ret)
@@ -477,14 +508,11 @@ lease_from_json(struct portd *h, json_object *o, struct portd_lease **ret)
 	memcpy(l->id, pl.id, sizeof(l->id));
 	l->nports = (size_t)pl.nports;
 	memcpy(l->ports, pl.ports, sizeof(l->ports));
-	l->proto = proto_in(pl.proto);
-	l->family = family_in(pl.family);
+	l->proto = IN(proto_out, pl.proto, PORTD_PROTO_TCP);
+	l->family = IN(family_out, pl.family, PORTD_FAMILY_DUAL);
 	l->ipv6 = pl.ipv6;
-	l->scope = pl.scope == PROTO_SCOPE_SESSION   ? PORTD_SCOPE_SESSION
-	           : pl.scope == PROTO_SCOPE_PROCESS ? PORTD_SCOPE_PROCESS
-	                                             : PORTD_SCOPE_TTL;
-	l->hold = pl.hold == PROTO_HOLD_EXCLUSIVE ? PORTD_HOLD_EXCLUSIVE
-	                                          : PORTD_HOLD_SHARED;
+	l->scope = IN(scope_out, pl.scope, PORTD_SCOPE_TTL);
+	l->hold = IN(hold_out, pl.hold, PORTD_HOLD_SHARED);
 	l->ttl = pl.ttl;
 	l->expires = pl.expires;
 	l->created = pl.created;
@@ -578,7 +606,7 @@ lease_request(
 		o = request_add(o, "fd", json_object_new_boolean(1));
 	if (r->strategy != PORTD_STRATEGY_DEFAULT)
 		o = request_add(o, "strategy",
-		    json_object_new_string(strategy_name(r->strategy)));
+		    json_object_new_string(portd_strategy_name(r->strategy)));
 	if (o == NULL)
 		return fail(h, PORTD_E_NOMEM, "lease: out of memory");
 	*ret = o;
@@ -646,8 +674,9 @@ lease_take_sockets(struct portd *h, json_object *reply, struct portd_lease *l)
 			    "lease: bad socket in reply: %s", perr.message);
 		}
 		l->sockets[i].port = ps.port;
-		l->sockets[i].proto = proto_in(ps.proto);
-		l->sockets[i].family = family_in(ps.family);
+		l->sockets[i].proto = IN(proto_out, ps.proto, PORTD_PROTO_TCP);
+		l->sockets[i].family =
+		    IN(family_out, ps.family, PORTD_FAMILY_DUAL);
 	}
 	/* Moved into the lease only once all are known good. */
 	for (size_t i = 0; i < n; i++) {

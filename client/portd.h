@@ -287,11 +287,21 @@ void portd_lease_free(struct portd_lease *lease);
 void portd_lease_list_free(struct portd_lease *leases, size_t count);
 void portd_status_free(struct portd_status *status);
 
-/* Wire names: "tcp", "dual", "shared", "session", ... ("?" if unknown). */
+/* Wire names: "tcp", "dual", "shared", "session", ... ("?" if unknown,
+ * and for the DEFAULT values, which have no name). */
 const char *portd_proto_name(enum portd_proto p);
 const char *portd_family_name(enum portd_family f);
 const char *portd_hold_name(enum portd_hold h);
 const char *portd_scope_name(enum portd_scope s);
+const char *portd_strategy_name(enum portd_strategy s);
+
+/* The value of a wire name ("udp" -> PORTD_PROTO_UDP), or PORTD_E_INVALID
+ * for a name the protocol does not know. */
+int portd_proto_from_name(const char *name);
+int portd_family_from_name(const char *name);
+int portd_hold_from_name(const char *name);
+int portd_scope_from_name(const char *name);
+int portd_strategy_from_name(const char *name);
 
 /*
  * For test code: lease one TCP port (hold shared, scope process: it ends

@@ -337,7 +337,7 @@ static int
 set_key(struct config *cfg, const struct key *k, const char *v, char *why,
     size_t len)
 {
-	int level;
+	int level, strategy;
 
 	if (*v == '\0' && k->type != KEY_ADDRESS) {
 		snprintf(why, len, "empty value");
@@ -361,17 +361,13 @@ set_key(struct config *cfg, const struct key *k, const char *v, char *why,
 		}
 		return 0;
 	case KEY_STRATEGY:
-		if (strcmp(v, "pool") == 0)
-			cfg->strategy = PROTO_STRATEGY_POOL;
-		else if (strcmp(v, "ephemeral") == 0)
-			cfg->strategy = PROTO_STRATEGY_EPHEMERAL;
-		else {
-			snprintf(why, len,
-			    "'%.64s' is neither pool nor "
-			    "ephemeral",
-			    v);
+		if ((strategy = proto_strategy_from_string(v)) < 0) {
+			snprintf(why, len, "'%.64s' is neither %s nor %s", v,
+			    proto_strategy_to_string(PROTO_STRATEGY_POOL),
+			    proto_strategy_to_string(PROTO_STRATEGY_EPHEMERAL));
 			return -1;
 		}
+		cfg->strategy = (enum proto_strategy)strategy;
 		return 0;
 	case KEY_MODE:
 		return set_mode(cfg, v, why, len);
@@ -599,8 +595,7 @@ config_write(const struct config *cfg, FILE *f)
 	char v[64];
 
 	fprintf(f, "pool = %u-%u\n", cfg->pool_lo, cfg->pool_hi);
-	fprintf(f, "strategy = %s\n",
-	    cfg->strategy == PROTO_STRATEGY_EPHEMERAL ? "ephemeral" : "pool");
+	fprintf(f, "strategy = %s\n", proto_strategy_to_string(cfg->strategy));
 	fprintf(f, "quota = %d\n", cfg->quota);
 	fprintf(f, "max-leases = %d\n", cfg->max_leases);
 	format_duration(cfg->default_ttl * MS_SECOND, v, sizeof(v));

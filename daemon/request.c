@@ -252,8 +252,7 @@ op_status(struct ctx *x, struct proto_error *err)
 	add(pool, "free", json_object_new_int(alloc_pool_free()));
 	add(pool, "strategy",
 	    json_object_new_string(
-	        portd_cfg.strategy == PROTO_STRATEGY_EPHEMERAL ? "ephemeral"
-	                                                       : "pool"));
+	        proto_strategy_to_string(portd_cfg.strategy)));
 	add(x->reply, "pool", pool);
 	add(x->reply, "ipv6", json_object_new_boolean(alloc_ipv6()));
 	add(cnt, "requests", json_object_new_int64((int64_t)counters.requests));
@@ -296,7 +295,7 @@ request_handle(struct conn *c, const char *line, size_t len)
 	else {
 		counters.errors++;
 		log_debug("uid %u: %s: %s", (unsigned)conn_uid(c),
-		    proto_errcode_name(err.code), err.message);
+		    proto_errcode_to_string(err.code), err.message);
 		json_object_put(x.reply);
 		for (int i = 0; i < x.nfds; i++)
 			close(x.fds[i]);

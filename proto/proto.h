@@ -1,6 +1,9 @@
 /*
  * portd wire protocol, version 1: the contract between the daemon and its
  * clients, and a pure json-c codec for it. No I/O, no logging, no globals.
+ * One header; the code is split by concern: names.c (the string tables),
+ * json.c (the strict reader), request.c (requests and the reply envelope),
+ * lease.c (leases and sockets).
  *
  * A message is one JSON object on one line ending in '\n'. Functions here
  * take the line without its '\n'.
@@ -121,33 +124,42 @@ struct proto_socket {
 	enum proto_family family; /* dual = one IPv6 socket with V6ONLY off */
 };
 
-const char *proto_errcode_name(enum proto_errcode);
-enum proto_errcode proto_errcode_from_name(const char *);
-const char *proto_op_name(enum proto_op);
-const char *proto_proto_name(enum proto_proto);
-const char *proto_family_name(enum proto_family);
-const char *proto_hold_name(enum proto_hold);
-const char *proto_scope_name(enum proto_scope);
+/*
+ * names.c: the wire name of every enumerated value, one string table per
+ * enum, and the only spelling of each name in the source. *_to_string
+ * returns "?" for a value without a name (an error code: "internal");
+ * *_from_string returns the value, or -1 for an unknown name (an error
+ * code: PROTO_E_INTERNAL, also for "none").
+ */
+const char *proto_errcode_to_string(enum proto_errcode);
+enum proto_errcode proto_errcode_from_string(const char *);
+const char *proto_op_to_string(enum proto_op);
+int proto_op_from_string(const char *);
+const char *proto_proto_to_string(enum proto_proto);
+int proto_proto_from_string(const char *);
+const char *proto_family_to_string(enum proto_family);
+int proto_family_from_string(const char *);
+const char *proto_hold_to_string(enum proto_hold);
+int proto_hold_from_string(const char *);
+const char *proto_scope_to_string(enum proto_scope);
+int proto_scope_from_string(const char *);
+const char *proto_strategy_to_string(enum proto_strategy);
+int proto_strategy_from_string(const char *);
+
+/*
+ * json.c: the strict JSON reader, used for requests by the daemon, for
+ * replies by clients and for journal records; and the errors of every
+ * proto function.
+ */
 
 /* Fill err; printf-style message. Returns -1 so callers can `return`. */
 int proto_error_set(struct proto_error *err, enum proto_errcode code,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /*
- * Parse and validate one request line (len bytes, no '\n'). On success
- * fills *ret and returns 0; the caller frees it with proto_request_clear().
- * On failure returns -1 with *err set; ret->id may still hold the request's
- * id (when the line got far enough to have one) so the error can echo it:
- * call proto_request_clear() on both paths.
- */
-int proto_request_parse(const char *line, size_t len, struct proto_request *ret,
-    struct proto_error *err);
-void proto_request_clear(struct proto_request *);
-
-/*
  * Parse one line into a JSON object with the protocol's limits (length,
- * depth, strictness, one object, nothing after it). Used for replies by
- * clients and for journal records. Returns a new reference or NULL.
+ * depth, strictness, one object, nothing after it). Returns a new
+ * reference or NULL.
  */
 json_object *proto_parse_object(
     const char *line, size_t len, struct proto_error *err);
@@ -165,17 +177,6 @@ int proto_get_bool(
 int proto_get_string(json_object *obj, const char *key, size_t max, char *ret,
     struct proto_error *err);
 
-/* Replies: {"id":…,"ok":true} and {"id":…,"ok":false,"error":{…}}. */
-json_object *proto_reply_ok(json_object *id);
-json_object *proto_reply_error(json_object *id, const struct proto_error *);
-
-json_object *proto_lease_encode(const struct proto_lease *);
-int proto_lease_decode(
-    json_object *, struct proto_lease *ret, struct proto_error *err);
-json_object *proto_socket_encode(const struct proto_socket *);
-int proto_socket_decode(
-    json_object *, struct proto_socket *ret, struct proto_error *err);
-
 /*
  * Serialize obj as one line with its '\n'. Returns a malloc'd string and
  * its length (including '\n') in *ret_len, or NULL on allocation failure.
@@ -186,5 +187,30 @@ char *proto_serialize(json_object *obj, size_t *ret_len);
 bool proto_utf8_valid(const char *s, size_t len);
 bool proto_label_valid(const char *s, size_t len);
 bool proto_lease_id_valid(const char *s, size_t len);
+
+/* request.c: the request codec and the reply envelope. */
+
+/*
+ * Parse and validate one request line (len bytes, no '\n'). On success
+ * fills *ret and returns 0; the caller frees it with proto_request_clear().
+ * On failure returns -1 with *err set; ret->id may still hold the request's
+ * id (when the line got far enough to have one) so the error can echo it:
+ * call proto_request_clear() on both paths.
+ */
+int proto_request_parse(const char *line, size_t len, struct proto_request *ret,
+    struct proto_error *err);
+void proto_request_clear(struct proto_request *);
+
+/* Replies: {"id":…,"ok":true} and {"id":…,"ok":false,"error":{…}}. */
+json_object *proto_reply_ok(json_object *id);
+json_object *proto_reply_error(json_object *id, const struct proto_error *);
+
+/* lease.c: the lease and socket codec, both directions. */
+json_object *proto_lease_encode(const struct proto_lease *);
+int proto_lease_decode(
+    json_object *, struct proto_lease *ret, struct proto_error *err);
+json_object *proto_socket_encode(const struct proto_socket *);
+int proto_socket_decode(
+    json_object *, struct proto_socket *ret, struct proto_error *err);
 
 #endif

@@ -46,8 +46,8 @@ take(const struct alloc_request *req, void *owner, struct alloc_result *ret)
 	struct proto_error err = {0};
 
 	if (alloc_take(req, owner, ret, &err) != 0)
-		ck_abort_msg("alloc_take: %s %s", proto_errcode_name(err.code),
-		    err.message);
+		ck_abort_msg("alloc_take: %s %s",
+		    proto_errcode_to_string(err.code), err.message);
 	ck_assert_int_eq(ret->nports, req->count);
 }
 
@@ -71,8 +71,8 @@ take_fails(
 
 	ck_assert_int_eq(alloc_take(req, &owner_b, &res, &err), -1);
 	ck_assert_msg(err.code == code, "code %s (%s), want %s",
-	    proto_errcode_name(err.code), err.message,
-	    proto_errcode_name(code));
+	    proto_errcode_to_string(err.code), err.message,
+	    proto_errcode_to_string(code));
 	ck_assert_msg(strstr(err.message, msg) != NULL,
 	    "message \"%s\" lacks \"%s\"", err.message, msg);
 }

@@ -75,8 +75,8 @@ create(const char *line, uid_t uid, struct conn *conn)
 	l = lease_create(&req, uid, 4242, conn, NULL, &err);
 	proto_request_clear(&req);
 	if (l == NULL)
-		ck_abort_msg("%s: %s %s", line, proto_errcode_name(err.code),
-		    err.message);
+		ck_abort_msg("%s: %s %s", line,
+		    proto_errcode_to_string(err.code), err.message);
 	return l;
 }
 
@@ -93,8 +93,8 @@ create_fails(
 	ck_assert_ptr_null(lease_create(&req, uid, 4242, NULL, NULL, &err));
 	proto_request_clear(&req);
 	ck_assert_msg(err.code == code, "%s: %s (%s), want %s", line,
-	    proto_errcode_name(err.code), err.message,
-	    proto_errcode_name(code));
+	    proto_errcode_to_string(err.code), err.message,
+	    proto_errcode_to_string(code));
 	ck_assert_msg(strstr(err.message, msg) != NULL,
 	    "message \"%s\" lacks \"%s\"", err.message, msg);
 }

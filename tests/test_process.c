@@ -221,10 +221,10 @@ START_TEST(fork_then_exit)
 			read_int(ab[0]);
 			r = harness_call(
 			    c, "{\"op\":\"lease\",\"scope\":\"process\"}");
-			write_int(res[1],
-			    reply_ok(r)
-			        ? 0
-			        : (int)proto_errcode_from_name(reply_error(r)));
+			write_int(res[1], reply_ok(r)
+			                      ? 0
+			                      : (int)proto_errcode_from_string(
+			                            reply_error(r)));
 			json_object_put(r);
 			snprintf(line, sizeof(line),
 			    "{\"op\":\"lease\",\"scope\":\"process\","
@@ -262,7 +262,7 @@ START_TEST(fork_then_exit)
 	code = read_int(res[0]);
 	ck_assert_msg(code != 0, "a lease was tied to the dead connector");
 	ck_assert_str_eq(
-	    proto_errcode_name((enum proto_errcode)code), "not_found");
+	    proto_errcode_to_string((enum proto_errcode)code), "not_found");
 	port = read_int(res[0]);
 	pid = read_int(res[0]);
 	ck_assert_int_gt(port, 0);

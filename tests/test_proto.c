@@ -1,5 +1,5 @@
 /*
- * Unit tests of the wire codec (proto/proto.c): golden tables of valid and
+ * Unit tests of the wire codec (proto/): golden tables of valid and
  * invalid request lines, the boundaries of every limit, and the encoders.
  */
 #include <stdio.h>
@@ -268,7 +268,7 @@ START_TEST(valid_line)
 
 	if (parse(c->line, strlen(c->line), &r, &err) != 0)
 		ck_abort_msg("refused %s: %s %s", c->line,
-		    proto_errcode_name(err.code), err.message);
+		    proto_errcode_to_string(err.code), err.message);
 	ck_assert_int_eq(err.code, PROTO_E_NONE);
 	ck_assert_int_eq(r.op, c->op);
 	if (c->id == NULL || strcmp(c->id, "null") == 0)
@@ -516,7 +516,8 @@ START_TEST(invalid_line)
 		ck_abort_msg("accepted %.*s", (int)len, c->line);
 	proto_request_clear(&r);
 	ck_assert_msg(err.code == c->code, "%s: code %s, want %s", c->line,
-	    proto_errcode_name(err.code), proto_errcode_name(c->code));
+	    proto_errcode_to_string(err.code),
+	    proto_errcode_to_string(c->code));
 	ck_assert_msg(strstr(err.message, c->msg) != NULL,
 	    "%s: message \"%s\" lacks \"%s\"", c->line, err.message, c->msg);
 }
@@ -547,7 +548,7 @@ expect_error(
 	ck_assert_int_eq(parse(line, len, &r, &err), -1);
 	proto_request_clear(&r);
 	ck_assert_msg(err.code == code, "code %s, want %s",
-	    proto_errcode_name(err.code), proto_errcode_name(code));
+	    proto_errcode_to_string(err.code), proto_errcode_to_string(code));
 	ck_assert_msg(strstr(err.message, msg) != NULL,
 	    "message \"%s\" lacks \"%s\"", err.message, msg);
 }
@@ -558,8 +559,8 @@ expect_ok(const char *line, size_t len, struct proto_request *r)
 	struct proto_error err;
 
 	if (parse(line, len, r, &err) != 0)
-		ck_abort_msg("refused: %s %s", proto_errcode_name(err.code),
-		    err.message);
+		ck_abort_msg("refused: %s %s",
+		    proto_errcode_to_string(err.code), err.message);
 }
 
 START_TEST(name_length_boundary)
@@ -1180,17 +1181,17 @@ START_TEST(errcode_names)
 
 	ck_assert_int_eq(nitems(names), PROTO_E__MAX - 1);
 	for (int c = PROTO_E_BAD_REQUEST; c < PROTO_E__MAX; c++) {
-		ck_assert_str_eq(proto_errcode_name(c), names[c - 1]);
-		ck_assert_int_eq(proto_errcode_from_name(names[c - 1]), c);
+		ck_assert_str_eq(proto_errcode_to_string(c), names[c - 1]);
+		ck_assert_int_eq(proto_errcode_from_string(names[c - 1]), c);
 	}
 	/* Anything unknown reads as internal, both ways. */
-	ck_assert_str_eq(proto_errcode_name(PROTO_E__MAX), "internal");
+	ck_assert_str_eq(proto_errcode_to_string(PROTO_E__MAX), "internal");
 	ck_assert_str_eq(
-	    proto_errcode_name((enum proto_errcode) - 1), "internal");
-	ck_assert_int_eq(proto_errcode_from_name("none"), PROTO_E_INTERNAL);
-	ck_assert_int_eq(proto_errcode_from_name(""), PROTO_E_INTERNAL);
+	    proto_errcode_to_string((enum proto_errcode) - 1), "internal");
+	ck_assert_int_eq(proto_errcode_from_string("none"), PROTO_E_INTERNAL);
+	ck_assert_int_eq(proto_errcode_from_string(""), PROTO_E_INTERNAL);
 	ck_assert_int_eq(
-	    proto_errcode_from_name("Bad_Request"), PROTO_E_INTERNAL);
+	    proto_errcode_from_string("Bad_Request"), PROTO_E_INTERNAL);
 }
 END_TEST
 
@@ -1200,19 +1201,20 @@ START_TEST(enum_names)
 	    "hello", "lease", "renew", "claim", "release", "list", "status"};
 
 	for (int i = 0; i < PROTO_OP__MAX; i++)
-		ck_assert_str_eq(proto_op_name(i), ops[i]);
-	ck_assert_str_eq(proto_op_name(PROTO_OP__MAX), "?");
-	ck_assert_str_eq(proto_proto_name(PROTO_TCP), "tcp");
-	ck_assert_str_eq(proto_proto_name(PROTO_UDP), "udp");
-	ck_assert_str_eq(proto_proto_name(PROTO_BOTH), "both");
-	ck_assert_str_eq(proto_family_name(PROTO_FAM_DUAL), "dual");
-	ck_assert_str_eq(proto_family_name(PROTO_FAM_IPV4), "ipv4");
-	ck_assert_str_eq(proto_family_name(PROTO_FAM_IPV6), "ipv6");
-	ck_assert_str_eq(proto_hold_name(PROTO_HOLD_SHARED), "shared");
-	ck_assert_str_eq(proto_hold_name(PROTO_HOLD_EXCLUSIVE), "exclusive");
-	ck_assert_str_eq(proto_scope_name(PROTO_SCOPE_TTL), "ttl");
-	ck_assert_str_eq(proto_scope_name(PROTO_SCOPE_SESSION), "session");
-	ck_assert_str_eq(proto_scope_name(PROTO_SCOPE_PROCESS), "process");
+		ck_assert_str_eq(proto_op_to_string(i), ops[i]);
+	ck_assert_str_eq(proto_op_to_string(PROTO_OP__MAX), "?");
+	ck_assert_str_eq(proto_proto_to_string(PROTO_TCP), "tcp");
+	ck_assert_str_eq(proto_proto_to_string(PROTO_UDP), "udp");
+	ck_assert_str_eq(proto_proto_to_string(PROTO_BOTH), "both");
+	ck_assert_str_eq(proto_family_to_string(PROTO_FAM_DUAL), "dual");
+	ck_assert_str_eq(proto_family_to_string(PROTO_FAM_IPV4), "ipv4");
+	ck_assert_str_eq(proto_family_to_string(PROTO_FAM_IPV6), "ipv6");
+	ck_assert_str_eq(proto_hold_to_string(PROTO_HOLD_SHARED), "shared");
+	ck_assert_str_eq(
+	    proto_hold_to_string(PROTO_HOLD_EXCLUSIVE), "exclusive");
+	ck_assert_str_eq(proto_scope_to_string(PROTO_SCOPE_TTL), "ttl");
+	ck_assert_str_eq(proto_scope_to_string(PROTO_SCOPE_SESSION), "session");
+	ck_assert_str_eq(proto_scope_to_string(PROTO_SCOPE_PROCESS), "process");
 }
 END_TEST
 

@@ -9,7 +9,8 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DPORTD_LIBFUZZER \
  *       -Iproto $(pkg-config --cflags json-c) tests/fuzz/fuzz_proto.c \
- *       proto/proto.c $(pkg-config --libs json-c) -lm -o fuzz_proto
+ *       proto/json.c proto/lease.c proto/names.c proto/request.c \
+ *       $(pkg-config --libs json-c) -lm -o fuzz_proto
  *   ./fuzz_proto -max_len=512 -max_total_time=180 CORPUS tests/fuzz/seeds
  */
 #include <stdint.h>

@@ -1,0 +1,356 @@
+/*
+ * portd wire protocol: the strict JSON reader (see proto.h). Every line the
+ * daemon or a client reads, a request, a reply or a journal record, comes
+ * through proto_parse_object_max() and the field readers below.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "proto.h"
+
+int
+proto_error_set(
+    struct proto_error *err, enum proto_errcode code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return -1;
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->message, sizeof(err->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+bool
+proto_utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		uint32_t cp;
+		size_t n;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else
+			return false;
+		if (len - i <= n)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		/* Overlong forms, surrogates and beyond U+10FFFF. */
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+bool
+proto_label_valid(const char *s, size_t len)
+{
+	if (len > PROTO_MAX_NAME)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+bool
+proto_lease_id_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > PROTO_MAX_ID)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		        (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
+const char *
+proto_printable(const char *s, size_t len)
+{
+	if (len > 64 || !proto_label_valid(s, len))
+		return "(unprintable)";
+	return s;
+}
+
+/* Arrays and objects around the deepest value, o itself included. The
+ * tokenizer's limit bounds the recursion. */
+static int
+nesting(json_object *o)
+{
+	int deepest = 0, d;
+
+	if (json_object_is_type(o, json_type_object)) {
+		json_object_object_foreach(o, key, val)
+		{
+			(void)key;
+			if ((d = nesting(val)) > deepest)
+				deepest = d;
+		}
+		return deepest + 1;
+	}
+	if (json_object_is_type(o, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(o); i++)
+			if ((d = nesting(json_object_array_get_idx(o, i))) >
+			    deepest)
+				deepest = d;
+		return deepest + 1;
+	}
+	return 0;
+}
+
+json_object *
+proto_parse_object(const char *line, size_t len, struct proto_error *err)
+{
+	return proto_parse_object_max(line, len, PROTO_MAX_LINE, err);
+}
+
+/*
+ * What json-c lets through that JSON does not allow, and what would let a
+ * key hide its real name: single quotes, and \u0000 (a key is cut at the
+ * NUL, so "count\u0000x" would act as "count").
+ */
+static int
+lexical_check(const char *line, size_t len, struct proto_error *err)
+{
+	bool in_str = false;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = line[i];
+
+		if (!in_str) {
+			if (c == '"')
+				in_str = true;
+			else if (c == '\'')
+				return proto_error_set(err, PROTO_E_BAD_REQUEST,
+				    "invalid JSON: single quotes");
+		} else if (c == '"')
+			in_str = false;
+		else if (c == '\\') {
+			if (i + 5 < len && line[i + 1] == 'u' &&
+			    memcmp(line + i + 2, "0000", 4) == 0)
+				return proto_error_set(err, PROTO_E_BAD_REQUEST,
+				    "strings may not contain a NUL (\\u0000)");
+			i++; /* the escaped character */
+		}
+	}
+	return 0;
+}
+
+json_object *
+proto_parse_object_max(
+    const char *line, size_t len, size_t max, struct proto_error *err)
+{
+	json_tokener *tok;
+	json_object *obj;
+	enum json_tokener_error jerr;
+	size_t end;
+
+	if (len > max || len > INT32_MAX) {
+		proto_error_set(err, PROTO_E_REQUEST_TOO_LARGE,
+		    "line of %zu bytes exceeds the limit of %zu", len, max);
+		return NULL;
+	}
+	if (memchr(line, '\0', len) != NULL) {
+		proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "line contains a NUL byte");
+		return NULL;
+	}
+	if (lexical_check(line, len, err) == -1)
+		return NULL;
+	/*
+	 * json-c counts every value as a level, a scalar too: with a limit
+	 * of 16 it took 16 empty arrays inside each other but refused 16
+	 * holding a number. Let it go one further; nesting() counts the
+	 * arrays and objects, the top level included, as the spec does.
+	 */
+	tok = json_tokener_new_ex(PROTO_MAX_DEPTH + 1);
+	if (tok == NULL) {
+		proto_error_set(err, PROTO_E_INTERNAL, "out of memory");
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+	                                JSON_TOKENER_VALIDATE_UTF8 |
+	                                JSON_TOKENER_ALLOW_TRAILING_CHARS);
+	obj = json_tokener_parse_ex(tok, line, (int)len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	if (obj == NULL && jerr == json_tokener_continue) {
+		/* A number or literal at the end of the input ends only with
+		 * the terminating NUL: give it one, so "42" is no object
+		 * rather than incomplete. An object never needs it. */
+		json_object *last = json_tokener_parse_ex(tok, "", 1);
+
+		if (json_tokener_get_error(tok) == json_tokener_success) {
+			json_object_put(last);
+			json_tokener_free(tok);
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "a message must be a JSON object");
+			return NULL;
+		}
+	}
+	json_tokener_free(tok);
+
+	if (obj == NULL) {
+		if (jerr == json_tokener_continue)
+			proto_error_set(
+			    err, PROTO_E_BAD_REQUEST, "incomplete JSON");
+		else if (jerr == json_tokener_error_depth)
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "JSON nested deeper than %d", PROTO_MAX_DEPTH);
+		else
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "invalid JSON: %s", json_tokener_error_desc(jerr));
+		return NULL;
+	}
+	for (; end < len; end++) {
+		if (line[end] != ' ' && line[end] != '\t' &&
+		    line[end] != '\r') {
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "unexpected data after the JSON object");
+			json_object_put(obj);
+			return NULL;
+		}
+	}
+	if (!json_object_is_type(obj, json_type_object)) {
+		proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "a message must be a JSON object");
+		json_object_put(obj);
+		return NULL;
+	}
+	if (nesting(obj) > PROTO_MAX_DEPTH) {
+		proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "JSON nested deeper than %d", PROTO_MAX_DEPTH);
+		json_object_put(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+int
+proto_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
+    int64_t *ret, struct proto_error *err)
+{
+	json_object *v;
+	int64_t n;
+
+	if (!json_object_object_get_ex(obj, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'%s' must be an integer", key);
+	/* json-c saturates overflowing literals; errno tells, and so does
+	 * the range check below for every limit we use. */
+	errno = 0;
+	n = json_object_get_int64(v);
+	if (errno != 0 || n < min || n > max)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'%s' must be between %lld and %lld", key, (long long)min,
+		    (long long)max);
+	*ret = n;
+	return 0;
+}
+
+int
+proto_get_bool(
+    json_object *obj, const char *key, bool *ret, struct proto_error *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean))
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'%s' must be true or false", key);
+	*ret = json_object_get_boolean(v);
+	return 0;
+}
+
+int
+proto_string_check(
+    json_object *v, const char *key, size_t max, struct proto_error *err)
+{
+	const char *s;
+	size_t len;
+
+	if (!json_object_is_type(v, json_type_string))
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'%s' must be a string", key);
+	s = json_object_get_string(v);
+	len = (size_t)json_object_get_string_len(v);
+	if (len > max)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'%s' is longer than %zu bytes", key, max);
+	if (strlen(s) != len)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'%s' contains a NUL character", key);
+	if (!proto_utf8_valid(s, len))
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'%s' is not valid UTF-8", key);
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "'%s' contains a control character", key);
+	return 0;
+}
+
+int
+proto_get_string(json_object *obj, const char *key, size_t max, char *ret,
+    struct proto_error *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(obj, key, &v))
+		return 0;
+	if (proto_string_check(v, key, max, err) == -1)
+		return -1;
+	memcpy(ret, json_object_get_string(v),
+	    (size_t)json_object_get_string_len(v) + 1);
+	return 0;
+}
+
+char *
+proto_serialize(json_object *obj, size_t *ret_len)
+{
+	size_t len;
+	const char *s;
+	char *out;
+
+	s = json_object_to_json_string_length(
+	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	if (s == NULL || (out = malloc(len + 2)) == NULL)
+		return NULL;
+	memcpy(out, s, len);
+	out[len] = '\n';
+	out[len + 1] = '\0';
+	*ret_len = len + 1;
+	return out;
+}

@@ -1,0 +1,331 @@
+/*
+ * portd wire protocol: the request codec (see proto.h): a request line
+ * parsed and validated into a struct proto_request, and the reply envelope.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "proto.h"
+
+/* The fields each op accepts besides "op" and "id". */
+static const char *const op_fields[PROTO_OP__MAX][16] = {
+    [PROTO_OP_HELLO] = {"version"},
+    [PROTO_OP_LEASE] = {"count", "proto", "family", "port", "contiguous",
+        "hold", "ttl", "scope", "pid", "name", "fd", "strategy"},
+    [PROTO_OP_RENEW] = {"lease", "ttl"},
+    [PROTO_OP_CLAIM] = {"lease"},
+    [PROTO_OP_RELEASE] = {"lease", "port"},
+    [PROTO_OP_LIST] = {"all"},
+    [PROTO_OP_STATUS] = {NULL},
+};
+
+/* Longest TTL the codec lets through; the daemon applies its own maximum. */
+#define PROTO_TTL_LIMIT (366LL * 24 * 3600)
+
+/* Read an enumerated string field by its name table into *ret. */
+static int
+get_enum(json_object *obj, const char *key, const struct proto_names *t,
+    int *ret, struct proto_error *err)
+{
+	char buf[32], expect[128];
+	int v;
+
+	buf[0] = '\0';
+	if (!json_object_object_get_ex(obj, key, NULL))
+		return 0;
+	if (proto_get_string(obj, key, sizeof(buf) - 1, buf, err) == -1)
+		return -1;
+	if ((v = proto_names_find(t, buf)) >= 0) {
+		*ret = v;
+		return 0;
+	}
+	proto_names_join(t, expect, sizeof(expect));
+	return proto_error_set(err, PROTO_E_BAD_REQUEST,
+	    "'%s' must be one of %s, not '%s'", key, expect,
+	    proto_printable(buf, strlen(buf)));
+}
+
+static int
+check_id(json_object *id, struct proto_error *err)
+{
+	switch (json_object_get_type(id)) {
+	case json_type_null:
+	case json_type_boolean:
+	case json_type_int:
+		return 0;
+	case json_type_double:
+		if (!isfinite(json_object_get_double(id)))
+			return proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "'id' must be a finite number");
+		return 0;
+	case json_type_string:
+		return proto_string_check(id, "id", PROTO_MAX_REQID, err);
+	default:
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'id' must be a scalar (string, number, boolean or null)");
+	}
+}
+
+static int
+parse_lease(json_object *o, struct proto_request *r, struct proto_error *err)
+{
+	int64_t n;
+	int e = 0;
+
+	n = 1;
+	if (proto_get_int(o, "count", 1, PROTO_MAX_COUNT, &n, err) == -1)
+		return -1;
+	r->count = (int)n;
+	e = PROTO_TCP;
+	if (get_enum(o, "proto", &proto_names_proto, &e, err) == -1)
+		return -1;
+	r->proto = e;
+	e = PROTO_FAM_DUAL;
+	if (get_enum(o, "family", &proto_names_family, &e, err) == -1)
+		return -1;
+	r->family = e;
+	n = 0;
+	if (proto_get_int(o, "port", 1, 65535, &n, err) == -1)
+		return -1;
+	r->port = (int)n;
+	if (proto_get_bool(o, "contiguous", &r->contiguous, err) == -1)
+		return -1;
+	e = -1;
+	if (get_enum(o, "hold", &proto_names_hold, &e, err) == -1)
+		return -1;
+	r->has_hold = e != -1;
+	r->hold =
+	    r->proto == PROTO_TCP ? PROTO_HOLD_SHARED : PROTO_HOLD_EXCLUSIVE;
+	if (r->has_hold)
+		r->hold = e;
+	if (json_object_object_get_ex(o, "ttl", NULL)) {
+		if (proto_get_int(o, "ttl", 1, PROTO_TTL_LIMIT, &r->ttl, err) ==
+		    -1)
+			return -1;
+		r->has_ttl = true;
+	}
+	e = PROTO_SCOPE_TTL;
+	if (get_enum(o, "scope", &proto_names_scope, &e, err) == -1)
+		return -1;
+	r->scope = e;
+	n = 0;
+	if (proto_get_int(o, "pid", INT32_MIN, INT32_MAX, &n, err) == -1)
+		return -1;
+	if (json_object_object_get_ex(o, "pid", NULL) && n < 2)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'pid' must be a process id of 2 or more");
+	r->pid = n;
+	if (json_object_object_get_ex(o, "name", NULL)) {
+		json_object *v = json_object_object_get(o, "name");
+		if (proto_string_check(v, "name", PROTO_MAX_NAME, err) == -1)
+			return -1;
+		if (!proto_label_valid(json_object_get_string(v),
+		        (size_t)json_object_get_string_len(v)))
+			return proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "'name' may hold only printable ASCII characters");
+		strcpy(r->name, json_object_get_string(v));
+	}
+	if (proto_get_bool(o, "fd", &r->fd, err) == -1)
+		return -1;
+	e = PROTO_STRATEGY_DEFAULT;
+	if (get_enum(o, "strategy", &proto_names_strategy, &e, err) == -1)
+		return -1;
+	r->strategy = e;
+
+	/* Combinations. */
+	if (r->hold == PROTO_HOLD_SHARED && r->proto != PROTO_TCP)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'hold' shared is for tcp only; udp is always exclusive");
+	if (r->pid != 0 && r->scope != PROTO_SCOPE_PROCESS)
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'pid' goes with scope process");
+	if (r->strategy == PROTO_STRATEGY_EPHEMERAL && r->port != 0)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'port' and strategy ephemeral exclude each other");
+	if (r->strategy == PROTO_STRATEGY_EPHEMERAL && r->contiguous &&
+	    r->count > 1)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "strategy ephemeral cannot give contiguous ports");
+	if (r->port != 0 && r->port + r->count - 1 > 65535)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'port' + 'count' runs past 65535");
+	return 0;
+}
+
+static int
+get_lease_id(json_object *o, struct proto_request *r, bool required,
+    struct proto_error *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, "lease", &v)) {
+		if (required)
+			return proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "'lease' (a lease id) is required");
+		return 0;
+	}
+	if (!json_object_is_type(v, json_type_string) ||
+	    !proto_lease_id_valid(json_object_get_string(v),
+	        (size_t)json_object_get_string_len(v)))
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'lease' must be a lease id string");
+	strcpy(r->lease, json_object_get_string(v));
+	return 0;
+}
+
+int
+proto_request_parse(const char *line, size_t len, struct proto_request *r,
+    struct proto_error *err)
+{
+	json_object *o, *v;
+	const char *opname;
+	int op, rc = -1;
+
+	memset(r, 0, sizeof(*r));
+	r->count = 1;
+	r->proto = PROTO_TCP;
+	err->code = PROTO_E_NONE;
+	err->message[0] = '\0';
+
+	if ((o = proto_parse_object(line, len, err)) == NULL)
+		return -1;
+
+	if (json_object_object_get_ex(o, "id", &v)) {
+		if (check_id(v, err) == -1)
+			goto out;
+		r->id = json_object_get(v); /* NULL for a JSON null */
+	}
+	if (!json_object_object_get_ex(o, "op", &v)) {
+		proto_error_set(err, PROTO_E_BAD_REQUEST, "'op' is required");
+		goto out;
+	}
+	if (!json_object_is_type(v, json_type_string)) {
+		proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'op' must be a string");
+		goto out;
+	}
+	opname = json_object_get_string(v);
+	/* strcmp alone would take "status\u0000junk" for "status". */
+	op = strlen(opname) == (size_t)json_object_get_string_len(v)
+	         ? proto_op_from_string(opname)
+	         : -1;
+	r->op = op >= 0 ? (enum proto_op)op : PROTO_OP__MAX;
+	if (r->op == PROTO_OP__MAX) {
+		proto_error_set(err, PROTO_E_UNKNOWN_OP, "unknown op '%s'",
+		    proto_printable(
+		        opname, (size_t)json_object_get_string_len(v)));
+		goto out;
+	}
+
+	json_object_object_foreach(o, key, val)
+	{
+		bool known = strcmp(key, "op") == 0 || strcmp(key, "id") == 0;
+		(void)val;
+		for (int i = 0; !known && op_fields[r->op][i] != NULL; i++)
+			known = strcmp(key, op_fields[r->op][i]) == 0;
+		if (!known) {
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "unknown field '%s' for op '%s'",
+			    proto_printable(key, strlen(key)),
+			    proto_op_to_string(r->op));
+			goto out;
+		}
+	}
+
+	switch (r->op) {
+	case PROTO_OP_HELLO:
+		if (proto_get_int(
+		        o, "version", 1, INT32_MAX, &r->version, err) == -1)
+			goto out;
+		if (r->version != 0 && r->version != PROTO_VERSION) {
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "protocol version %lld is not supported "
+			    "(this server speaks %d)",
+			    (long long)r->version, PROTO_VERSION);
+			goto out;
+		}
+		break;
+	case PROTO_OP_LEASE:
+		if (parse_lease(o, r, err) == -1)
+			goto out;
+		break;
+	case PROTO_OP_RENEW:
+		if (get_lease_id(o, r, true, err) == -1)
+			goto out;
+		if (json_object_object_get_ex(o, "ttl", NULL)) {
+			if (proto_get_int(o, "ttl", 1, PROTO_TTL_LIMIT, &r->ttl,
+			        err) == -1)
+				goto out;
+			r->has_ttl = true;
+		}
+		break;
+	case PROTO_OP_CLAIM:
+		if (get_lease_id(o, r, true, err) == -1)
+			goto out;
+		break;
+	case PROTO_OP_RELEASE: {
+		int64_t port = 0;
+		if (get_lease_id(o, r, false, err) == -1 ||
+		    proto_get_int(o, "port", 1, 65535, &port, err) == -1)
+			goto out;
+		r->port = (int)port;
+		if ((r->lease[0] != '\0') == (r->port != 0)) {
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "release takes exactly one of 'lease' and 'port'");
+			goto out;
+		}
+		break;
+	}
+	case PROTO_OP_LIST:
+		if (proto_get_bool(o, "all", &r->all, err) == -1)
+			goto out;
+		break;
+	case PROTO_OP_STATUS:
+	case PROTO_OP__MAX:
+		break;
+	}
+	rc = 0;
+out:
+	json_object_put(o);
+	return rc;
+}
+
+void
+proto_request_clear(struct proto_request *r)
+{
+	if (r->id != NULL)
+		json_object_put(r->id);
+	r->id = NULL;
+}
+
+json_object *
+proto_reply_ok(json_object *id)
+{
+	json_object *o = json_object_new_object();
+
+	if (o == NULL)
+		return NULL;
+	json_object_object_add(o, "id", json_object_get(id));
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	return o;
+}
+
+json_object *
+proto_reply_error(json_object *id, const struct proto_error *err)
+{
+	json_object *o = json_object_new_object(), *e;
+
+	if (o == NULL)
+		return NULL;
+	json_object_object_add(o, "id", json_object_get(id));
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	e = json_object_new_object();
+	json_object_object_add(e, "code",
+	    json_object_new_string(proto_errcode_to_string(err->code)));
+	json_object_object_add(
+	    e, "message", json_object_new_string(err->message));
+	json_object_object_add(o, "error", e);
+	return o;
+}
