@@ -1,0 +1,56 @@
+/* portctl status: the daemon's status. */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "portctl.h"
+
+int
+cmd_status(int argc, char **argv)
+{
+	static const struct option opts[] = {GLOBAL_OPTIONS,
+	    {"json", no_argument, NULL, OPT_JSON}, {NULL, 0, NULL, 0}};
+	struct portd_status *s;
+	struct portd *h;
+	bool json = false;
+	char span[32];
+	int opt, rc, ex = 0;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (global_option(opt, optarg, &ex) < 0)
+			return ex;
+		if (opt == OPT_JSON)
+			json = true;
+	}
+	if (optind != argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if ((ex = open_daemon(&h)) != 0)
+		return ex;
+	if ((rc = portd_status(h, &s)) < 0) {
+		ex = report(h, rc, "status");
+		portd_close(h);
+		return ex;
+	}
+	if (json) {
+		printf("%s\n", s->json);
+	} else {
+		format_span(s->uptime < 0 ? 0 : s->uptime, span, sizeof(span));
+		printf("server       %s (protocol %" PRId64 ")\n", s->server,
+		    s->version);
+		printf("socket       %s\n", portd_socket_path(h));
+		printf("pid          %d\n", (int)s->pid);
+		printf("uptime       %s\n", span);
+		printf("leases       %" PRId64 "\n", s->leases);
+		printf("ports        %" PRId64 "\n", s->ports);
+		printf("sockets      %" PRId64 "\n", s->sockets);
+		printf("connections  %" PRId64 "\n", s->connections);
+		printf("pool         %" PRId64 "-%" PRId64 ", %" PRId64
+		       " of %" PRId64 " free\n",
+		    s->pool_lo, s->pool_hi, s->pool_free, s->pool_size);
+		for (size_t i = 0; i < s->ncounters; i++)
+			printf("%-24s %" PRId64 "\n", s->counters[i].name,
+			    s->counters[i].value);
+	}
+	portd_status_free(s);
+	portd_close(h);
+	return 0;
+}

@@ -1,0 +1,332 @@
+/* portctl: lease ports from portd, and run commands with them. The
+ * command table, the global options and the helpers every command uses. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "portctl.h"
+
+#ifndef PORTD_VERSION
+#define PORTD_VERSION "unknown"
+#endif
+
+struct portctl_globals globals;
+
+static const struct cmd *current;
+
+void
+say(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("portctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* A usage error: message, the command's usage line, exit 2. */
+int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("portctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (current != NULL)
+		fprintf(stderr, "usage: portctl %s %s\n", current->name,
+		    current->usage);
+	else
+		fputs("usage: portctl [OPTIONS] COMMAND [ARGS]  (see --help)\n",
+		    stderr);
+	return EXIT_USAGE;
+}
+
+/* The exit code for a library error, after saying what went wrong. */
+int
+report(struct portd *h, int err, const char *what)
+{
+	const char *msg = portd_errmsg(h);
+
+	if (msg[0] == '\0')
+		msg = portd_strerror(err);
+	if (err > PORTD_E_NO_DAEMON) {
+		fprintf(stderr, "portctl: %s: %s: %s\n", what,
+		    portd_error_name(err), msg);
+		return EXIT_REFUSED;
+	}
+	fprintf(stderr, "portctl: %s: %s\n", what, msg);
+	switch (err) {
+	case PORTD_E_INVALID:
+		return EXIT_USAGE;
+	case PORTD_E_NOMEM:
+		return EXIT_OSERR;
+	default:
+		return EXIT_NOD;
+	}
+}
+
+/*
+ * Seconds (or ms with want_ms) from "90", "30s", "5m", "2h", "1d", and
+ * with want_ms also "500ms". -1 if malformed or too large.
+ */
+int64_t
+parse_duration(const char *s, bool want_ms)
+{
+	static const struct {
+		const char *suffix;
+		int64_t ms;
+	} units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000},
+	    {"h", 3600000}, {"d", 86400000}};
+	int64_t n;
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (errno != 0 || n > INT32_MAX)
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcmp(end, units[i].suffix) != 0)
+			continue;
+		if (!want_ms && units[i].ms < 1000)
+			return -1;
+		n *= units[i].ms;
+		return want_ms ? n : n / 1000;
+	}
+	return -1;
+}
+
+/* An integer in [min, max], or -1. */
+long
+parse_int(const char *s, long min, long max)
+{
+	char *end;
+	long n;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || n < min || n > max)
+		return -1;
+	return n;
+}
+
+/* The global options, wherever they appear. 1 if opt was one. */
+int
+global_option(int opt, const char *arg, int *ret_exit)
+{
+	int64_t ms;
+
+	switch (opt) {
+	case OPT_SOCKET:
+		globals.socket = arg;
+		return 1;
+	case OPT_NO_AUTOSTART:
+		globals.no_autostart = true;
+		return 1;
+	case OPT_TIMEOUT:
+		if ((ms = parse_duration(arg, true)) < 0 || ms > INT32_MAX) {
+			*ret_exit = usage_error("bad --timeout '%s'", arg);
+			return -1;
+		}
+		globals.timeout_ms = ms == 0 ? -1 : (int)ms;
+		return 1;
+	case OPT_HELP:
+		printf("usage: portctl %s %s\n\n%s", current->name,
+		    current->usage, current->help);
+		*ret_exit = 0;
+		return -1;
+	case '?':
+		*ret_exit =
+		    usage_error("see 'portctl %s --help'", current->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* portd beside our own binary: installed (bin/ next to sbin/), or in the
+ * build tree (client/ next to daemon/). */
+static void
+find_daemon_near_me(void)
+{
+	static const char *const rel[] = {
+	    "/portd", "/../sbin/portd", "/../daemon/portd", NULL};
+	char self[PATH_MAX], *slash;
+	struct stat st;
+	ssize_t n;
+
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return;
+	self[n] = '\0';
+	if ((slash = strrchr(self, '/')) == NULL)
+		return;
+	*slash = '\0';
+	for (int i = 0; rel[i] != NULL; i++) {
+		int k = snprintf(globals.daemon, sizeof(globals.daemon), "%s%s",
+		    self, rel[i]);
+		if (k > 0 && (size_t)k < sizeof(globals.daemon) &&
+		    stat(globals.daemon, &st) == 0 && S_ISREG(st.st_mode) &&
+		    access(globals.daemon, X_OK) == 0)
+			return;
+	}
+	globals.daemon[0] = '\0';
+}
+
+/* Connect (starting a daemon if we may). 0 or an exit code. */
+int
+open_daemon(struct portd **ret)
+{
+	char err[512] = "";
+	struct portd_options opts = {
+	    .socket = globals.socket,
+	    .timeout_ms = globals.timeout_ms,
+	    .autostart = !globals.no_autostart,
+	    .errbuf = err,
+	    .errbuf_size = sizeof(err),
+	};
+	int rc;
+
+	if (!globals.no_autostart) {
+		find_daemon_near_me();
+		opts.daemon_path = globals.daemon[0] ? globals.daemon : NULL;
+	}
+	if ((rc = portd_connect(&opts, ret)) == 0)
+		return 0;
+	say("%s", err[0] ? err : portd_strerror(rc));
+	return rc == PORTD_E_INVALID ? EXIT_USAGE
+	       : rc == PORTD_E_NOMEM ? EXIT_OSERR
+	                             : EXIT_NOD;
+}
+
+/* "4m05s", "1h02m", "2d03h", "12s". */
+void
+format_span(int64_t secs, char *buf, size_t size)
+{
+	if (secs >= 86400)
+		snprintf(buf, size, "%" PRId64 "d%02" PRId64 "h", secs / 86400,
+		    secs % 86400 / 3600);
+	else if (secs >= 3600)
+		snprintf(buf, size, "%" PRId64 "h%02" PRId64 "m", secs / 3600,
+		    secs % 3600 / 60);
+	else if (secs >= 60)
+		snprintf(buf, size, "%" PRId64 "m%02" PRId64 "s", secs / 60,
+		    secs % 60);
+	else
+		snprintf(buf, size, "%" PRId64 "s", secs);
+}
+
+static const struct cmd commands[] = {
+    {"lease", cmd_lease,
+        "[-n N] [--proto P] [--family F] [--port N] [--contiguous] "
+        "[--ttl DURATION] [--name NAME] [--hold H] [--scope S] [--json]",
+        "Lease ports and print them, one a line (or the lease as JSON).\n"
+        "  -n, --count N      ports to lease (1-64, default 1)\n"
+        "  --proto P          tcp (default), udp or both\n"
+        "  --family F         dual (default), ipv4 or ipv6\n"
+        "  --port N           this port, if free\n"
+        "  --contiguous       consecutive ports\n"
+        "  --ttl DURATION     lifetime: 90, 30s, 5m, 2h, 1d\n"
+        "  --name NAME        a label shown by list\n"
+        "  --hold H           shared (default for tcp) or exclusive\n"
+        "  --scope S          ttl (default) or session\n"
+        "  --strategy S       pool or ephemeral\n"
+        "  --json             print the lease as JSON\n"},
+    {"release", cmd_release, "ID|PORT...",
+        "End leases, named by lease ID or by one of their ports.\n"},
+    {"renew", cmd_renew, "ID [--ttl DURATION] [--json]",
+        "Extend a lease by DURATION from now (default: its own TTL).\n"},
+    {"claim", cmd_claim, "ID [--json]",
+        "Make portd let go of a lease's sockets (the ports stay\n"
+        "reserved) so that its owner can bind them itself.\n"},
+    {"list", cmd_list, "[--all] [--json]",
+        "List your leases (every user's with --all, root only).\n"},
+    {"status", cmd_status, "[--json]", "Show the daemon's status.\n"},
+    {"exec", cmd_exec,
+        "[LEASE OPTIONS] [--fd] [--env NAME]... -- COMMAND [ARG...]",
+        "Run COMMAND with leased ports, for as long as it runs.\n"
+        "The ports are in PORT, PORTS (space separated) and PORT_0...,\n"
+        "and replace {port} and {port0}... in the arguments.\n"
+        "  LEASE OPTIONS      as for lease, without --scope and --json\n"
+        "  --env NAME         also put the next port in NAME (repeatable)\n"
+        "  --fd               pass the bound sockets as fds 3... the\n"
+        "                     systemd way (LISTEN_FDS, LISTEN_PID,\n"
+        "                     LISTEN_FDNAMES) instead of claiming\n"
+        "Exclusive and UDP leases are claimed just before COMMAND starts\n"
+        "(unless --fd). SIGINT, SIGTERM and SIGHUP are passed on.\n"
+        "Exits with COMMAND's status (128+N if killed by signal N).\n"},
+};
+
+static void
+help(FILE *f)
+{
+	fputs("usage: portctl [OPTIONS] COMMAND [ARGS]\n\n"
+	      "Lease TCP and UDP ports from portd.\n\n"
+	      "Commands:\n",
+	    f);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].usage);
+	fputs("\nOptions (also after COMMAND):\n"
+	      "  --socket PATH      the daemon's socket (default: "
+	      "$PORTD_SOCKET,\n"
+	      "                     else $XDG_RUNTIME_DIR/portd/portd.sock)\n"
+	      "  --no-autostart     do not start a per-user portd\n"
+	      "  --timeout DURATION per request (default 5s; 0: none)\n"
+	      "  --help, --version\n\n"
+	      "'portctl COMMAND --help' describes COMMAND. Exit status: 0 ok,\n"
+	      "1 the daemon refused, 2 usage, 69 no daemon reachable.\n",
+	    f);
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option opts[] = {GLOBAL_OPTIONS,
+	    {"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0}};
+	const char *env = getenv("PORTD_NO_AUTOSTART");
+	int opt;
+
+	if (env != NULL && strcmp(env, "1") == 0)
+		globals.no_autostart = true;
+	while ((opt = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_HELP:
+			help(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("portctl %s (protocol %d)\n", PORTD_VERSION,
+			    PORTD_PROTOCOL_VERSION);
+			return 0;
+		case '?':
+			return usage_error("see 'portctl --help'");
+		default: {
+			int ex = 0;
+			if (global_option(opt, optarg, &ex) < 0)
+				return ex;
+		}
+		}
+	}
+	if (optind == argc)
+		return usage_error("which command?");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[optind], commands[i].name) == 0) {
+			current = &commands[i];
+			argc -= optind;
+			argv += optind;
+			optind = 0; /* restart getopt for the command */
+			return current->run(argc, argv);
+		}
+	}
+	return usage_error("unknown command '%s'", argv[optind]);
+}
