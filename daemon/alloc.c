@@ -13,13 +13,23 @@
  * way by anybody (even another portd's shared hold) counts as busy; a
  * shared hold sets SO_REUSEADDR after the bind, which the kernel honours
  * for later binders.
+ *
+ * Host-wide, every leased port also has a marker: an abstract Unix socket
+ * named "portd/port/<proto>/<port>", bound (never listening) for as long as
+ * the lease lives, held or claimed. Abstract names belong to the network
+ * namespace, as ports do, and the kernel frees them with the process, so
+ * every portd in a namespace refuses the ports another one leased, and a
+ * crashed portd's claims vanish with it (docs/architecture.md, "One
+ * host").
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -46,6 +56,11 @@ static struct alloc_stats stats;
  */
 static uint16_t q_next[65536], q_prev[65536];
 static uint16_t q_head, q_tail;
+
+/* Marker sockets by protocol (0 TCP, 1 UDP) and port; -1: none. */
+static int marks[2][65536];
+
+static void unmark(uint16_t);
 
 static bool
 in_pool(uint16_t p)
@@ -142,6 +157,9 @@ alloc_init(uint16_t lo, uint16_t hi)
 	memset(state, 0, sizeof(state));
 	memset(owners, 0, sizeof(owners));
 	memset(&stats, 0, sizeof(stats));
+	for (int k = 0; k < 2; k++)
+		for (int p = 0; p < 65536; p++)
+			marks[k][p] = -1;
 	pool_lo = lo;
 	pool_hi = hi;
 	read_reserved();
@@ -186,6 +204,8 @@ void
 alloc_shutdown(void)
 {
 	q_head = q_tail = 0;
+	for (int p = 0; p < 65536; p++)
+		unmark((uint16_t)p);
 }
 
 bool
@@ -238,6 +258,112 @@ alloc_close_sockets(struct held_socket *socks, int n)
 			close(socks[i].fd);
 		socks[i].fd = -1;
 	}
+}
+
+int
+alloc_marker_name(enum proto_proto proto, uint16_t port, char *buf, size_t len)
+{
+	return snprintf(buf, len, "portd/port/%s/%u",
+	    proto == PROTO_UDP ? "udp" : "tcp", port);
+}
+
+/* Bind the marker of one protocol's port; 0 or an errno value
+ * (EADDRINUSE: another portd, or someone squatting the name, has it). */
+static int
+mark_one(int k, uint16_t port)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	socklen_t len;
+	int fd, n, e;
+
+	if (marks[k][port] != -1)
+		return 0;
+	/* sun_path[0] stays NUL: the abstract namespace. */
+	n = alloc_marker_name(k == 0 ? PROTO_TCP : PROTO_UDP, port,
+	    sun.sun_path + 1, sizeof(sun.sun_path) - 1);
+	len =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	/* A stream socket that never listens: the name is taken, and a
+	 * connect to it is refused, so nobody can queue anything on it. */
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return errno;
+	if (bind(fd, (struct sockaddr *)&sun, len) == -1) {
+		e = errno;
+		close(fd);
+		return e;
+	}
+	marks[k][port] = fd;
+	return 0;
+}
+
+static void
+unmark(uint16_t port)
+{
+	for (int k = 0; k < 2; k++) {
+		if (marks[k][port] != -1)
+			close(marks[k][port]);
+		marks[k][port] = -1;
+	}
+}
+
+/* Mark port for proto (TCP, UDP or both); 0 or an errno value, with
+ * nothing left marked on failure. */
+static int
+mark(uint16_t port, enum proto_proto proto)
+{
+	for (int k = 0; k < 2; k++) {
+		int e;
+
+		if (!(proto & (k == 0 ? PROTO_TCP : PROTO_UDP)))
+			continue;
+		if ((e = mark_one(k, port)) != 0) {
+			unmark(port);
+			return e;
+		}
+	}
+	return 0;
+}
+
+bool
+alloc_marked(uint16_t port, enum proto_proto proto)
+{
+	for (int k = 0; k < 2; k++)
+		if ((proto & (k == 0 ? PROTO_TCP : PROTO_UDP)) &&
+		    marks[k][port] == -1)
+			return false;
+	return true;
+}
+
+static int
+mark_error(int e, uint16_t port, struct proto_error *err)
+{
+	if (e == EADDRINUSE)
+		proto_error_set(err, PROTO_E_PORT_UNAVAILABLE,
+		    "port %u is leased by another portd on this host", port);
+	else if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM)
+		proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
+		    "portd is out of descriptors or memory: %s", strerror(e));
+	else
+		proto_error_set(err, PROTO_E_INTERNAL,
+		    "cannot mark port %u: %s", port, strerror(e));
+	return e;
+}
+
+int
+alloc_mark_host(const uint16_t *ports, int n, enum proto_proto proto,
+    struct proto_error *err)
+{
+	int rc = 0;
+
+	for (int i = 0; i < n; i++) {
+		int e = mark(ports[i], proto);
+
+		if (e != 0 && rc == 0) {
+			mark_error(e, ports[i], err);
+			rc = -1;
+		}
+	}
+	return rc;
 }
 
 /* Bind one socket; returns 0 or an errno value. *port 0: kernel picks. */
@@ -380,6 +506,7 @@ alloc_put(const uint16_t *ports, int n)
 		if (owners[p] == NULL)
 			continue;
 		owners[p] = NULL;
+		unmark(p);
 		if (in_pool(p) && !(state[p] & ST_RESERVED)) {
 			pool_free++;
 			fifo_push(p);
@@ -411,10 +538,16 @@ hold_port(const struct alloc_request *req, uint16_t p, struct alloc_result *ret,
 {
 	int n = 0, e;
 
+	/* The marker first: it is the host-wide arbiter between portds, and
+	 * costs less than the binds it saves. */
+	if ((e = mark(p, req->proto)) != 0)
+		return mark_error(e, p, err);
 	e = alloc_bind_port(p, req->proto, req->family, req->hold,
 	    &ret->socks[ret->nsocks], &n, err);
-	if (e != 0)
+	if (e != 0) {
+		unmark(p);
 		return e;
+	}
 	ret->nsocks += n;
 	ret->ports[ret->nports++] = p;
 	return 0;
@@ -423,6 +556,8 @@ hold_port(const struct alloc_request *req, uint16_t p, struct alloc_result *ret,
 static void
 undo(struct alloc_result *ret)
 {
+	for (int i = 0; i < ret->nports; i++)
+		unmark(ret->ports[i]);
 	alloc_close_sockets(ret->socks, ret->nsocks);
 	ret->nsocks = ret->nports = 0;
 }
@@ -466,6 +601,13 @@ take_ephemeral(const struct alloc_request *req, struct alloc_result *ret,
 				dup = owners[s->port] != NULL;
 				for (int k = 0; k < ret->nports; k++)
 					dup |= ret->ports[k] == s->port;
+				/* So may another portd's claimed lease. */
+				if (!dup &&
+				    (e = mark(s->port, req->proto)) != 0) {
+					dup = true;
+					if (e != EADDRINUSE)
+						mark_error(e, s->port, err);
+				}
 				if (!dup) {
 					ret->ports[ret->nports++] = s->port;
 					ret->nsocks += n;

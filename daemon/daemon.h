@@ -71,8 +71,19 @@ int alloc_take(const struct alloc_request *req, void *owner,
     struct alloc_result *ret, struct proto_error *err);
 /* Mark ports taken by owner without binding (restore of claimed leases). */
 int alloc_mark(const uint16_t *ports, int n, void *owner);
-/* Give ports back to the pool; the caller closes the sockets. */
+/* Give ports back to the pool (and their host-wide markers up); the
+ * caller closes the sockets. */
 void alloc_put(const uint16_t *ports, int n);
+/* Bind the host-wide markers of owned ports that lack them (restore, and
+ * its retries): 0, or -1 with err naming the first port another portd
+ * has. Ports marked before stay marked. */
+int alloc_mark_host(const uint16_t *ports, int n, enum proto_proto proto,
+    struct proto_error *err);
+/* Whether portd holds the markers of port for proto (TCP, UDP or both). */
+bool alloc_marked(uint16_t port, enum proto_proto proto);
+/* The abstract socket name (without its leading NUL) that marks port. */
+int alloc_marker_name(
+    enum proto_proto proto, uint16_t port, char *buf, size_t len);
 /* Bind the sockets that hold one port; 0 or -1 with err (busy: -1). */
 int alloc_bind_port(uint16_t port, enum proto_proto proto,
     enum proto_family family, enum proto_hold hold, struct held_socket *ret,
@@ -139,6 +150,12 @@ uint64_t lease_owner_start(const struct lease *);
  * service manager's store when it kept them), re-arm its TTL, re-watch
  * its process. Returns -1 when the lease has ended meanwhile. */
 int lease_restore(const struct proto_lease *, uint64_t owner_start);
+/* Whether portd holds l's sockets now (not claimed, not lost). */
+bool lease_held(const struct lease *);
+/* Why a restored lease is not held (retried with backoff), or NULL. */
+const char *lease_lost_reason(const struct lease *);
+/* Restored leases waiting to be held again. */
+int lease_lost_count(void);
 
 /* journal.c: the state journal beside the API socket. */
 /* Open (creating) the journal, restore its leases, compact it. */

@@ -13,6 +13,10 @@
 #include "daemon.h"
 
 #define LEASE_BUCKETS 4096
+/* A restored lease that cannot hold its port yet is tried again after
+ * 250 ms, then twice as long each time, up to every 30 s. */
+#define LEASE_RETRY_MIN_MS 250
+#define LEASE_RETRY_MAX_MS 30000
 
 struct lease {
 	char id[PROTO_MAX_ID + 1];
@@ -23,7 +27,8 @@ struct lease {
 	bool ipv6;
 	enum proto_scope scope;
 	enum proto_hold hold;
-	bool held;
+	bool held;       /* meant to be held (not claimed) */
+	bool lost;       /* restored, but its port is not all ours yet */
 	int64_t ttl;     /* seconds, -1: none */
 	int64_t expires; /* Unix ms, -1: none */
 	int64_t created; /* Unix ms */
@@ -35,6 +40,9 @@ struct lease {
 	struct held_socket *socks;
 
 	struct event *timer;
+	struct event *retry; /* lost: the next attempt to hold it again */
+	int retry_ms;        /* lost: the backoff */
+	char lost_reason[PROTO_MAX_ERRMSG];
 	struct conn *conn; /* session scope: the owning connection */
 	struct proc *proc; /* process scope: the owning process */
 	uint64_t start;    /* owner's start time, for restore */
@@ -52,7 +60,7 @@ struct uid_acct {
 static TAILQ_HEAD(, lease) leases = TAILQ_HEAD_INITIALIZER(leases);
 static struct lease *buckets[LEASE_BUCKETS];
 static struct uid_acct *accts;
-static int nleases, nports_held, nsocks_held;
+static int nleases, nports_held, nsocks_held, nlost;
 static struct lease_counters counters;
 
 int64_t
@@ -106,7 +114,7 @@ lease_init(void)
 	memset(buckets, 0, sizeof(buckets));
 	TAILQ_INIT(&leases);
 	memset(&counters, 0, sizeof(counters));
-	nleases = nports_held = nsocks_held = 0;
+	nleases = nports_held = nsocks_held = nlost = 0;
 	return 0;
 }
 
@@ -359,6 +367,9 @@ lease_renew(struct lease *l, bool has_ttl, int64_t ttl, struct proto_error *err)
 	return 0;
 }
 
+static bool hold_missing(struct lease *);
+static void set_lost(struct lease *, bool);
+
 void
 lease_claim(struct lease *l)
 {
@@ -369,6 +380,9 @@ lease_claim(struct lease *l)
 	l->held = false;
 	counters.claimed++;
 	service_unstore(l->id);
+	/* A lost lease claimed needs only its markers now. */
+	if (l->lost && hold_missing(l))
+		set_lost(l, false);
 	if (journal_put(l) == -1)
 		log_warnx("lease %s: claim not recorded in the journal", l->id);
 }
@@ -405,6 +419,8 @@ lease_end(struct lease *l, const char *reason)
 		nports_held -= l->nports;
 		if (l->held)
 			nsocks_held -= l->nsocks;
+		if (l->lost)
+			nlost--;
 		if ((a = acct_get(l->uid, false)) != NULL)
 			a->ports -= l->nports;
 		if (reason != NULL && strcmp(reason, "released") == 0)
@@ -423,6 +439,8 @@ lease_end(struct lease *l, const char *reason)
 	}
 	if (l->timer != NULL)
 		event_free(l->timer);
+	if (l->retry != NULL)
+		event_free(l->retry);
 	proc_unref(l->proc);
 	if (l->held)
 		alloc_close_sockets(l->socks, l->nsocks);
@@ -503,23 +521,45 @@ lease_owner_start(const struct lease *l)
 	return l->start;
 }
 
-/* Hold the ports of a restored lease again; false if one could not be. */
+/* Whether l has a socket for port and proto. */
 static bool
-rehold(struct lease *l, const struct proto_lease *v)
+has_socket(const struct lease *l, uint16_t port, enum proto_proto proto)
 {
+	for (int i = 0; i < l->nsocks; i++)
+		if (l->socks[i].port == port && l->socks[i].proto == proto)
+			return true;
+	return false;
+}
+
+/*
+ * Hold what a restored lease lacks: the host-wide markers of its ports
+ * and, unless it is claimed, its sockets (from the service manager's
+ * store first, else bound again). A port whose marker another portd has
+ * is left alone: that portd leased it while we were down. Returns true
+ * when nothing is missing; else the first reason is in l->lost_reason.
+ */
+static bool
+hold_missing(struct lease *l)
+{
+	static const enum proto_proto order[] = {PROTO_TCP, PROTO_UDP};
 	struct proto_error err;
-	enum proto_proto order[] = {PROTO_TCP, PROTO_UDP};
-	int max = l->nports * 2;
 	bool ok = true;
 
-	if ((l->socks = calloc((size_t)max, sizeof(*l->socks))) == NULL)
-		return false;
+	l->lost_reason[0] = '\0';
+	if (alloc_mark_host(l->ports, l->nports, l->proto, &err) == -1) {
+		snprintf(
+		    l->lost_reason, sizeof(l->lost_reason), "%s", err.message);
+		ok = false;
+	}
+	if (!l->held)
+		return ok;
 	for (int i = 0; i < l->nports; i++) {
 		for (int k = 0; k < 2; k++) {
 			struct held_socket *s = &l->socks[l->nsocks];
 			int fd, n = 0;
 
-			if (!(v->proto & order[k]))
+			if (!(l->proto & order[k]) ||
+			    has_socket(l, l->ports[i], order[k]))
 				continue;
 			fd = service_take_stored(
 			    l->id, l->ports[i], order[k], l->family);
@@ -531,12 +571,16 @@ rehold(struct lease *l, const struct proto_lease *v)
 				l->nsocks++;
 				continue;
 			}
+			if (!alloc_marked(l->ports[i], order[k])) {
+				ok = false;
+				continue;
+			}
 			if (alloc_bind_port(l->ports[i], order[k], l->family,
 			        l->hold, s, &n, &err) != 0) {
-				log_warnx(
-				    "lease %s: cannot hold port %u again: "
-				    "%s",
-				    l->id, l->ports[i], err.message);
+				if (l->lost_reason[0] == '\0')
+					snprintf(l->lost_reason,
+					    sizeof(l->lost_reason), "%s",
+					    err.message);
 				ok = false;
 				continue;
 			}
@@ -544,6 +588,84 @@ rehold(struct lease *l, const struct proto_lease *v)
 		}
 	}
 	return ok;
+}
+
+static void
+set_lost(struct lease *l, bool lost)
+{
+	if (l->lost != lost)
+		nlost += lost ? 1 : -1;
+	l->lost = lost;
+	if (!lost) {
+		l->retry_ms = 0;
+		if (l->retry != NULL)
+			evtimer_del(l->retry);
+	}
+	service_status_changed();
+}
+
+static void retry_cb(evutil_socket_t, short, void *);
+
+/* Try a lost lease again later, backing off to LEASE_RETRY_MAX_MS. */
+static void
+schedule_retry(struct lease *l)
+{
+	struct timeval tv;
+
+	l->retry_ms = l->retry_ms == 0 ? LEASE_RETRY_MIN_MS : l->retry_ms * 2;
+	if (l->retry_ms > LEASE_RETRY_MAX_MS)
+		l->retry_ms = LEASE_RETRY_MAX_MS;
+	if (l->retry == NULL &&
+	    (l->retry = evtimer_new(portd_base, retry_cb, l)) == NULL) {
+		log_warnx("lease %s: cannot arm the retry timer", l->id);
+		return;
+	}
+	tv.tv_sec = l->retry_ms / 1000;
+	tv.tv_usec = (l->retry_ms % 1000) * 1000;
+	evtimer_add(l->retry, &tv);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lease *l = arg;
+	int before = l->nsocks;
+	bool ok;
+
+	(void)fd;
+	(void)what;
+	ok = hold_missing(l);
+	if (l->held && l->nsocks != before) {
+		nsocks_held += l->nsocks - before;
+		/* Store the set afresh: it has new binds. */
+		service_unstore(l->id);
+		service_store(l->id, l->socks, l->nsocks);
+	}
+	if (ok) {
+		log_info("lease %s: holds its ports again", l->id);
+		set_lost(l, false);
+		return;
+	}
+	log_debug("lease %s: still not held: %s", l->id, l->lost_reason);
+	schedule_retry(l);
+}
+
+bool
+lease_held(const struct lease *l)
+{
+	return l->held && !l->lost;
+}
+
+const char *
+lease_lost_reason(const struct lease *l)
+{
+	return l->lost ? l->lost_reason : NULL;
+}
+
+int
+lease_lost_count(void)
+{
+	return nlost;
 }
 
 int
@@ -554,6 +676,7 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 	struct lease *l;
 	struct proc *proc = NULL;
 	int64_t now = portd_clock();
+	bool complete;
 
 	if (v->nports == 0 || lease_find(v->id) != NULL)
 		return -1;
@@ -605,13 +728,24 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 		return -1;
 	}
 	l->held = v->held;
-	if (l->held && !rehold(l, v))
-		log_warnx("lease %s: some ports are held by others now", l->id);
+	if (l->held && (l->socks = calloc((size_t)l->nports * 2,
+	                    sizeof(*l->socks))) == NULL) {
+		lease_end(l, NULL);
+		return -1;
+	}
+	complete = hold_missing(l);
 	if (l->expires >= 0 && arm_until_expiry(l) == -1) {
 		lease_end(l, NULL);
 		return -1;
 	}
 	link_lease(l, acct);
+	if (!complete) {
+		/* Not held: say so, and keep trying (docs/reliability.md). */
+		log_warnx("lease %s: cannot hold port %u again: %s; retrying",
+		    l->id, l->ports[0], l->lost_reason);
+		set_lost(l, true);
+		schedule_retry(l);
+	}
 	if (l->held) {
 		/* Store the set afresh: some sockets may be new binds. */
 		service_unstore(l->id);

@@ -245,6 +245,8 @@ op_status(struct ctx *x, struct proto_error *err)
 	add(x->reply, "leases", json_object_new_int(lease_count()));
 	add(x->reply, "ports", json_object_new_int(lease_ports_held()));
 	add(x->reply, "sockets", json_object_new_int(lease_sockets_held()));
+	/* Restored leases portd cannot hold yet (retried with backoff). */
+	add(x->reply, "unheld", json_object_new_int(lease_lost_count()));
 	add(x->reply, "connections", json_object_new_int(conn_count()));
 	add(pool, "lo", json_object_new_int(alloc_pool_lo()));
 	add(pool, "hi", json_object_new_int(alloc_pool_hi()));

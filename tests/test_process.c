@@ -157,9 +157,9 @@ START_TEST(one_pidfd_per_process)
 		ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
 		json_object_put(r);
 	}
-	/* 5 held sockets and 1 pidfd, not 5. */
+	/* 5 held sockets, their 5 host-wide markers, and 1 pidfd, not 5. */
 	ck_assert_int_eq(hb_pidfd_count(d.pid), 1);
-	ck_assert_int_eq(hb_fd_count(d.pid), fds0 + 5 + 1);
+	ck_assert_int_eq(hb_fd_count(d.pid), fds0 + 5 + 5 + 1);
 
 	/* A second process: a second pidfd, gone when it exits. */
 	ck_assert_int_eq(pipe(up), 0);
@@ -182,7 +182,7 @@ START_TEST(one_pidfd_per_process)
 	write_int(go[1], 1);
 	ck_assert_int_eq(waitpid(child, NULL, 0), child);
 	ck_assert_int_eq(
-	    hb_fd_count_wait(d.pid, fds0 + 5 + 1, 1000), fds0 + 5 + 1);
+	    hb_fd_count_wait(d.pid, fds0 + 10 + 1, 1000), fds0 + 10 + 1);
 	ck_assert_int_eq(hb_pidfd_count(d.pid), 1);
 	close(conn);
 	harness_stop(&d);
