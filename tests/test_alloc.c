@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -83,6 +86,107 @@ give_back(struct alloc_result *res)
 	alloc_close_sockets(res->socks, res->nsocks);
 	alloc_put(res->ports, res->nports);
 }
+
+/*
+ * What a second portd on the same pool does, in a forked child with a
+ * fresh allocator: 0 if it skips the pool port `skip` and refuses it by
+ * number, 1 + step otherwise.
+ */
+static int
+second_daemon(uint16_t lo, uint16_t hi, uint16_t skip, bool want_refused)
+{
+	struct alloc_request req = request(1, PROTO_TCP, PROTO_FAM_DUAL);
+	struct alloc_result res;
+	struct proto_error err = {0};
+	pid_t pid = fork();
+	int status;
+
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		alloc_init(lo, hi);
+		if (alloc_take(&req, &owner_b, &res, &err) != 0)
+			_exit(2);
+		if (want_refused && res.ports[0] == skip)
+			_exit(3);
+		alloc_put(res.ports, res.nports);
+		alloc_close_sockets(res.socks, res.nsocks);
+		req.port = skip;
+		if (alloc_take(&req, &owner_b, &res, &err) == 0)
+			_exit(want_refused ? 4 : 0);
+		if (!want_refused ||
+		    strstr(err.message, "another portd") == NULL)
+			_exit(5);
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/*
+ * Two portds on one pool: a claimed lease holds no socket, and the other
+ * daemon used to pick its port (its bind succeeded). The host-wide marker
+ * refuses it, and is given up with the lease.
+ */
+START_TEST(regression_claimed_port_given_by_two_daemons)
+{
+	struct alloc_result res;
+	uint16_t p;
+
+	setup_pool(LO + 100, LO + 109);
+	p = take_one(&owner_a, &res);
+	ck_assert(alloc_marked(p, PROTO_TCP));
+	ck_assert(!alloc_marked(p, PROTO_UDP));
+	/* Claimed: the sockets are closed, the lease (and marker) stay. */
+	alloc_close_sockets(res.socks, res.nsocks);
+	ck_assert_int_eq(
+	    unit_try_bind(AF_INET6, SOCK_STREAM, p, false, false), 0);
+	ck_assert_int_eq(second_daemon(LO + 100, LO + 109, p, true), 0);
+	/* The lease ends: the other daemon may have the port again. */
+	alloc_put(res.ports, res.nports);
+	ck_assert(!alloc_marked(p, PROTO_TCP));
+	ck_assert_int_eq(second_daemon(LO + 100, LO + 109, p, false), 0);
+}
+END_TEST
+
+/* Anybody may bind a marker's name (abstract names ignore permissions):
+ * that only makes portd skip the port, never hand it out twice. */
+START_TEST(squatted_marker_skipped)
+{
+	struct alloc_request req = request(1, PROTO_UDP, PROTO_FAM_DUAL);
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct alloc_result res;
+	struct proto_error err = {0};
+	socklen_t len;
+	int fd, n;
+
+	setup_pool(LO + 110, LO + 111);
+	n = alloc_marker_name(
+	    PROTO_UDP, LO + 110, sun.sun_path + 1, sizeof(sun.sun_path) - 1);
+	ck_assert_str_eq(sun.sun_path + 1, "portd/port/udp/28110");
+	len =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, len), 0);
+	take(&req, &owner_a, &res);
+	ck_assert_int_eq(res.ports[0], LO + 111);
+	give_back(&res);
+	/* TCP port 28110 has no squatter. */
+	req = request(1, PROTO_TCP, PROTO_FAM_DUAL);
+	req.port = LO + 110;
+	take(&req, &owner_a, &res);
+	give_back(&res);
+	req = request(1, PROTO_BOTH, PROTO_FAM_DUAL);
+	req.port = LO + 110;
+	ck_assert_int_eq(alloc_take(&req, &owner_a, &res, &err), -1);
+	ck_assert_int_eq(err.code, PROTO_E_PORT_UNAVAILABLE);
+	ck_assert_msg(
+	    strstr(err.message, "another portd") != NULL, "%s", err.message);
+	/* Nothing of the failed take stays marked. */
+	ck_assert(!alloc_marked(LO + 110, PROTO_TCP));
+	close(fd);
+}
+END_TEST
 
 START_TEST(pool_ports_distinct)
 {
@@ -652,6 +756,8 @@ main(void)
 	tcase_add_test(tc, pick_cost_with_full_pool);
 	tcase_add_test(tc, regression_pool_stale_queue);
 	tcase_add_test(tc, set_pool_keeps_leases);
+	tcase_add_test(tc, regression_claimed_port_given_by_two_daemons);
+	tcase_add_test(tc, squatted_marker_skipped);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("holds");
