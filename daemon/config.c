@@ -1,4 +1,5 @@
 /* portd configuration: defaults, one table of keys, and the config file. */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -30,6 +31,8 @@ enum key_type {
 	KEY_MODE,     /* socket_mode */
 	KEY_ADDRESS,  /* portserver */
 	KEY_LOGLEVEL, /* log_level */
+	KEY_METRICS,  /* metrics */
+	KEY_BOOL,     /* bool */
 };
 
 struct key {
@@ -60,6 +63,8 @@ static const struct key keys[] = {
     {"socket-mode", KEY_MODE, 0, 0, 0},
     {"portserver-address", KEY_ADDRESS, 0, 0, 0},
     {"log-level", KEY_LOGLEVEL, 0, 0, 0},
+    {"metrics-address", KEY_METRICS, 0, 0, 0},
+    {"metrics-allow-remote", KEY_BOOL, F(metrics_remote), 0, 0},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -333,13 +338,122 @@ set_address(struct config *cfg, const char *v, char *why, size_t len)
 	return 0;
 }
 
+int
+config_parse_hostport(const char *s, char *ret_host, size_t hostlen,
+    uint16_t *ret_port, bool *ret_loopback, char *why, size_t whylen)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *colon, *port = s, *end;
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t hlen = 0;
+	int64_t n;
+
+	snprintf(host, sizeof(host), "127.0.0.1");
+	if (s[0] == '[') {
+		if ((end = strchr(s, ']')) == NULL || end[1] != ':') {
+			snprintf(why, whylen,
+			    "'%.64s' is not [IPv6]:PORT (like [::1]:9464)", s);
+			return -1;
+		}
+		hlen = (size_t)(end - s - 1);
+		port = end + 2;
+		if (hlen >= sizeof(host))
+			goto badhost;
+		memcpy(host, s + 1, hlen);
+		host[hlen] = '\0';
+		if (inet_pton(AF_INET6, host, &a6) != 1)
+			goto badhost;
+		*ret_loopback =
+		    IN6_IS_ADDR_LOOPBACK(&a6) ||
+		    (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	} else if ((colon = strrchr(s, ':')) != NULL) {
+		hlen = (size_t)(colon - s);
+		port = colon + 1;
+		if (hlen >= sizeof(host) || memchr(s, ':', hlen) != NULL)
+			goto badhost;
+		memcpy(host, s, hlen);
+		host[hlen] = '\0';
+		/* No name lookups: a name could resolve elsewhere later. */
+		if (strcmp(host, "localhost") == 0)
+			snprintf(host, sizeof(host), "127.0.0.1");
+		if (inet_pton(AF_INET, host, &a4) != 1)
+			goto badhost;
+		*ret_loopback = (ntohl(a4.s_addr) >> 24) == 127;
+	} else
+		*ret_loopback = true;
+	if (parse_digits(port, &n, &end) == -1 || *end != '\0' || n > 65535) {
+		snprintf(why, whylen,
+		    "'%.64s' has no port 0..65535 (like 9464, "
+		    "127.0.0.1:9464 or [::1]:9464)",
+		    s);
+		return -1;
+	}
+	if (strlen(host) >= hostlen)
+		goto badhost;
+	strcpy(ret_host, host);
+	*ret_port = (uint16_t)n;
+	return 0;
+badhost:
+	snprintf(why, whylen,
+	    "'%.64s' has no numeric IPv4 or [IPv6] address, nor localhost "
+	    "(like 9464, 127.0.0.1:9464 or [::1]:9464)",
+	    s);
+	return -1;
+}
+
+static int
+set_metrics(struct config *cfg, const char *v, char *why, size_t len)
+{
+	char host[INET6_ADDRSTRLEN + 1];
+	uint16_t port;
+	bool lo;
+
+	/* "" switches the metrics endpoint off. */
+	if (*v != '\0' && config_parse_hostport(v, host, sizeof(host), &port,
+	                      &lo, why, len) == -1)
+		return -1;
+	if (strlen(v) >= sizeof(cfg->metrics)) {
+		snprintf(why, len, "longer than %zu bytes",
+		    sizeof(cfg->metrics) - 1);
+		return -1;
+	}
+	strcpy(cfg->metrics, v);
+	return 0;
+}
+
+static int
+set_bool(struct config *cfg, const struct key *k, const char *v, char *why,
+    size_t len)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+	bool *b = (bool *)(void *)((char *)cfg + k->off);
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcmp(v, yes[i]) == 0) {
+			*b = true;
+			return 0;
+		}
+		if (strcmp(v, no[i]) == 0) {
+			*b = false;
+			return 0;
+		}
+	}
+	snprintf(why, len,
+	    "'%.64s' is not one of yes, no (or true, false, "
+	    "on, off, 1, 0)",
+	    v);
+	return -1;
+}
+
 static int
 set_key(struct config *cfg, const struct key *k, const char *v, char *why,
     size_t len)
 {
 	int level, strategy;
 
-	if (*v == '\0' && k->type != KEY_ADDRESS) {
+	if (*v == '\0' && k->type != KEY_ADDRESS && k->type != KEY_METRICS) {
 		snprintf(why, len, "empty value");
 		return -1;
 	}
@@ -373,6 +487,10 @@ set_key(struct config *cfg, const struct key *k, const char *v, char *why,
 		return set_mode(cfg, v, why, len);
 	case KEY_ADDRESS:
 		return set_address(cfg, v, why, len);
+	case KEY_METRICS:
+		return set_metrics(cfg, v, why, len);
+	case KEY_BOOL:
+		return set_bool(cfg, k, v, why, len);
 	case KEY_LOGLEVEL:
 		level = log_level_parse(v);
 		if (level < LOG_ERR || level > LOG_DEBUG) {
@@ -418,6 +536,34 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
 	if (k->off == F(default_ttl) && k->type == KEY_SECONDS)
 		tmp.default_ttl_set = true;
 	*cfg = tmp;
+	return 0;
+}
+
+int
+config_check_metrics(const struct config *cfg, char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 1], why[256];
+	uint16_t port;
+	bool lo;
+
+	if (cfg->metrics[0] != '\0') {
+		if (config_parse_hostport(cfg->metrics, host, sizeof(host),
+		        &port, &lo, why, sizeof(why)) == -1) {
+			snprintf(err, errlen, "key 'metrics-address': %s", why);
+			return -1;
+		}
+		/* Metrics tell who leases what: not for the network unless
+		 * the operator says so. */
+		if (!lo && !cfg->metrics_remote) {
+			snprintf(err, errlen,
+			    "key 'metrics-address': %s is not a loopback "
+			    "address; set metrics-allow-remote = yes "
+			    "(--metrics-allow-remote) to serve metrics "
+			    "beyond this host",
+			    host);
+			return -1;
+		}
+	}
 	return 0;
 }
 
@@ -614,4 +760,7 @@ config_write(const struct config *cfg, FILE *f)
 	fprintf(f, "log-level = %s\n",
 	    cfg->log_level >= 0 && cfg->log_level <= 7 ? levels[cfg->log_level]
 	                                               : "info");
+	fprintf(f, "metrics-address = %s\n", cfg->metrics);
+	fprintf(f, "metrics-allow-remote = %s\n",
+	    cfg->metrics_remote ? "yes" : "no");
 }

@@ -13,12 +13,15 @@
 #include "proto.h"
 
 #define CONFIG_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
+#define CONFIG_ADDR_MAX 64 /* "[IPv6]:port" and then some */
 
 struct config {
 	bool system;                       /* --system: /run/portd */
 	char socket_path[CONFIG_PATH_MAX]; /* "" = the mode's default */
 	char config_file[PATH_MAX];        /* "" = the mode's default */
 	char portserver[CONFIG_PATH_MAX];  /* "" = off; "@name" abstract */
+	char metrics[CONFIG_ADDR_MAX];     /* "" = off; HOST:PORT (HTTP) */
+	bool metrics_remote;               /* a non-loopback metrics host */
 	int log_level;                     /* LOG_ERR..LOG_DEBUG */
 
 	uint16_t pool_lo, pool_hi;    /* inclusive */
@@ -69,11 +72,27 @@ int config_set(struct config *cfg, const char *key, const char *value,
 int config_check(struct config *cfg, char *err, size_t errlen);
 
 /*
+ * The last check, on the whole configuration (file and flags): a
+ * metrics-address beyond loopback needs metrics-allow-remote. Returns 0,
+ * or -1 with a message naming the key.
+ */
+int config_check_metrics(const struct config *cfg, char *err, size_t errlen);
+
+/*
  * Parse a duration: digits, then an optional unit ms, s, m, h or d; a
  * bare number counts in unit_ms. Stores milliseconds; -1 on bad syntax
  * or overflow.
  */
 int config_parse_duration(const char *s, int64_t unit_ms, int64_t *ret_ms);
+
+/*
+ * Parse a metrics address: "PORT" (loopback), "HOST:PORT" or "[V6]:PORT",
+ * HOST a numeric address or "localhost", PORT 0..65535 (0: any free one).
+ * Stores the numeric host and the port; *ret_loopback tells whether the
+ * host is a loopback address. -1 with the reason in why on bad syntax.
+ */
+int config_parse_hostport(const char *s, char *ret_host, size_t hostlen,
+    uint16_t *ret_port, bool *ret_loopback, char *why, size_t whylen);
 
 /* Parse a byte count: digits, then an optional K or M (1024-based). */
 int config_parse_bytes(const char *s, uint64_t *ret_bytes);

@@ -165,6 +165,12 @@ bool journal_enabled(void);
 int journal_put(const struct lease *);
 int journal_del(const char *id);
 int journal_compact(void);
+struct journal_stats {
+	int64_t bytes;        /* size of the file now; -1 without a journal */
+	uint64_t compactions; /* rewrites since start */
+};
+void journal_stats(struct journal_stats *ret);
+const char *journal_path(void);
 
 /* service.c: socket activation, sd_notify, the fd store. */
 int service_init(void);
@@ -211,6 +217,19 @@ void proc_unref(struct proc *);
 pid_t proc_pid(const struct proc *);
 uint64_t proc_start(const struct proc *);
 int proc_count(void);
+/* The monotonic clock in seconds, for durations. */
+double proc_monotonic(void);
+/* Process exits that ended leases, and how long ending them took. */
+#define PROC_RECLAIM_BUCKETS 10
+extern const double proc_reclaim_bounds[PROC_RECLAIM_BUCKETS]; /* s */
+struct proc_stats {
+	uint64_t reclaims;                    /* exits that ended leases */
+	uint64_t count[PROC_RECLAIM_BUCKETS]; /* took <= bound i (not above
+	                                         bound i-1) */
+	uint64_t over;                        /* took more than the last */
+	double sum;                           /* seconds, all reclaims */
+};
+const struct proc_stats *proc_stats(void);
 /* Start time and real uid of a live pid; -1 if it is gone. */
 int proc_identity(pid_t pid, uint64_t *ret_start, uid_t *ret_uid);
 uint64_t proc_now_ticks(void);
@@ -233,9 +252,23 @@ int portserver_open(const char *addr);
 void portserver_close(void);
 uint64_t portserver_served(void);
 
+/* metrics.c: the Prometheus text, over HTTP (evhttp) and the API. */
+/* Serve /metrics on addr ("PORT", "HOST:PORT", "[V6]:PORT"). */
+int metrics_open(const char *addr);
+void metrics_close(void);
+/* The address the endpoint listens on ("127.0.0.1:9464"), or NULL. */
+const char *metrics_bound(void);
+/* How long the start's restore from the journal took (main.c says). */
+extern double metrics_restore_seconds;
+/* The metrics text, NUL-terminated; the caller frees it. */
+char *metrics_text(size_t *ret_len);
+
 /* request.c: the op table and handlers. */
 struct request_counters {
 	uint64_t requests, errors;
+	/* By op; [PROTO_OP__MAX] counts lines that named no known op. */
+	uint64_t by_op[PROTO_OP__MAX + 1];
+	uint64_t errors_by[PROTO_OP__MAX + 1][PROTO_E__MAX];
 };
 /* Handle one request line from conn: parse, dispatch, reply. */
 void request_handle(struct conn *, const char *line, size_t len);

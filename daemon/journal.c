@@ -30,6 +30,7 @@ static int jfd = -1;
 static char jpath[PATH_MAX];
 static long nrecords; /* lines in the file since the last rewrite */
 static bool jbroken;  /* a write failed; say it once */
+static uint64_t ncompactions;
 
 bool
 journal_enabled(void)
@@ -163,7 +164,24 @@ journal_compact(void)
 	close(jfd);
 	jfd = fd;
 	nrecords = lease_count();
+	ncompactions++;
 	return 0;
+}
+
+const char *
+journal_path(void)
+{
+	return jpath;
+}
+
+void
+journal_stats(struct journal_stats *ret)
+{
+	struct stat st;
+
+	ret->bytes =
+	    jfd != -1 && fstat(jfd, &st) == 0 ? (int64_t)st.st_size : -1;
+	ret->compactions = ncompactions;
 }
 
 /* Apply one line to the map of live records; -1 if it is not valid, -2

@@ -44,6 +44,8 @@ static const struct option longopts[] = {
     {"max-fd-replies", required_argument, NULL, 0},
     {"socket-mode", required_argument, NULL, 0},
     {"portserver-address", required_argument, NULL, 0},
+    {"metrics-address", required_argument, NULL, 0},
+    {"metrics-allow-remote", no_argument, NULL, 'R'},
     {NULL, 0, NULL, 0},
 };
 
@@ -92,6 +94,12 @@ usage(FILE *f)
 	    "      --portserver-address ADDR  also serve portpicker's "
 	    "portserver\n"
 	    "                           protocol on ADDR (@name: abstract)\n"
+	    "      --metrics-address ADDR  serve Prometheus metrics over HTTP "
+	    "on\n"
+	    "                           ADDR: PORT (loopback), HOST:PORT or "
+	    "[V6]:PORT\n"
+	    "      --metrics-allow-remote  let metrics-address be beyond "
+	    "loopback\n"
 	    "  -h, --help               this text\n"
 	    "  -V, --version            the version\n"
 	    "\n"
@@ -223,7 +231,8 @@ build_config(struct config *out, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	if (config_check(&cfg, err, errlen) == -1)
+	if (config_check(&cfg, err, errlen) == -1 ||
+	    config_check_metrics(&cfg, err, errlen) == -1)
 		return -1;
 	*out = cfg;
 	return 0;
@@ -246,9 +255,11 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (strcmp(cfg.portserver, portd_cfg.portserver) != 0 ||
+	    strcmp(cfg.metrics, portd_cfg.metrics) != 0 ||
+	    cfg.metrics_remote != portd_cfg.metrics_remote ||
 	    cfg.socket_mode != portd_cfg.socket_mode)
-		log_warnx("reload: the socket mode and the portserver "
-		          "address change at the next start");
+		log_warnx("reload: the socket mode and the portserver and "
+		          "metrics addresses change at the next start");
 	if (cfg.pool_lo != portd_cfg.pool_lo ||
 	    cfg.pool_hi != portd_cfg.pool_hi) {
 		if (alloc_set_pool(cfg.pool_lo, cfg.pool_hi) == -1) {
@@ -260,6 +271,8 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	/* Kept from the start: paths and the mode. */
 	memcpy(cfg.socket_path, portd_cfg.socket_path, sizeof(cfg.socket_path));
 	memcpy(cfg.portserver, portd_cfg.portserver, sizeof(cfg.portserver));
+	memcpy(cfg.metrics, portd_cfg.metrics, sizeof(cfg.metrics));
+	cfg.metrics_remote = portd_cfg.metrics_remote;
 	cfg.socket_mode = portd_cfg.socket_mode;
 	portd_cfg = cfg;
 	log_setlevel(portd_cfg.log_level);
@@ -278,7 +291,8 @@ main(int argc, char *argv[])
 	const char *flag_keys[64], *flag_vals[64];
 	bool explicit_socket = false, check_only = false;
 	bool explicit_config = false, system_mode = false;
-	int nflags = 0, ch, idx;
+	int nflags = 0, ch, idx, rc;
+	double restore_started;
 
 	log_init(LOG_INFO);
 	config_defaults(&flags_cfg);
@@ -322,6 +336,10 @@ main(int argc, char *argv[])
 		case 'l':
 			flag_keys[nflags] = "log-level";
 			flag_vals[nflags++] = optarg;
+			break;
+		case 'R':
+			flag_keys[nflags] = "metrics-allow-remote";
+			flag_vals[nflags++] = "yes";
 			break;
 		case 'h':
 			usage(stdout);
@@ -380,6 +398,9 @@ main(int argc, char *argv[])
 	    portserver_open(portd_cfg.portserver) == -1)
 		fatalx("cannot serve the portserver protocol on %s",
 		    portd_cfg.portserver);
+	if (portd_cfg.metrics[0] != '\0' &&
+	    metrics_open(portd_cfg.metrics) == -1)
+		fatalx("cannot serve metrics on %s", portd_cfg.metrics);
 	if (service_api_fd() != -1) {
 		if (listener_adopt(service_api_fd(), portd_cfg.socket_path) ==
 		    -1)
@@ -390,7 +411,10 @@ main(int argc, char *argv[])
 	/* State lives beside the socket: two daemons never share it. */
 	snprintf(journal_path, sizeof(journal_path), "%s.journal",
 	    portd_cfg.socket_path);
-	if (journal_open(journal_path) == -1) {
+	restore_started = proc_monotonic();
+	rc = journal_open(journal_path);
+	metrics_restore_seconds = proc_monotonic() - restore_started;
+	if (rc == -1) {
 		/* Without the journal the stored sockets match no lease and
 		 * would be let go: their ports would be free for anyone.
 		 * Failing keeps them in the service manager's store. */
@@ -423,6 +447,7 @@ main(int argc, char *argv[])
 	lease_shutdown();
 	conn_close_all();
 	portserver_close();
+	metrics_close();
 	journal_close();
 	listener_close();
 	/* Run the deferred frees of closed connections. */

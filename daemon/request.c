@@ -28,6 +28,8 @@ static int op_claim(struct ctx *, struct proto_error *);
 static int op_release(struct ctx *, struct proto_error *);
 static int op_list(struct ctx *, struct proto_error *);
 static int op_status(struct ctx *, struct proto_error *);
+static int op_metrics(struct ctx *, struct proto_error *);
+static int op_stop(struct ctx *, struct proto_error *);
 
 static const struct {
 	enum proto_op op;
@@ -40,9 +42,13 @@ static const struct {
     {PROTO_OP_RELEASE, op_release},
     {PROTO_OP_LIST, op_list},
     {PROTO_OP_STATUS, op_status},
+    {PROTO_OP_METRICS, op_metrics},
+    {PROTO_OP_STOP, op_stop},
 };
 
 static struct request_counters counters;
+/* A stop was acknowledged: shut down once its reply is queued. */
+static char stop_reason[64];
 
 const struct request_counters *
 request_counters(void)
@@ -230,6 +236,8 @@ op_list(struct ctx *x, struct proto_error *err)
 	return 0;
 }
 
+static json_object *config_json(void);
+
 static int
 op_status(struct ctx *x, struct proto_error *err)
 {
@@ -270,6 +278,93 @@ op_status(struct ctx *x, struct proto_error *err)
 	add(cnt, "claims", json_object_new_int64((int64_t)lc->claimed));
 	add(cnt, "renewals", json_object_new_int64((int64_t)lc->renewed));
 	add(x->reply, "counters", cnt);
+	add(x->reply, "config", config_json());
+	return 0;
+}
+
+static json_object *
+str_or_null(const char *s)
+{
+	return s[0] == '\0' ? NULL : json_object_new_string(s);
+}
+
+/* The effective configuration, by config file key; durations in seconds. */
+static json_object *
+config_json(void)
+{
+	static const char *const levels[] = {"emerg", "alert", "crit", "err",
+	    "warning", "notice", "info", "debug"};
+	const struct config *c = &portd_cfg;
+	json_object *o = json_object_new_object();
+	char buf[32];
+
+	add(o, "mode", json_object_new_string(c->system ? "system" : "user"));
+	add(o, "socket", json_object_new_string(c->socket_path));
+	add(o, "config-file", str_or_null(c->config_file));
+	add(o, "journal",
+	    journal_enabled() ? json_object_new_string(journal_path()) : NULL);
+	snprintf(buf, sizeof(buf), "%u-%u", alloc_pool_lo(), alloc_pool_hi());
+	add(o, "pool", json_object_new_string(buf));
+	add(o, "strategy",
+	    json_object_new_string(c->strategy == PROTO_STRATEGY_EPHEMERAL
+	                               ? "ephemeral"
+	                               : "pool"));
+	add(o, "quota", json_object_new_int(c->quota));
+	add(o, "max-leases", json_object_new_int(c->max_leases));
+	add(o, "default-ttl", json_object_new_int64(c->default_ttl));
+	add(o, "max-ttl", json_object_new_int64(c->max_ttl));
+	add(o, "max-connections", json_object_new_int(c->max_conns));
+	add(o, "max-connections-per-uid",
+	    json_object_new_int(c->max_conns_per_uid));
+	add(o, "request-timeout",
+	    json_object_new_double(c->request_timeout_ms / 1000.0));
+	add(o, "max-output", json_object_new_int64((int64_t)c->max_output));
+	add(o, "max-fd-replies", json_object_new_int(c->max_fd_replies));
+	snprintf(buf, sizeof(buf), "%04o", (unsigned)c->socket_mode);
+	add(o, "socket-mode", json_object_new_string(buf));
+	add(o, "portserver-address", str_or_null(c->portserver));
+	add(o, "metrics-address",
+	    metrics_bound() ? json_object_new_string(metrics_bound()) : NULL);
+	add(o, "metrics-allow-remote",
+	    json_object_new_boolean(c->metrics_remote));
+	add(o, "log-level",
+	    json_object_new_string(c->log_level >= 0 && c->log_level <= 7
+	                               ? levels[c->log_level]
+	                               : "info"));
+	return o;
+}
+
+static int
+op_metrics(struct ctx *x, struct proto_error *err)
+{
+	size_t len;
+	char *text;
+
+	if ((text = metrics_text(&len)) == NULL)
+		return proto_error_set(
+		    err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
+	add(x->reply, "text", json_object_new_string_len(text, (int)len));
+	free(text);
+	return 0;
+}
+
+static int
+op_stop(struct ctx *x, struct proto_error *err)
+{
+	uid_t uid = conn_uid(x->conn);
+
+	/* The socket may be open to everyone (system mode): stopping is for
+	 * the daemon's own user and root. */
+	if (uid != 0 && uid != geteuid())
+		return proto_error_set(err, PROTO_E_FORBIDDEN,
+		    "only root or uid %u may stop this portd",
+		    (unsigned)geteuid());
+	add(x->reply, "stopping", json_object_new_boolean(true));
+	add(x->reply, "pid", json_object_new_int(getpid()));
+	add(x->reply, "leases", json_object_new_int(lease_count()));
+	add(x->reply, "journal", json_object_new_boolean(journal_enabled()));
+	snprintf(stop_reason, sizeof(stop_reason), "stop requested by uid %u",
+	    (unsigned)uid);
 	return 0;
 }
 
@@ -280,6 +375,7 @@ request_handle(struct conn *c, const char *line, size_t len)
 	struct proto_error err;
 	struct ctx x = {.conn = c, .req = &req};
 	json_object *reply;
+	enum proto_op op;
 	int rc = -1;
 
 	counters.requests++;
@@ -292,10 +388,14 @@ request_handle(struct conn *c, const char *line, size_t len)
 			if (ops[i].op == req.op)
 				rc = ops[i].fn(&x, &err);
 	}
+	op = req.op <= PROTO_OP__MAX ? req.op : PROTO_OP__MAX;
+	counters.by_op[op]++;
 	if (rc == 0)
 		reply = x.reply;
 	else {
 		counters.errors++;
+		if (err.code > PROTO_E_NONE && err.code < PROTO_E__MAX)
+			counters.errors_by[op][err.code]++;
 		log_debug("uid %u: %s: %s", (unsigned)conn_uid(c),
 		    proto_errcode_to_string(err.code), err.message);
 		json_object_put(x.reply);
@@ -312,4 +412,6 @@ request_handle(struct conn *c, const char *line, size_t len)
 		conn_close(c, "cannot queue a reply");
 	json_object_put(reply);
 	proto_request_clear(&req);
+	if (stop_reason[0] != '\0')
+		portd_shutdown(stop_reason);
 }

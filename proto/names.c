@@ -32,6 +32,8 @@ static const char *const op_table[PROTO_OP__MAX] = {
     [PROTO_OP_RELEASE] = "release",
     [PROTO_OP_LIST] = "list",
     [PROTO_OP_STATUS] = "status",
+    [PROTO_OP_METRICS] = "metrics",
+    [PROTO_OP_STOP] = "stop",
 };
 
 static const char *const proto_table[] = {

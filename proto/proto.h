@@ -55,6 +55,9 @@ enum proto_op {
 	PROTO_OP_RELEASE,
 	PROTO_OP_LIST,
 	PROTO_OP_STATUS,
+	PROTO_OP_METRICS, /* the Prometheus text, as the HTTP endpoint serves it
+	                   */
+	PROTO_OP_STOP,    /* stop the daemon (root or the daemon's own uid) */
 	PROTO_OP__MAX
 };
 
@@ -194,8 +197,9 @@ bool proto_lease_id_valid(const char *s, size_t len);
  * Parse and validate one request line (len bytes, no '\n'). On success
  * fills *ret and returns 0; the caller frees it with proto_request_clear().
  * On failure returns -1 with *err set; ret->id may still hold the request's
- * id (when the line got far enough to have one) so the error can echo it:
- * call proto_request_clear() on both paths.
+ * id (when the line got far enough to have one) so the error can echo it,
+ * and ret->op is the op it named, or PROTO_OP__MAX when it named none we
+ * know: call proto_request_clear() on both paths.
  */
 int proto_request_parse(const char *line, size_t len, struct proto_request *ret,
     struct proto_error *err);

@@ -19,6 +19,8 @@ static const char *const op_fields[PROTO_OP__MAX][16] = {
     [PROTO_OP_RELEASE] = {"lease", "port"},
     [PROTO_OP_LIST] = {"all"},
     [PROTO_OP_STATUS] = {NULL},
+    [PROTO_OP_METRICS] = {NULL},
+    [PROTO_OP_STOP] = {NULL},
 };
 
 /* Longest TTL the codec lets through; the daemon applies its own maximum. */
@@ -184,6 +186,7 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 	int op, rc = -1;
 
 	memset(r, 0, sizeof(*r));
+	r->op = PROTO_OP__MAX; /* until the line names a known op */
 	r->count = 1;
 	r->proto = PROTO_TCP;
 	err->code = PROTO_E_NONE;
@@ -283,6 +286,8 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 			goto out;
 		break;
 	case PROTO_OP_STATUS:
+	case PROTO_OP_METRICS:
+	case PROTO_OP_STOP:
 	case PROTO_OP__MAX:
 		break;
 	}

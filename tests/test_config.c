@@ -35,6 +35,8 @@ assert_same(const struct config *a, const struct config *b)
 	ck_assert_str_eq(a->socket_path, b->socket_path);
 	ck_assert_str_eq(a->config_file, b->config_file);
 	ck_assert_str_eq(a->portserver, b->portserver);
+	ck_assert_str_eq(a->metrics, b->metrics);
+	ck_assert_int_eq(a->metrics_remote, b->metrics_remote);
 	ck_assert_int_eq(a->log_level, b->log_level);
 	ck_assert_uint_eq(a->pool_lo, b->pool_lo);
 	ck_assert_uint_eq(a->pool_hi, b->pool_hi);
@@ -119,6 +121,8 @@ field(const struct config *cfg, const char *key)
 		return cfg->socket_mode;
 	if (strcmp(key, "log-level") == 0)
 		return cfg->log_level;
+	if (strcmp(key, "metrics-allow-remote") == 0)
+		return cfg->metrics_remote;
 	ck_abort_msg("no field for key %s", key);
 	return -1;
 }
@@ -184,6 +188,14 @@ static const struct valid {
     {"log-level", "debug", LOG_DEBUG},
     {"log-level", "3", LOG_ERR},
     {"log-level", "7", LOG_DEBUG},
+    {"metrics-allow-remote", "yes", 1},
+    {"metrics-allow-remote", "on", 1},
+    {"metrics-allow-remote", "true", 1},
+    {"metrics-allow-remote", "1", 1},
+    {"metrics-allow-remote", "no", 0},
+    {"metrics-allow-remote", "off", 0},
+    {"metrics-allow-remote", "false", 0},
+    {"metrics-allow-remote", "0", 0},
 };
 
 START_TEST(valid_value)
@@ -291,6 +303,25 @@ static const struct invalid {
     {"log-level", "2", NULL},
     {"log-level", "8", NULL},
     {"log-level", "loud", NULL},
+    {"metrics-address", "9464x",
+        "'9464x' has no port 0..65535 (like 9464, 127.0.0.1:9464 or "
+        "[::1]:9464)"},
+    {"metrics-address", "65536", NULL},
+    {"metrics-address", "127.0.0.1:", NULL},
+    {"metrics-address", "127.0.0.1:-1", NULL},
+    {"metrics-address", "example.com:9464",
+        "'example.com:9464' has no numeric IPv4 or [IPv6] address, nor "
+        "localhost (like 9464, 127.0.0.1:9464 or [::1]:9464)"},
+    {"metrics-address", "::1:9464", NULL},
+    {"metrics-address", "[::1]",
+        "'[::1]' is not [IPv6]:PORT (like "
+        "[::1]:9464)"},
+    {"metrics-address", "[::1]9464", NULL},
+    {"metrics-address", "[127.0.0.1]:9464", NULL},
+    {"metrics-address", "1.2.3.4.5:80", NULL},
+    {"metrics-allow-remote", "maybe",
+        "'maybe' is not one of yes, no (or true, false, on, off, 1, 0)"},
+    {"metrics-allow-remote", "YES", NULL},
 };
 
 START_TEST(invalid_value)
@@ -385,7 +416,9 @@ START_TEST(every_key)
 	                   "max-fd-replies = 8\n"
 	                   "socket-mode = 0666\n"
 	                   "portserver-address = @portserver\n"
-	                   "log-level = debug\n";
+	                   "log-level = debug\n"
+	                   "metrics-address = [::1]:9464\n"
+	                   "metrics-allow-remote = yes\n";
 
 	ck_assert_msg(load(text, &cfg, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_uint_eq(cfg.pool_lo, 30000);
@@ -403,6 +436,8 @@ START_TEST(every_key)
 	ck_assert_uint_eq(cfg.socket_mode, 0666);
 	ck_assert_str_eq(cfg.portserver, "@portserver");
 	ck_assert_int_eq(cfg.log_level, LOG_DEBUG);
+	ck_assert_str_eq(cfg.metrics, "[::1]:9464");
+	ck_assert(cfg.metrics_remote);
 	ck_assert(cfg.default_ttl_set);
 	/* What the file does not name keeps its value. */
 	ck_assert(!cfg.system);
@@ -702,7 +737,9 @@ START_TEST(write_round_trip)
 	                      "max-connections-per-uid = 7\n"
 	                      "request-timeout = 1234ms\nmax-output = 70000\n"
 	                      "max-fd-replies = 9\nsocket-mode = 0640\n"
-	                      "portserver-address = /x\nlog-level = err\n",
+	                      "portserver-address = /x\nlog-level = err\n"
+	                      "metrics-address = 0.0.0.0:1\n"
+	                      "metrics-allow-remote = on\n",
 	                     &cfg, err, sizeof(err)),
 	    0);
 	f = fopen(conf, "w");
@@ -713,6 +750,80 @@ START_TEST(write_round_trip)
 	ck_assert_msg(
 	    config_load(&back, conf, false, err, sizeof(err)) == 0, "%s", err);
 	assert_same(&back, &cfg);
+}
+END_TEST
+
+/* Loopback unless metrics-allow-remote says otherwise; the address
+ * forms and what counts as loopback. */
+START_TEST(metrics_remote_check)
+{
+	static const struct {
+		const char *addr;
+		bool loopback;
+		const char *host;
+		int port;
+	} cases[] = {
+	    {"9464", true, "127.0.0.1", 9464},
+	    {"0", true, "127.0.0.1", 0},
+	    {"localhost:80", true, "127.0.0.1", 80},
+	    {"127.0.0.1:9464", true, "127.0.0.1", 9464},
+	    {"127.255.0.9:1", true, "127.255.0.9", 1},
+	    {"[::1]:9464", true, "::1", 9464},
+	    {"[::ffff:127.0.0.1]:9", true, "::ffff:127.0.0.1", 9},
+	    {"0.0.0.0:9464", false, "0.0.0.0", 9464},
+	    {"10.1.2.3:9464", false, "10.1.2.3", 9464},
+	    {"128.0.0.1:9464", false, "128.0.0.1", 9464},
+	    {"[::]:9464", false, "::", 9464},
+	    {"[::2]:65535", false, "::2", 65535},
+	    {"[::ffff:10.0.0.1]:9", false, "::ffff:10.0.0.1", 9},
+	};
+	struct config cfg;
+	char err[512], want[512], host[64];
+	uint16_t port;
+	bool lo;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(
+		    config_parse_hostport(cases[i].addr, host, sizeof(host),
+		        &port, &lo, err, sizeof(err)),
+		    0);
+		ck_assert_str_eq(host, cases[i].host);
+		ck_assert_int_eq(port, cases[i].port);
+		ck_assert_msg(lo == cases[i].loopback, "%s", cases[i].addr);
+
+		config_defaults(&cfg);
+		ck_assert_int_eq(config_set(&cfg, "metrics-address",
+		                     cases[i].addr, err, sizeof(err)),
+		    0);
+		if (cases[i].loopback) {
+			ck_assert_int_eq(
+			    config_check_metrics(&cfg, err, sizeof(err)), 0);
+			continue;
+		}
+		ck_assert_int_eq(
+		    config_check_metrics(&cfg, err, sizeof(err)), -1);
+		snprintf(want, sizeof(want),
+		    "key 'metrics-address': %s is not a loopback address; "
+		    "set metrics-allow-remote = yes (--metrics-allow-remote) "
+		    "to serve metrics beyond this host",
+		    cases[i].host);
+		ck_assert_str_eq(err, want);
+		ck_assert_int_eq(config_set(&cfg, "metrics-allow-remote", "yes",
+		                     err, sizeof(err)),
+		    0);
+		ck_assert_int_eq(
+		    config_check_metrics(&cfg, err, sizeof(err)), 0);
+	}
+	/* Empty switches it off, and off needs no check. */
+	ck_assert_int_eq(
+	    config_set(&cfg, "metrics-address", "", err, sizeof(err)), 0);
+	ck_assert_str_eq(cfg.metrics, "");
+	cfg.metrics_remote = false;
+	ck_assert_int_eq(config_check_metrics(&cfg, err, sizeof(err)), 0);
+	/* Off by default. */
+	config_defaults(&cfg);
+	ck_assert_str_eq(cfg.metrics, "");
+	ck_assert(!cfg.metrics_remote);
 }
 END_TEST
 
@@ -817,7 +928,7 @@ START_TEST(example_file)
 	}
 	fclose(in);
 	ck_assert_int_eq(fclose(out), 0);
-	ck_assert_int_eq(keys, 14); /* every key */
+	ck_assert_int_eq(keys, 16); /* every key */
 	config_defaults(&cfg);
 	ck_assert_msg(
 	    config_load(&cfg, conf, false, err, sizeof(err)) == 0, "%s", err);
@@ -843,6 +954,7 @@ main(void)
 	tcase_add_test(tc, ttl_check);
 	tcase_add_test(tc, set_unknown);
 	tcase_add_test(tc, portserver_length);
+	tcase_add_test(tc, metrics_remote_check);
 	tcase_add_test(tc, parse_duration);
 	tcase_add_test(tc, parse_bytes);
 	suite_add_tcase(s, tc);

@@ -975,6 +975,8 @@ static const char *const known_flags[] = {
     "max-fd-replies",
     "socket-mode",
     "portserver-address",
+    "metrics-address",
+    "metrics-allow-remote",
 };
 
 struct flagset {

@@ -1195,11 +1195,48 @@ START_TEST(errcode_names)
 }
 END_TEST
 
+/* A refused line says which op it named, so the daemon can count refusals
+ * by op; one that named none says PROTO_OP__MAX, not hello (0). */
+START_TEST(error_names_its_op)
+{
+	static const struct {
+		const char *line;
+		enum proto_op op;
+	} cases[] = {
+	    {"{\"op\":\"lease\",\"count\":0}", PROTO_OP_LEASE},
+	    {"{\"op\":\"stop\",\"x\":1}", PROTO_OP_STOP},
+	    {"{\"op\":\"metrics\",\"all\":true}", PROTO_OP_METRICS},
+	    {"{\"op\":\"nosuch\"}", PROTO_OP__MAX},
+	    {"{\"id\":1}", PROTO_OP__MAX},
+	    {"[1]", PROTO_OP__MAX},
+	    {"{", PROTO_OP__MAX},
+	};
+	struct proto_request r;
+	struct proto_error err;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(proto_request_parse(cases[i].line,
+		                     strlen(cases[i].line), &r, &err),
+		    -1);
+		ck_assert_msg(r.op == cases[i].op, "%s: op %d, want %d",
+		    cases[i].line, (int)r.op, (int)cases[i].op);
+		proto_request_clear(&r);
+	}
+	expect_ok("{\"op\":\"metrics\"}", 16, &r);
+	ck_assert_int_eq(r.op, PROTO_OP_METRICS);
+	proto_request_clear(&r);
+	expect_ok("{\"op\":\"stop\"}", 13, &r);
+	ck_assert_int_eq(r.op, PROTO_OP_STOP);
+	proto_request_clear(&r);
+}
+END_TEST
+
 START_TEST(enum_names)
 {
-	static const char *const ops[] = {
-	    "hello", "lease", "renew", "claim", "release", "list", "status"};
+	static const char *const ops[] = {"hello", "lease", "renew", "claim",
+	    "release", "list", "status", "metrics", "stop"};
 
+	ck_assert_int_eq(sizeof(ops) / sizeof(ops[0]), PROTO_OP__MAX);
 	for (int i = 0; i < PROTO_OP__MAX; i++)
 		ck_assert_str_eq(proto_op_to_string(i), ops[i]);
 	ck_assert_str_eq(proto_op_to_string(PROTO_OP__MAX), "?");
@@ -1248,6 +1285,7 @@ main(void)
 	tcase_add_test(tc, lease_id_length_boundary);
 	tcase_add_test(tc, line_length_boundary);
 	tcase_add_test(tc, error_keeps_id);
+	tcase_add_test(tc, error_names_its_op);
 	tcase_add_test(tc, reply_ok_shape);
 	tcase_add_test(tc, regression_single_quote_and_nul_key);
 	tcase_add_test(tc, quirk_surrogate_in_id);
