@@ -10,6 +10,12 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <json-c/json.h>
+
+struct portd;
+struct portd_lease;
+struct portd_lease_request;
+
 #define PORTD_PUBLIC __attribute__((visibility("default")))
 
 /*
@@ -67,5 +73,23 @@ int spawn_socket_path(
  * Returns 0 once the launcher ran, or -errno.
  */
 int spawn_daemon(const char *daemon_path, const char *socket_path);
+
+/* portd.c: what the event-loop interface (async.c) shares with the
+ * blocking one. Each records its failure on h like the public calls. */
+int client_fail(struct portd *h, int err, const char *msg);
+struct io *client_io(struct portd *h);
+int64_t client_next_id(struct portd *h);
+/* The lease request for r, "id" not yet added. */
+int client_lease_request(
+    struct portd *h, const struct portd_lease_request *r, json_object **ret);
+/* The error code (and message on h) of a refusal reply. */
+int client_refusal(struct portd *h, json_object *reply);
+/* The lease of an ok reply. */
+int client_reply_lease(
+    struct portd *h, json_object *reply, struct portd_lease **ret);
+/* Move the fds in client_io(h)->fds into l's sockets, matched against the
+ * reply's "sockets" array; every fd is closed on failure. */
+int client_lease_sockets(
+    struct portd *h, json_object *reply, struct portd_lease *l);
 
 #endif

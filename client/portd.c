@@ -213,6 +213,24 @@ fail(struct portd *h, int err, const char *fmt, ...)
 	return err;
 }
 
+int
+client_fail(struct portd *h, int err, const char *msg)
+{
+	return fail(h, err, "%s", msg);
+}
+
+struct io *
+client_io(struct portd *h)
+{
+	return &h->io;
+}
+
+int64_t
+client_next_id(struct portd *h)
+{
+	return h->next_id++;
+}
+
 /*
  * A failure after which the byte stream can no longer be trusted: close
  * the connection so no later reply is taken for another request's.
@@ -247,7 +265,7 @@ call(struct portd *h, json_object *req, bool keep_fds, json_object **ret_reply)
 {
 	char op[16] = "request"; /* copied: req is freed on some paths */
 	struct proto_error perr = {0};
-	json_object *reply, *v, *e;
+	json_object *reply, *v;
 	int64_t deadline, id;
 	char *line;
 	size_t len;
@@ -299,23 +317,31 @@ call(struct portd *h, json_object *req, bool keep_fds, json_object **ret_reply)
 	if (!keep_fds || !json_object_get_boolean(v))
 		io_close_fds(&h->io);
 	if (!json_object_get_boolean(v)) {
-		const char *code = "internal", *msg = "";
-
-		if (json_object_object_get_ex(reply, "error", &e)) {
-			if (json_object_object_get_ex(e, "code", &v) &&
-			    json_object_is_type(v, json_type_string))
-				code = json_object_get_string(v);
-			if (json_object_object_get_ex(e, "message", &v) &&
-			    json_object_is_type(v, json_type_string))
-				msg = json_object_get_string(v);
-		}
-		rc = from_proto[proto_errcode_from_string(code)];
-		fail(h, rc, "%s", msg[0] ? msg : code);
+		rc = client_refusal(h, reply);
 		json_object_put(reply);
 		return rc;
 	}
 	*ret_reply = reply;
 	return 0;
+}
+
+int
+client_refusal(struct portd *h, json_object *reply)
+{
+	const char *code = "internal", *msg = "";
+	json_object *e, *v;
+	int rc;
+
+	if (json_object_object_get_ex(reply, "error", &e)) {
+		if (json_object_object_get_ex(e, "code", &v) &&
+		    json_object_is_type(v, json_type_string))
+			code = json_object_get_string(v);
+		if (json_object_object_get_ex(e, "message", &v) &&
+		    json_object_is_type(v, json_type_string))
+			msg = json_object_get_string(v);
+	}
+	rc = from_proto[proto_errcode_from_string(code)];
+	return fail(h, rc, "%s", msg[0] ? msg : code);
 }
 
 /* Build {"op": op}; NULL on allocation failure. */
@@ -525,8 +551,9 @@ lease_from_json(struct portd *h, json_object *o, struct portd_lease **ret)
 }
 
 /* Reply {"lease": {...}} to a new lease. */
-static int
-reply_lease(struct portd *h, json_object *reply, struct portd_lease **ret)
+int
+client_reply_lease(
+    struct portd *h, json_object *reply, struct portd_lease **ret)
 {
 	json_object *o;
 
@@ -564,8 +591,8 @@ portd_lease_list_free(struct portd_lease *leases, size_t count)
 }
 
 /* Build the lease request into *ret. 0 or a negative error. */
-static int
-lease_request(
+int
+client_lease_request(
     struct portd *h, const struct portd_lease_request *r, json_object **ret)
 {
 	json_object *o;
@@ -633,8 +660,8 @@ release_quietly(struct portd *h, const char *id)
  * Match the fds that came with a lease reply to its "sockets" array. On
  * failure every fd is closed.
  */
-static int
-lease_take_sockets(struct portd *h, json_object *reply, struct portd_lease *l)
+int
+client_lease_sockets(struct portd *h, json_object *reply, struct portd_lease *l)
 {
 	struct proto_error perr = {0};
 	struct proto_socket ps;
@@ -700,13 +727,13 @@ portd_lease(struct portd *h, const struct portd_lease_request *req,
 		return PORTD_E_INVALID;
 	if (req == NULL)
 		req = &defaults;
-	if ((rc = lease_request(h, req, &o)) < 0)
+	if ((rc = client_lease_request(h, req, &o)) < 0)
 		return rc;
 	if ((rc = call(h, o, req->fd, &reply)) < 0)
 		return rc;
-	rc = reply_lease(h, reply, &l);
+	rc = client_reply_lease(h, reply, &l);
 	if (rc == 0 && req->fd)
-		rc = lease_take_sockets(h, reply, l);
+		rc = client_lease_sockets(h, reply, l);
 	else
 		io_close_fds(&h->io);
 	json_object_put(reply);
@@ -737,7 +764,7 @@ lease_op(struct portd *h, json_object *o, const char *id,
 	if ((rc = call(h, o, false, &reply)) < 0)
 		return rc;
 	if (ret_lease != NULL) {
-		rc = reply_lease(h, reply, &l);
+		rc = client_reply_lease(h, reply, &l);
 		if (rc == 0)
 			*ret_lease = l;
 	}
@@ -944,16 +971,15 @@ static pthread_mutex_t pick_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct portd *pick_handle; /* open for the life of the process */
 static pid_t pick_pid;            /* the process that opened it */
 
-PORTD_PUBLIC int
-portd_pick_port(void)
+/*
+ * Run fn on the process's shared handle, under pick_lock: connect on
+ * first use (and again in a forked child), and once more if the daemon
+ * went away since (a restart).
+ */
+static int
+with_pick_handle(int (*fn)(struct portd *, void *), void *arg)
 {
-	const struct portd_lease_request req = {
-	    .proto = PORTD_PROTO_TCP,
-	    .scope = PORTD_SCOPE_PROCESS,
-	    .pid = getpid(),
-	};
 	const struct portd_options opts = {.autostart = true};
-	struct portd_lease *l;
 	int rc = 0;
 
 	pthread_mutex_lock(&pick_lock);
@@ -969,18 +995,124 @@ portd_pick_port(void)
 				break;
 			pick_pid = getpid();
 		}
-		rc = portd_lease(pick_handle, &req, &l);
-		if (rc == 0) {
-			rc = l->nports > 0 ? l->ports[0] : PORTD_E_PROTOCOL;
-			portd_lease_free(l);
-			break;
-		}
-		/* A daemon restarted since: connect again, once. */
-		if (!pick_handle->broken)
+		rc = fn(pick_handle, arg);
+		if (rc >= 0 || !pick_handle->broken)
 			break;
 		portd_close(pick_handle);
 		pick_handle = NULL;
 	}
 	pthread_mutex_unlock(&pick_lock);
 	return rc;
+}
+
+struct pick {
+	enum portd_proto proto;
+	bool claim, fd;
+	int tcp_fd, udp_fd; /* fd handoff */
+};
+
+static int
+pick_one(struct portd *h, void *arg)
+{
+	struct pick *pk = arg;
+	const struct portd_lease_request req = {
+	    .proto = pk->proto,
+	    .scope = PORTD_SCOPE_PROCESS,
+	    .pid = getpid(),
+	    .fd = pk->fd,
+	};
+	struct portd_lease *l;
+	int rc;
+
+	if ((rc = portd_lease(h, &req, &l)) < 0)
+		return rc;
+	if (l->nports != 1) {
+		release_quietly(h, l->id);
+		portd_lease_free(l);
+		return fail(h, PORTD_E_PROTOCOL, "lease: not one port");
+	}
+	rc = l->ports[0];
+	if (pk->claim && (rc = portd_claim(h, l->id, NULL)) == 0)
+		rc = l->ports[0];
+	for (size_t i = 0; rc > 0 && i < l->nsockets; i++) {
+		int *slot = l->sockets[i].proto == PORTD_PROTO_UDP
+		                ? &pk->udp_fd
+		                : &pk->tcp_fd;
+		if (*slot == -1) {
+			*slot = l->sockets[i].fd;
+			l->sockets[i].fd = -1;
+		}
+	}
+	if (rc < 0)
+		release_quietly(h, l->id);
+	portd_lease_free(l);
+	return rc;
+}
+
+PORTD_PUBLIC int
+portd_pick_port(void)
+{
+	struct pick pk = {.proto = PORTD_PROTO_TCP, .tcp_fd = -1, .udp_fd = -1};
+
+	return with_pick_handle(pick_one, &pk);
+}
+
+PORTD_PUBLIC int
+portd_pick_port_proto(enum portd_proto proto)
+{
+	struct pick pk = {.proto = proto, .tcp_fd = -1, .udp_fd = -1};
+
+	if (proto != PORTD_PROTO_TCP && proto != PORTD_PROTO_UDP &&
+	    proto != PORTD_PROTO_BOTH)
+		return PORTD_E_INVALID;
+	/* Exclusive holds: nobody binds until claimed, the caller included. */
+	pk.claim = proto != PORTD_PROTO_TCP;
+	return with_pick_handle(pick_one, &pk);
+}
+
+PORTD_PUBLIC int
+portd_pick_sockets(enum portd_proto proto, int *ret_tcp_fd, int *ret_udp_fd)
+{
+	struct pick pk = {
+	    .proto = proto, .fd = true, .tcp_fd = -1, .udp_fd = -1};
+	bool want_tcp = proto == PORTD_PROTO_TCP || proto == PORTD_PROTO_BOTH;
+	bool want_udp = proto == PORTD_PROTO_UDP || proto == PORTD_PROTO_BOTH;
+	int rc;
+
+	if ((!want_tcp && !want_udp) || (want_tcp && ret_tcp_fd == NULL) ||
+	    (want_udp && ret_udp_fd == NULL))
+		return PORTD_E_INVALID;
+	rc = with_pick_handle(pick_one, &pk);
+	/* A dual lease is one socket a protocol; anything else is wrong. */
+	if (rc > 0 &&
+	    ((want_tcp && pk.tcp_fd == -1) || (want_udp && pk.udp_fd == -1)))
+		rc = PORTD_E_PROTOCOL;
+	if (rc < 0) {
+		if (pk.tcp_fd != -1)
+			close(pk.tcp_fd);
+		if (pk.udp_fd != -1)
+			close(pk.udp_fd);
+		return rc;
+	}
+	if (ret_tcp_fd != NULL)
+		*ret_tcp_fd = pk.tcp_fd;
+	if (ret_udp_fd != NULL)
+		*ret_udp_fd = pk.udp_fd;
+	return rc;
+}
+
+static int
+return_one(struct portd *h, void *arg)
+{
+	int rc = portd_release_port(h, *(uint16_t *)arg);
+
+	return rc > 0 ? 0 : rc;
+}
+
+PORTD_PUBLIC int
+portd_return_port(uint16_t port)
+{
+	if (port == 0)
+		return PORTD_E_INVALID;
+	return with_pick_handle(return_one, &port);
 }

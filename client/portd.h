@@ -313,6 +313,148 @@ int portd_strategy_from_name(const char *name);
  */
 int portd_pick_port(void);
 
+/*
+ * Give back early a port from portd_pick_port() or portd_pick_port_proto()
+ * (or any lease of the caller's uid that holds port): the lease ends and
+ * the port returns to the pool. 0, or a negative portd_error
+ * (PORTD_E_NOT_FOUND when no lease holds it). Thread-safe; uses the same
+ * connection as portd_pick_port().
+ */
+int portd_return_port(uint16_t port);
+
+/*
+ * portd_pick_port() for another protocol: PORTD_PROTO_TCP is
+ * portd_pick_port(); PORTD_PROTO_UDP and PORTD_PROTO_BOTH (one number
+ * free for TCP and UDP) lease exclusively and claim at once, so the caller
+ * can bind the port without SO_REUSEADDR: portd no longer holds the
+ * sockets, but keeps the port reserved (never handed out again) until the
+ * process exits or portd_return_port(). Between the claim and your bind
+ * another program that binds that number explicitly could take it; for no
+ * window at all use portd_pick_sockets(). Returns the port or a negative
+ * portd_error (PORTD_E_INVALID for another proto).
+ */
+int portd_pick_port_proto(enum portd_proto proto);
+
+/*
+ * The one-call form with fd handoff: lease one port of proto (scope
+ * process) and receive its bound sockets, dual-stack ([::], V6ONLY off).
+ * *ret_tcp_fd receives the TCP socket (bound, not listening: call
+ * listen()) for PORTD_PROTO_TCP and PORTD_PROTO_BOTH, *ret_udp_fd the UDP
+ * socket for PORTD_PROTO_UDP and PORTD_PROTO_BOTH; the other is set to
+ * -1. Either pointer may be NULL when its protocol is not asked for. The
+ * sockets are the caller's to close (O_CLOEXEC set). Returns the port or
+ * a negative portd_error; no fd is left open on failure.
+ */
+int portd_pick_sockets(
+    enum portd_proto proto, int *ret_tcp_fd, int *ret_udp_fd);
+
+/*
+ * The event-loop interface: one connection whose requests never block,
+ * for servers built on libevent, libuv, epoll or poll, in the manner of
+ * hiredis's async context. Requests are queued (pipelined) and answered
+ * in order through callbacks; the loop watches portd_async_fd() for the
+ * events portd_async_events() names and calls portd_async_process() when
+ * they happen. client/examples/libevent_lease.c drives it from libevent.
+ *
+ *  - Threads: a context is not thread-safe; use it from its loop's thread.
+ *  - Callbacks run only inside portd_async_process() and portd_async_free()
+ *    (never inside a submit call), in the order the requests were made. A
+ *    callback may submit more requests and may call portd_async_free() on
+ *    its own context (the free is then finished once it returns).
+ *  - After a local failure (the daemon closed the connection, a malformed
+ *    reply, out of memory) every pending callback is called with the
+ *    error, and every later submit fails with PORTD_E_IO.
+ *  - No deadlines: arm a timer in your loop and call portd_async_free() to
+ *    give up.
+ */
+struct portd_async;
+
+#define PORTD_ASYNC_READ  0x1 /* the fd must be watched for readability */
+#define PORTD_ASYNC_WRITE 0x2 /* ... and for writability */
+
+/* What a request's callback is told. Valid during the callback only. */
+struct portd_async_reply {
+	int err; /* 0, or a negative portd_error */
+	const char
+	    *errmsg; /* the daemon's message or a description; "" if ok */
+	/* lease, renew, claim: the lease, owned by the callback from here on
+	 * (free it with portd_lease_free(), or keep it). NULL on error. */
+	struct portd_lease *lease;
+	int released; /* release: how many ports were released */
+};
+
+typedef void (*portd_async_cb)(
+    struct portd_async *a, struct portd_async_reply *reply, void *arg);
+
+/*
+ * Connect as portd_connect() does (same options, discovery and hello; this
+ * one call blocks until the daemon answered hello, within opts'
+ * timeout, and longer when it starts a daemon) and switch the connection
+ * to non-blocking use. *ret_async is freed with portd_async_free().
+ * Errors: those of portd_connect().
+ */
+int portd_async_connect(
+    const struct portd_options *opts, struct portd_async **ret_async);
+
+/*
+ * Free a context: pending callbacks are called with PORTD_E_IO ("closed
+ * before the reply came"), the connection is closed (its session leases
+ * end). NULL-safe. Called from one of its callbacks it takes effect once
+ * the callback returns.
+ */
+void portd_async_free(struct portd_async *a);
+
+/* The connection's socket, to watch; -1 after a failure. Do not read,
+ * write or close it. */
+int portd_async_fd(const struct portd_async *a);
+
+/* The events to watch now: PORTD_ASYNC_READ while the connection is up,
+ * | PORTD_ASYNC_WRITE while requests wait to be sent. 0 after a failure. */
+int portd_async_events(const struct portd_async *a);
+
+/*
+ * Called (when set) whenever portd_async_events() changes, so the loop
+ * can add or drop its write watch, as hiredis's addWrite/delWrite hooks
+ * do; told 0 after a failure, before the fd is closed, so the loop can
+ * drop every watch on it. fn may be NULL to stop.
+ */
+void portd_async_set_watch(struct portd_async *a,
+    void (*fn)(struct portd_async *a, int events, void *arg), void *arg);
+
+/*
+ * Do the I/O that events (PORTD_ASYNC_READ and/or PORTD_ASYNC_WRITE, as
+ * the loop saw them) allow without blocking: send queued requests, read
+ * what has arrived, and call the callbacks of complete replies. Returns 0,
+ * or the negative portd_error that broke the connection (after calling
+ * every pending callback with it).
+ */
+int portd_async_process(struct portd_async *a, int events);
+
+/* Requests sent or queued whose callback has not run yet. */
+size_t portd_async_pending(const struct portd_async *a);
+
+/* Text of the last failure on a ("" if none), like portd_errmsg(). */
+const char *portd_async_errmsg(const struct portd_async *a);
+
+/*
+ * Queue a request; cb (which may be NULL) receives its outcome later. 0,
+ * or a negative portd_error when nothing was queued: PORTD_E_INVALID (a
+ * bad argument, as the blocking call would say), PORTD_E_NOMEM,
+ * PORTD_E_IO (the connection failed earlier). req may be NULL as for
+ * portd_lease(); with req->fd the lease's sockets come in reply->lease.
+ * ttl as for portd_renew().
+ */
+int portd_async_lease(struct portd_async *a,
+    const struct portd_lease_request *req, portd_async_cb cb, void *arg);
+int portd_async_renew(struct portd_async *a, const char *id, int64_t ttl,
+    portd_async_cb cb, void *arg);
+int portd_async_claim(
+    struct portd_async *a, const char *id, portd_async_cb cb, void *arg);
+int portd_async_release(
+    struct portd_async *a, const char *id, portd_async_cb cb, void *arg);
+int portd_async_release_port(
+    struct portd_async *a, uint16_t port, portd_async_cb cb, void *arg);
+
 #ifdef __cplusplus
 }
 #endif
