@@ -254,9 +254,12 @@ submit(struct portd_async *a, json_object *req, enum kind kind,
 		char *q;
 
 		/* Sent bytes are dropped before the buffer grows. */
-		memmove(a->out, a->out + a->outoff, a->outlen - a->outoff);
-		a->outlen -= a->outoff;
-		a->outoff = 0;
+		if (a->outoff > 0) {
+			memmove(
+			    a->out, a->out + a->outoff, a->outlen - a->outoff);
+			a->outlen -= a->outoff;
+			a->outoff = 0;
+		}
 		while (size - a->outlen < len)
 			size *= 2;
 		if (size != a->outsize) {
@@ -596,7 +599,7 @@ portd_async_process(struct portd_async *a, int events)
 		rc = do_write(a);
 	if (rc == 0 && (events & PORTD_ASYNC_READ))
 		eof = rc = do_read(a);
-	while (rc >= 0 && a->fd != -1 && !a->free_asked &&
+	while (rc >= 0 && a->fd != -1 && !a->free_asked && a->inlen > start &&
 	       (nl = memchr(a->in + start, '\n', a->inlen - start)) != NULL) {
 		size_t len = (size_t)(nl - (a->in + start));
 		struct io *io = client_io(a->h);

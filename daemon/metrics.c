@@ -131,7 +131,8 @@ render_leases(struct evbuffer *b, struct tally *t)
 	gauge(b, "portd_claimed_leases",
 	    "Live leases whose sockets the owner took over (claim).",
 	    (double)t->claimed);
-	qsort(t->uids, t->nuids, sizeof(*t->uids), uid_cmp);
+	if (t->nuids > 1)
+		qsort(t->uids, t->nuids, sizeof(*t->uids), uid_cmp);
 	head(b, "portd_user_leased_ports", "gauge",
 	    "Ports held by live leases, by owner uid (the quota counts "
 	    "these).");
