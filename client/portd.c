@@ -967,6 +967,63 @@ nomem:
 	return fail(h, PORTD_E_NOMEM, "status: out of memory");
 }
 
+PORTD_PUBLIC int
+portd_metrics(struct portd *h, char **ret_text)
+{
+	json_object *reply, *v;
+	char *text;
+	int rc;
+
+	if (h == NULL || ret_text == NULL)
+		return PORTD_E_INVALID;
+	if ((rc = call(h, request_new("metrics"), false, &reply)) < 0)
+		return rc;
+	if (!json_object_object_get_ex(reply, "text", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		rc = fail(h, PORTD_E_PROTOCOL, "metrics: reply without text");
+	else if ((text = strdup(json_object_get_string(v))) == NULL)
+		rc = fail(h, PORTD_E_NOMEM, "metrics: out of memory");
+	else
+		*ret_text = text;
+	json_object_put(reply);
+	return rc;
+}
+
+PORTD_PUBLIC int
+portd_stop(struct portd *h, int64_t *ret_leases)
+{
+	json_object *reply;
+	int64_t pid, leases;
+	char *line;
+	size_t len;
+	int rc;
+
+	if (h == NULL)
+		return PORTD_E_INVALID;
+	if ((rc = call(h, request_new("stop"), false, &reply)) < 0)
+		return rc;
+	pid = get_int(reply, "pid");
+	leases = get_int(reply, "leases");
+	json_object_put(reply);
+	if (pid <= 0)
+		return fail(h, PORTD_E_PROTOCOL, "stop: reply without a pid");
+	/* The daemon closes every connection as it stops: wait for it. */
+	rc = io_recv_line(&h->io, io_deadline(h->timeout_ms), &line, &len);
+	io_close(&h->io);
+	h->broken = true;
+	if (rc == PORTD_E_TIMEOUT)
+		return fail(h, rc,
+		    "stop: portd (pid %lld) acknowledged but did not close "
+		    "the connection in time",
+		    (long long)pid);
+	if (rc == 0)
+		return fail(h, PORTD_E_PROTOCOL, "stop: a reply after stop");
+	if (ret_leases != NULL)
+		*ret_leases = leases;
+	fail(h, 0, "%s", "");
+	return (int)pid;
+}
+
 static pthread_mutex_t pick_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct portd *pick_handle; /* open for the life of the process */
 static pid_t pick_pid;            /* the process that opened it */

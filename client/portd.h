@@ -281,6 +281,23 @@ int portd_list(struct portd *h, bool all, struct portd_lease **ret_leases,
 /* Status of the daemon; free with portd_status_free(). */
 int portd_status(struct portd *h, struct portd_status **ret_status);
 
+/*
+ * The daemon's metrics in the Prometheus text format (what its HTTP
+ * endpoint serves, if it has one). On success *ret_text is a malloc'd,
+ * NUL-terminated string for the caller to free().
+ */
+int portd_metrics(struct portd *h, char **ret_text);
+
+/*
+ * Stop the daemon (root or the daemon's own uid only: PORTD_E_FORBIDDEN
+ * otherwise). It stops as on SIGTERM: no lease ends, the next start
+ * restores them. Waits, within the handle's timeout, until the daemon has
+ * closed the connection; the handle is then closed (PORTD_E_IO on later
+ * calls). Returns the daemon's pid; *ret_leases (may be NULL) receives
+ * how many leases it kept.
+ */
+int portd_stop(struct portd *h, int64_t *ret_leases);
+
 /* Free a lease: closes the fds still in sockets[] (not -1). NULL-safe. */
 void portd_lease_free(struct portd_lease *lease);
 /* Free an array from portd_list(). NULL-safe. */

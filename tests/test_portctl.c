@@ -508,6 +508,230 @@ END_TEST
 
 /* ---- auto-start: a private XDG_RUNTIME_DIR, no harness daemon ---- */
 
+/* The first line of stderr must be want exactly. */
+static void
+first_line_is(const struct run *r, const char *want)
+{
+	size_t n = strcspn(r->err, "\n");
+
+	ck_assert_msg(strlen(want) == n && strncmp(r->err, want, n) == 0,
+	    "want '%s', got '%s'", want, r->err);
+}
+
+static void
+lease_named(const char *name, int count, char *id, size_t size)
+{
+	char n[8];
+	struct run r;
+
+	snprintf(n, sizeof(n), "%d", count);
+	ck_assert_int_eq(
+	    run(&r, NULL, ARGS("lease", "--json", "-n", n, "--name", name)), 0);
+	json_id(r.out, id, size);
+}
+
+/* renew, claim and release take a lease by ID, port, name or a unique
+ * ID prefix; ambiguity and absence are said exactly. */
+START_TEST(lease_references)
+{
+	char web[64], db1[64], db2[64], other[64], want[256], prefix[64];
+	char port[16];
+	struct run r;
+	size_t k;
+
+	lease_named("web", 2, web, sizeof(web));
+	lease_named("db", 1, db1, sizeof(db1));
+	lease_named("db", 1, db2, sizeof(db2));
+	ck_assert_int_eq(run(&r, NULL, ARGS("lease", "--json")), 0);
+	json_id(r.out, other, sizeof(other));
+
+	/* By name. */
+	ck_assert_int_eq(
+	    run(&r, NULL, ARGS("renew", "web", "--ttl", "600", "--json")), 0);
+	ck_assert_ptr_nonnull(strstr(r.out, web));
+	ck_assert_ptr_nonnull(strstr(r.out, "\"ttl\":600"));
+	/* By its second port. */
+	snprintf(port, sizeof(port), "%d", 27000 + 1);
+	ck_assert_int_eq(run(&r, NULL, ARGS("claim", port, "--json")), 0);
+	ck_assert_ptr_nonnull(strstr(r.out, web));
+	ck_assert_ptr_nonnull(strstr(r.out, "\"held\":false"));
+	/* By the shortest prefix of other's id that no other lease has. */
+	for (k = 2; k < strlen(other); k++)
+		if (strncmp(other, web, k) != 0 &&
+		    strncmp(other, db1, k) != 0 && strncmp(other, db2, k) != 0)
+			break;
+	snprintf(prefix, sizeof(prefix), "%.*s", (int)k, other);
+	ck_assert_int_eq(run(&r, NULL, ARGS("renew", prefix, "--json")), 0);
+	ck_assert_ptr_nonnull(strstr(r.out, other));
+
+	/* Two leases are named db; every id starts with L. */
+	ck_assert_int_eq(run(&r, NULL, ARGS("release", "db")), 2);
+	snprintf(want, sizeof(want),
+	    "portctl: 'db' names 2 leases: %s %s; give one of their IDs", db1,
+	    db2);
+	first_line_is(&r, want);
+	ck_assert_int_eq(run(&r, NULL, ARGS("claim", "L")), 2);
+	ck_assert_ptr_nonnull(strstr(r.err, "'L' names 4 leases: "));
+	ck_assert_int_eq(run(&r, NULL, ARGS("renew", "nope")), 1);
+	first_line_is(&r, "portctl: nope: not_found: no lease of yours has "
+	                  "that ID, name or ID prefix (see 'portctl list')");
+	ck_assert_int_eq(run(&r, NULL, ARGS("claim", "27999")), 1);
+	first_line_is(&r,
+	    "portctl: 27999: not_found: no lease of yours holds port 27999");
+	ck_assert_int_eq(lease_count(), 4);
+
+	/* release by name, by id and by port in one go. */
+	ck_assert_int_eq(
+	    run(&r, NULL, ARGS("release", "web", db1, "27003")), 0);
+	ck_assert_int_eq(lease_count(), 1);
+	/* db is now unique. */
+	ck_assert_int_eq(run(&r, NULL, ARGS("release", prefix)), 0);
+	ck_assert_int_eq(lease_count(), 0);
+}
+END_TEST
+
+/* Each bad value names the option, the value and what is allowed. */
+static const struct {
+	const char *args[6];
+	const char *want;
+} usage_cases[] = {
+    {{"lease", "-n", "65"},
+        "portctl: -n/--count: '65' is out of range (1..64)"},
+    {{"lease", "--count", "0"},
+        "portctl: -n/--count: '0' is out of range (1..64)"},
+    {{"lease", "-n", "two"},
+        "portctl: -n/--count: 'two' is not a whole number (1..64)"},
+    {{"lease", "-n", "-1"},
+        "portctl: -n/--count: '-1' is not a whole number (1..64)"},
+    {{"lease", "--proto", "sctp"},
+        "portctl: --proto: 'sctp' is not one of tcp, udp, both"},
+    {{"lease", "--family", "ipv5"},
+        "portctl: --family: 'ipv5' is not one of dual, ipv4, ipv6"},
+    {{"lease", "--hold", "tight"},
+        "portctl: --hold: 'tight' is not one of shared, exclusive"},
+    {{"lease", "--strategy", "random"},
+        "portctl: --strategy: 'random' is not one of pool, ephemeral"},
+    {{"lease", "--scope", "process"},
+        "portctl: --scope: 'process' is not one of ttl, session (process "
+        "would end with portctl)"},
+    {{"lease", "--port", "0"},
+        "portctl: --port: '0' is out of range (1..65535)"},
+    {{"lease", "--port", "70000"},
+        "portctl: --port: '70000' is out of range (1..65535)"},
+    {{"exec", "-n", "99", "--", "true"},
+        "portctl: -n/--count: '99' is out of range (1..64)"},
+    {{"release", "70000"}, "portctl: '70000' is not a port (1..65535)"},
+    {{"release"},
+        "portctl: which lease? give an ID, an ID prefix, a name or a PORT"},
+    {{"renew"},
+        "portctl: give exactly one lease: an ID, an ID prefix, a name or a "
+        "PORT"},
+    {{"claim", "a", "b"},
+        "portctl: give exactly one lease: an ID, an ID prefix, a name or a "
+        "PORT"},
+    {{"stop", "now"}, "portctl: unexpected argument 'now'"},
+    {{"metrics", "extra"}, "portctl: unexpected argument 'extra'"},
+};
+
+START_TEST(usage_errors_name_option_value_range)
+{
+	const char *args[8] = {0};
+	struct run r;
+	int n = 0;
+
+	for (; n < 6 && usage_cases[_i].args[n] != NULL; n++)
+		args[n] = usage_cases[_i].args[n];
+	ck_assert_int_eq(run(&r, NULL, args), 2);
+	first_line_is(&r, usage_cases[_i].want);
+	/* And the command's usage line follows. */
+	ck_assert_ptr_nonnull(strstr(r.err, "\nusage: portctl "));
+	ck_assert_int_eq(lease_count(), 0);
+}
+END_TEST
+
+/* When nothing answers, the error says what to run next. */
+START_TEST(no_daemon_says_what_next)
+{
+	const char *const env_sock[] = {
+	    "PORTD_SOCKET=/nonexistent/portd.sock", NULL};
+	char xdgdir[] = "/tmp/portd-next.XXXXXX", xdgvar[64];
+	const char *env_off[] = {
+	    xdgvar, "PORTD_SOCKET", "PORTD_NO_AUTOSTART=1", NULL};
+	struct run r;
+
+	ck_assert_int_eq(
+	    run(&r, NULL, ARGS("--socket", "/nonexistent/x.sock", "status")),
+	    69);
+	ck_assert_str_eq(r.err,
+	    "portctl: no daemon at /nonexistent/x.sock: No such file or "
+	    "directory\n"
+	    "portctl: start one there with 'portd --socket /nonexistent/x.sock "
+	    "&', or leave out --socket to use your own (started when "
+	    "needed)\n");
+	ck_assert_int_eq(run(&r, env_sock, ARGS("list")), 69);
+	ck_assert_ptr_nonnull(
+	    strstr(r.err, "portctl: start one there with 'portd --socket "
+	                  "/nonexistent/portd.sock &', or unset PORTD_SOCKET "
+	                  "to use your own (started when needed)\n"));
+	ck_assert_ptr_nonnull(mkdtemp(xdgdir));
+	snprintf(xdgvar, sizeof(xdgvar), "XDG_RUNTIME_DIR=%s", xdgdir);
+	ck_assert_int_eq(run(&r, env_off, ARGS("lease")), 69);
+	ck_assert_ptr_nonnull(
+	    strstr(r.err, "portctl: start one with 'portd &' or 'systemctl "
+	                  "--user start portd.socket', or let portctl start it "
+	                  "(leave out --no-autostart and PORTD_NO_AUTOSTART=1)"
+	                  "\n"));
+	/* stop never starts a daemon: with none there is nothing to stop. */
+	ck_assert_int_eq(run(&r, env_sock, ARGS("stop")), 69);
+	ck_assert_ptr_nonnull(strstr(r.err, "portctl: nothing to stop\n"));
+	rmdir(xdgdir);
+}
+END_TEST
+
+/* portctl stop: the daemon's answer, a clean exit, the leases kept. */
+START_TEST(stop_command)
+{
+	char want[128];
+	struct run r;
+	int st;
+
+	ck_assert_int_eq(run(&r, NULL, ARGS("lease", "--ttl", "600")), 0);
+	ck_assert_int_eq(run(&r, NULL, ARGS("stop")), 0);
+	snprintf(want, sizeof(want),
+	    "stopped portd (pid %d); 1 lease(s) kept for its next start\n",
+	    (int)d.pid);
+	ck_assert_str_eq(r.out, want);
+	ck_assert_str_eq(r.err, "");
+	/* It has exited (portctl waited for that), with status 0. */
+	st = harness_wait_exit(d.pid, 100);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	harness_restart(&d, pool_args);
+	ck_assert_int_eq(lease_count(), 1);
+}
+END_TEST
+
+/* portctl metrics: the Prometheus text, valid for promtool. */
+START_TEST(metrics_command)
+{
+	char path[300], cmd[400];
+	struct run r;
+	FILE *f;
+
+	ck_assert_int_eq(run(&r, NULL, ARGS("lease", "-n", "3")), 0);
+	ck_assert_int_eq(run(&r, NULL, ARGS("metrics")), 0);
+	ck_assert_ptr_nonnull(strstr(
+	    r.out, "\nportd_leased_ports{scope=\"ttl\",proto=\"tcp\"} 3\n"));
+	snprintf(path, sizeof(path), "%s/portd.prom", d.dir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(r.out, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+	ck_assert_int_eq(system(cmd), 0);
+	unlink(path);
+}
+END_TEST
+
 static char xdg[64];
 
 static void
@@ -694,6 +918,12 @@ main(void)
 	tcase_add_test(tc, lease_list_renew_claim_release);
 	tcase_add_test(tc, status);
 	tcase_add_test(tc, no_daemon);
+	tcase_add_test(tc, lease_references);
+	tcase_add_loop_test(tc, usage_errors_name_option_value_range, 0,
+	    sizeof(usage_cases) / sizeof(usage_cases[0]));
+	tcase_add_test(tc, no_daemon_says_what_next);
+	tcase_add_test(tc, stop_command);
+	tcase_add_test(tc, metrics_command);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(ex, setup, teardown);

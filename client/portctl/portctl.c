@@ -122,6 +122,30 @@ parse_int(const char *s, long min, long max)
 	return n;
 }
 
+int
+int_error(const char *opt, const char *arg, long min, long max)
+{
+	if (*arg != '\0' && strspn(arg, "0123456789") == strlen(arg))
+		return usage_error(
+		    "%s: '%s' is out of range (%ld..%ld)", opt, arg, min, max);
+	return usage_error(
+	    "%s: '%s' is not a whole number (%ld..%ld)", opt, arg, min, max);
+}
+
+int64_t
+ttl_option(const char *arg, int *ret_exit)
+{
+	int64_t ttl = parse_duration(arg, false);
+
+	if (ttl <= 0 || ttl > 366 * 86400) {
+		*ret_exit = usage_error("--ttl: '%s' is not a duration from 1s "
+		                        "to 366d (like 90, 90s, 5m, 2h or 1d)",
+		    arg);
+		return -1;
+	}
+	return ttl;
+}
+
 /* The global options, wherever they appear. 1 if opt was one. */
 int
 global_option(int opt, const char *arg, int *ret_exit)
@@ -137,7 +161,10 @@ global_option(int opt, const char *arg, int *ret_exit)
 		return 1;
 	case OPT_TIMEOUT:
 		if ((ms = parse_duration(arg, true)) < 0 || ms > INT32_MAX) {
-			*ret_exit = usage_error("bad --timeout '%s'", arg);
+			*ret_exit = usage_error("--timeout: '%s' is not a "
+			                        "duration from 0 (no limit) "
+			                        "to 24d (like 500ms, 5s or 1m)",
+			    arg);
 			return -1;
 		}
 		globals.timeout_ms = ms == 0 ? -1 : (int)ms;
@@ -184,6 +211,32 @@ find_daemon_near_me(void)
 	globals.daemon[0] = '\0';
 }
 
+/* What to do when nothing answers: one line, depending on why. */
+static void
+no_daemon_hint(void)
+{
+	const char *env = getenv("PORTD_SOCKET");
+	bool env_set = env != NULL && env[0] != '\0';
+
+	if (globals.stopping)
+		say("nothing to stop");
+	else if (globals.socket != NULL)
+		say("start one there with 'portd --socket %s &', or leave out "
+		    "--socket to use your own (started when needed)",
+		    globals.socket);
+	else if (env_set)
+		say("start one there with 'portd --socket %s &', or unset "
+		    "PORTD_SOCKET to use your own (started when needed)",
+		    env);
+	else if (globals.no_autostart)
+		say("start one with 'portd &' or 'systemctl --user start "
+		    "portd.socket', or let portctl start it (leave out "
+		    "--no-autostart and PORTD_NO_AUTOSTART=1)");
+	else
+		say("run 'portd' in the foreground to see why it does not "
+		    "start (its log is portd.log beside the socket)");
+}
+
 /* Connect (starting a daemon if we may). 0 or an exit code. */
 int
 open_daemon(struct portd **ret)
@@ -205,6 +258,8 @@ open_daemon(struct portd **ret)
 	if ((rc = portd_connect(&opts, ret)) == 0)
 		return 0;
 	say("%s", err[0] ? err : portd_strerror(rc));
+	if (rc == PORTD_E_NO_DAEMON)
+		no_daemon_hint();
 	return rc == PORTD_E_INVALID ? EXIT_USAGE
 	       : rc == PORTD_E_NOMEM ? EXIT_OSERR
 	                             : EXIT_NOD;
@@ -243,16 +298,27 @@ static const struct cmd commands[] = {
         "  --scope S          ttl (default) or session\n"
         "  --strategy S       pool or ephemeral\n"
         "  --json             print the lease as JSON\n"},
-    {"release", cmd_release, "ID|PORT...",
-        "End leases, named by lease ID or by one of their ports.\n"},
-    {"renew", cmd_renew, "ID [--ttl DURATION] [--json]",
-        "Extend a lease by DURATION from now (default: its own TTL).\n"},
-    {"claim", cmd_claim, "ID [--json]",
+    {"release", cmd_release, "LEASE...",
+        "End leases. A LEASE is its ID, one of its ports, its --name, or\n"
+        "a prefix of its ID that no other lease of yours shares.\n"},
+    {"renew", cmd_renew, "LEASE [--ttl DURATION] [--json]",
+        "Extend a lease by DURATION from now (default: its own TTL).\n"
+        "LEASE: its ID, a port, its --name, or a unique ID prefix.\n"},
+    {"claim", cmd_claim, "LEASE [--json]",
         "Make portd let go of a lease's sockets (the ports stay\n"
-        "reserved) so that its owner can bind them itself.\n"},
+        "reserved) so that its owner can bind them itself.\n"
+        "LEASE: its ID, a port, its --name, or a unique ID prefix.\n"},
     {"list", cmd_list, "[--all] [--json]",
         "List your leases (every user's with --all, root only).\n"},
     {"status", cmd_status, "[--json]", "Show the daemon's status.\n"},
+    {"stop", cmd_stop, "",
+        "Stop the daemon (root or the daemon's own user), as SIGTERM\n"
+        "does: no lease ends, its next start restores them. Waits until\n"
+        "it has exited.\n"},
+    {"metrics", cmd_metrics, "",
+        "Print the daemon's metrics in the Prometheus text format, as its\n"
+        "--metrics-address endpoint serves them (for node_exporter's\n"
+        "textfile collector).\n"},
     {"exec", cmd_exec,
         "[LEASE OPTIONS] [--fd] [--env NAME]... -- COMMAND [ARG...]",
         "Run COMMAND with leased ports, for as long as it runs.\n"

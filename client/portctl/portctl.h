@@ -26,6 +26,7 @@ struct portctl_globals {
 	const char *socket;
 	bool no_autostart;
 	int timeout_ms; /* 0: the library's default */
+	bool stopping;  /* portctl stop: a missing daemon is nothing to stop */
 	char daemon[PATH_MAX];
 };
 extern struct portctl_globals globals;
@@ -90,6 +91,10 @@ int report(struct portd *h, int err, const char *what);
 int64_t parse_duration(const char *s, bool want_ms);
 /* An integer in [min, max], or -1. */
 long parse_int(const char *s, long min, long max);
+/* The usage error for a bad integer value of opt; EXIT_USAGE. */
+int int_error(const char *opt, const char *arg, long min, long max);
+/* --ttl's value in seconds, or -1 with *ret_exit set after saying why. */
+int64_t ttl_option(const char *arg, int *ret_exit);
 /* A global option, wherever it appears: 1 if opt was one, 0 if not, -1
  * to exit with *ret_exit. */
 int global_option(int opt, const char *arg, int *ret_exit);
@@ -106,10 +111,16 @@ int cmd_lease(int argc, char **argv);
 int cmd_release(int argc, char **argv);
 int cmd_renew(int argc, char **argv);
 int cmd_claim(int argc, char **argv);
+/* The lease a reference names: ID, port, name or unique ID prefix. 0 with
+ * the id in ret_id (PORTD_MAX_ID + 1 bytes), or an exit code. */
+int lease_resolve(struct portd *h, const char *ref, char *ret_id);
 /* portctl-list.c */
 int cmd_list(int argc, char **argv);
 /* portctl-status.c */
 int cmd_status(int argc, char **argv);
+/* portctl-ops.c */
+int cmd_stop(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
 /* portctl-exec.c */
 int cmd_exec(int argc, char **argv);
 
