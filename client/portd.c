@@ -894,6 +894,7 @@ portd_status_free(struct portd_status *s)
 	if (s == NULL)
 		return;
 	free(s->counters);
+	free(s->settings);
 	free(s->json);
 	free(s);
 }
@@ -956,6 +957,26 @@ portd_status(struct portd *h, struct portd_status **ret_status)
 			struct portd_counter *c = &s->counters[s->ncounters++];
 			snprintf(c->name, sizeof(c->name), "%s", key);
 			c->value = json_object_get_int64(val);
+		}
+	}
+	if (json_object_object_get_ex(reply, "config", &v) &&
+	    json_object_is_type(v, json_type_object) &&
+	    json_object_object_length(v) > 0) {
+		s->settings = calloc(
+		    (size_t)json_object_object_length(v), sizeof(*s->settings));
+		if (s->settings == NULL)
+			goto nomem;
+		json_object_object_foreach(v, key, val)
+		{
+			struct portd_setting *c = &s->settings[s->nsettings++];
+			snprintf(c->name, sizeof(c->name), "%s", key);
+			if (json_object_is_type(val, json_type_boolean))
+				snprintf(c->value, sizeof(c->value), "%s",
+				    json_object_get_boolean(val) ? "yes"
+				                                 : "no");
+			else if (val != NULL)
+				snprintf(c->value, sizeof(c->value), "%s",
+				    json_object_get_string(val));
 		}
 	}
 	json_object_put(reply);

@@ -187,6 +187,11 @@ struct portd_counter {
 	int64_t value;
 };
 
+struct portd_setting {
+	char name[64];
+	char value[256]; /* durations in seconds, sizes in bytes */
+};
+
 /*
  * The daemon's status. Numbers the daemon did not send are -1. Freed with
  * portd_status_free().
@@ -201,6 +206,10 @@ struct portd_status {
 	size_t ncounters;
 	struct portd_counter *counters;
 	char *json; /* the whole reply as one line of JSON */
+	/* The effective configuration, by config file key ("quota",
+	 * "max-ttl", ...), values as text ("" for none). */
+	size_t nsettings;
+	struct portd_setting *settings;
 };
 
 struct portd;

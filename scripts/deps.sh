@@ -7,10 +7,11 @@ want="gcc make cmake pkg-config libevent-dev libjson-c-dev check libsubunit-dev 
 if [ "${1:-build}" = test ]; then
 	# Real peers the tests run as they are: systemd's tools, Python's
 	# portpicker, pytest (with xdist) and http.server, node and npm, Go,
-	# promtool (from prometheus), clang's libFuzzer, unshare/setpriv, ip.
+	# promtool (from prometheus), clang's libFuzzer, unshare/setpriv, ip,
+	# zsh (its completion's test).
 	want="$want systemd python3 python3-portpicker python3-pytest python3-pytest-xdist"
 	want="$want nodejs golang-go prometheus clang libclang-rt-14-dev"
-	want="$want util-linux iproute2 procps clang-format git"
+	want="$want util-linux iproute2 procps clang-format git zsh"
 fi
 
 missing=""

@@ -30,7 +30,9 @@ libdir=$p/$(dirname "$libdir")
 for f in "$p/include/portd.h" "$libdir/libportd.a" "$libdir/pkgconfig/portd.pc" \
 	"$libdir/cmake/portd/portdConfig.cmake" "$p/bin/portctl" \
 	"$p/sbin/portd" "$p/share/man/man1/portctl.1" \
-	"$p/share/man/man3/libportd.3"; do
+	"$p/share/man/man3/libportd.3" \
+	"$p/share/bash-completion/completions/portctl" \
+	"$p/share/zsh/site-functions/_portctl"; do
 	[ -e "$f" ] || fail "$f not installed"
 done
 soname=$(objdump -p "$libdir/libportd.so" | awk '/SONAME/ {print $2}')

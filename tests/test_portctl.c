@@ -710,6 +710,28 @@ START_TEST(stop_command)
 }
 END_TEST
 
+/* portctl status: the effective configuration after the counters. */
+START_TEST(status_shows_configuration)
+{
+	char want[256];
+	struct run r;
+
+	ck_assert_int_eq(run(&r, NULL, ARGS("status")), 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\nconfiguration\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(r.out, "\n  pool                     27000-27999\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(r.out, "\n  quota                    1024\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(r.out, "\n  max-ttl                  86400\n"));
+	ck_assert_ptr_nonnull(
+	    strstr(r.out, "\n  metrics-address          -\n"));
+	snprintf(
+	    want, sizeof(want), "\n  socket                   %s\n", d.sock);
+	ck_assert_ptr_nonnull(strstr(r.out, want));
+}
+END_TEST
+
 /* portctl metrics: the Prometheus text, valid for promtool. */
 START_TEST(metrics_command)
 {
@@ -924,6 +946,7 @@ main(void)
 	tcase_add_test(tc, no_daemon_says_what_next);
 	tcase_add_test(tc, stop_command);
 	tcase_add_test(tc, metrics_command);
+	tcase_add_test(tc, status_shows_configuration);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(ex, setup, teardown);

@@ -49,6 +49,12 @@ cmd_status(int argc, char **argv)
 		for (size_t i = 0; i < s->ncounters; i++)
 			printf("%-24s %" PRId64 "\n", s->counters[i].name,
 			    s->counters[i].value);
+		if (s->nsettings > 0)
+			printf("configuration\n");
+		for (size_t i = 0; i < s->nsettings; i++)
+			printf("  %-24s %s\n", s->settings[i].name,
+			    s->settings[i].value[0] ? s->settings[i].value
+			                            : "-");
 	}
 	portd_status_free(s);
 	portd_close(h);
