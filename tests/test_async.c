@@ -25,6 +25,7 @@
 #define NLEASES   100
 
 static const char *const pool_args[] = {POOL_ARGS, NULL};
+static struct daemon_proc d_ops;
 
 /* A libevent loop around one async context. */
 struct loop {
@@ -627,6 +628,45 @@ START_TEST(pick_sockets)
 }
 END_TEST
 
+/* portd_status's settings, portd_metrics and portd_stop. */
+START_TEST(status_metrics_stop)
+{
+	const struct portd_options o = {.socket = NULL};
+	struct portd_status *st;
+	struct portd *h;
+	int64_t kept = -1;
+	char *text;
+	bool quota = false;
+	int pid, status;
+
+	harness_start(
+	    &d_ops, (const char *[]){POOL_ARGS, "--quota", "33", NULL});
+	setenv("PORTD_SOCKET", d_ops.sock, 1);
+	ck_assert_int_eq(portd_connect(&o, &h), 0);
+	ck_assert_int_eq(portd_status(h, &st), 0);
+	for (size_t i = 0; i < st->nsettings; i++)
+		if (strcmp(st->settings[i].name, "quota") == 0) {
+			ck_assert_str_eq(st->settings[i].value, "33");
+			quota = true;
+		}
+	ck_assert(quota);
+	portd_status_free(st);
+	ck_assert_int_eq(portd_metrics(h, &text), 0);
+	ck_assert_ptr_nonnull(strstr(text, "\nportd_quota_ports 33\n"));
+	free(text);
+	ck_assert_int_eq(portd_pick_port_proto(PORTD_PROTO_TCP) > 0, 1);
+	pid = portd_stop(h, &kept);
+	ck_assert_int_eq(pid, d_ops.pid);
+	ck_assert_int_eq(kept, 1);
+	ck_assert_int_eq(portd_metrics(h, &text), PORTD_E_IO);
+	portd_close(h);
+	status = harness_wait_exit(d_ops.pid, 3000);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	harness_restart(&d_ops, pool_args);
+	harness_stop(&d_ops);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -646,6 +686,7 @@ main(void)
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, pick_udp_and_return);
 	tcase_add_test(tc, pick_sockets);
+	tcase_add_test(tc, status_metrics_stop);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }
