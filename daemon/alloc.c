@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fault.h"
 
 #define ST_RESERVED 0x01 /* in ip_local_reserved_ports: never from the pool */
 #define ST_QUEUED   0x02 /* in the free queue */
@@ -401,7 +402,8 @@ bind_one(uint16_t *port, int type, enum proto_family family, bool shared,
 		        sizeof(v6only)) == -1)
 			goto fail;
 	}
-	if (bind(fd, (struct sockaddr *)&ss, len) == -1)
+	if (FAULT_FAIL(BIND) ||
+	    bind(fd, (struct sockaddr *)&ss, len) == -1)
 		goto fail;
 	if (shared &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)

@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 
 #include "daemon.h"
+#include "fault.h"
 
 #define READ_CHUNK 16384
 
@@ -347,6 +348,7 @@ conn_write(struct conn *c)
 		} cbuf;
 		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 		ssize_t n;
+		int f;
 
 		if (m->nfds > 0) {
 			struct cmsghdr *cm;
@@ -361,7 +363,14 @@ conn_write(struct conn *c)
 			cm->cmsg_len = CMSG_LEN(fdlen);
 			memcpy(CMSG_DATA(cm), m->fds, fdlen);
 		}
-		n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if ((f = FAULT(SENDMSG)) > 0) {
+			errno = f;
+			n = -1;
+		} else {
+			if (f == FAULT_SHORT && iov.iov_len > 1)
+				iov.iov_len /= 2;
+			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR)
 				return 0;

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fault.h"
 
 #define JOURNAL_VERSION 1
 #define COMPACT_SLACK   1024
@@ -42,7 +43,15 @@ static int
 write_all(int fd, const char *buf, size_t len)
 {
 	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
+		int f = FAULT(JOURNAL_WRITE);
+		ssize_t n;
+
+		if (f > 0) {
+			errno = f;
+			n = -1;
+		} else
+			n = write(fd, buf,
+			    f == FAULT_SHORT && len > 1 ? len / 2 : len);
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fault.h"
 
 static int listen_fd = -1;
 static int lock_fd = -1;
@@ -132,7 +133,11 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 		socklen_t len = sizeof(cred);
 		int fd;
 
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (FAULT_FAIL(ACCEPT))
+			fd = -1;
+		else
+			fd = accept4(
+			    lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno == EAGAIN || errno == EINTR ||
 			    errno == ECONNABORTED)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fault.h"
 
 struct event_base *portd_base;
 struct config portd_cfg;
@@ -295,6 +296,7 @@ main(int argc, char *argv[])
 	double restore_started;
 
 	log_init(LOG_INFO);
+	fault_init();
 	config_defaults(&flags_cfg);
 	while (
 	    (ch = getopt_long(argc, argv, "s:fc:l:hV", longopts, &idx)) != -1) {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fault.h"
 
 #define PS_MAX_LINE 32
 
@@ -150,7 +151,10 @@ ps_accept_cb(evutil_socket_t lfd, short what, void *arg)
 
 	(void)what;
 	(void)arg;
-	fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (FAULT_FAIL(ACCEPT))
+		fd = -1;
+	else
+		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd == -1) {
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 			log_warn("portserver: accept");

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "fault.h"
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
@@ -76,6 +77,8 @@ proc_start(const struct proc *p)
 static int
 pidfd_open_(pid_t pid)
 {
+	if (FAULT_FAIL(PIDFD_OPEN))
+		return -1;
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 

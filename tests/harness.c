@@ -18,6 +18,7 @@
 #include "harness.h"
 
 const char *harness_portd_bin = PORTD_BIN;
+const char *harness_portd_faults_bin = PORTD_FAULTS_BIN;
 const char *harness_bin_dir = PORTD_BIN_DIR;
 
 int64_t

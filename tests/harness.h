@@ -23,6 +23,9 @@ struct daemon_proc {
 
 /* Path of the built portd binary, and of the build's bin folder. */
 extern const char *harness_portd_bin;
+/* portd with fault injection built in (daemon/fault.h): run it with
+ * PORTD_FAULTS or PORTD_FAULTS_FILE in its environment. */
+extern const char *harness_portd_faults_bin;
 extern const char *harness_bin_dir;
 
 /*

@@ -1,3 +1,7 @@
 # The journal under failure: a full tmpfs in a private mount namespace
 # (root only; skipped otherwise). Pool ports 30500-30599.
 portd_check_test(test_journal test_journal.c LIBS portd_svcmgr TIMEOUT 120)
+
+# Fault injection is in the test-only portd-faults and never in portd.
+add_test(NAME portd_has_no_faults COMMAND sh -c
+  "! grep -q PORTD_FAULTS '$<TARGET_FILE:portd>' && grep -q PORTD_FAULTS '$<TARGET_FILE:portd-faults>'")

@@ -33,6 +33,8 @@ struct env {
 	char journal[160];
 	char ps[96]; /* portserver socket (outside the tmpfs) */
 	char fill[128];
+	char rules[128]; /* portd-faults' rules file */
+	const char *bin; /* NULL: portd */
 	const char *args[16];
 	pid_t pid;
 	bool mounted;
@@ -40,11 +42,12 @@ struct env {
 
 /* A private mount namespace with a tmpfs of size bytes at e->state.
  * False (after saying why) when this machine does not allow it. */
+static void env_args(struct env *e);
+
 static bool
 env_init(struct env *e, const char *size)
 {
 	char opts[64];
-	int n = 0;
 
 	memset(e, 0, sizeof(*e));
 	make_dir(e->dir);
@@ -66,6 +69,15 @@ env_init(struct env *e, const char *size)
 		return false;
 	}
 	e->mounted = true;
+	env_args(e);
+	return true;
+}
+
+static void
+env_args(struct env *e)
+{
+	int n = 0;
+
 	e->args[n++] = "--socket";
 	e->args[n++] = e->sock;
 	e->args[n++] = "--pool";
@@ -73,13 +85,47 @@ env_init(struct env *e, const char *size)
 	e->args[n++] = "--portserver-address";
 	e->args[n++] = e->ps;
 	e->args[n] = NULL;
-	return true;
+}
+
+/* The same layout on the ordinary /tmp, for portd-faults: the failures
+ * come from its rules file (daemon/fault.h), empty at first. */
+static void
+env_init_faults(struct env *e)
+{
+	memset(e, 0, sizeof(*e));
+	make_dir(e->dir);
+	snprintf(e->state, sizeof(e->state), "%s/state", e->dir);
+	snprintf(e->sock, sizeof(e->sock), "%s/portd.sock", e->state);
+	snprintf(e->journal, sizeof(e->journal), "%s.journal", e->sock);
+	snprintf(e->ps, sizeof(e->ps), "%s/ps.sock", e->dir);
+	snprintf(e->rules, sizeof(e->rules), "%s/faults", e->dir);
+	ck_assert_int_eq(mkdir(e->state, 0700), 0);
+	env_args(e);
+	e->bin = harness_portd_faults_bin;
+	setenv("PORTD_FAULTS_FILE", e->rules, 1);
+	unsetenv("PORTD_FAULTS");
+}
+
+/* Replace the fault rules (a new file: portd sees the change at once). */
+static void
+set_faults(struct env *e, const char *rules)
+{
+	char tmp[192];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", e->rules);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(
+	    write(fd, rules, strlen(rules)), (ssize_t)strlen(rules));
+	close(fd);
+	ck_assert_int_eq(rename(tmp, e->rules), 0);
 }
 
 static void
 env_start(struct env *e)
 {
-	struct spawn s = {.dir = e->dir, .args = e->args};
+	struct spawn s = {.dir = e->dir, .args = e->args, .bin = e->bin};
 
 	e->pid = spawn_portd(&s);
 	if (!harness_wait_ready(e->sock, 5000))
@@ -87,7 +133,8 @@ env_start(struct env *e)
 }
 
 /* SIGKILL: the journal must already hold everything acknowledged. */
-static void __attribute__((unused)) env_kill(struct env *e)
+static void
+env_kill(struct env *e)
 {
 	kill(e->pid, SIGKILL);
 	ck_assert_int_ne(harness_wait_exit(e->pid, 5000), -1);
@@ -252,14 +299,227 @@ START_TEST(regression_fulldisk_process_lease_uaf)
 }
 END_TEST
 
+/* Whether list shows the lease id. */
+static bool
+listed(struct env *e, const char *id)
+{
+	json_object *r = call(e, "{\"op\":\"list\"}"), *a;
+	bool found = false;
+
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e->dir));
+	a = reply_get(r, "leases");
+	for (size_t i = 0; i < json_object_array_length(a); i++)
+		found |=
+		    strcmp(reply_str(json_object_array_get_idx(a, i), "id"),
+		        id) == 0;
+	json_object_put(r);
+	return found;
+}
+
+static int
+list_count(struct env *e)
+{
+	json_object *r = call(e, "{\"op\":\"list\"}");
+	int n;
+
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e->dir));
+	n = (int)json_object_array_length(reply_get(r, "leases"));
+	json_object_put(r);
+	return n;
+}
+
+/* A ttl lease that must succeed; its id into id. */
+static void
+lease_into(struct env *e, char *id)
+{
+	json_object *r = call(e, "{\"op\":\"lease\",\"ttl\":600}");
+
+	ck_assert_msg(r != NULL && reply_ok(r), "%s",
+	    r ? json_object_to_json_string(r) : dir_log(e->dir));
+	snprintf(id, 32, "%s", lease_id(r));
+	json_object_put(r);
+}
+
+/* A request that must fail with code; the daemon must live on. */
+static void
+expect_error(struct env *e, const char *code, const char *req)
+{
+	json_object *r = call(e, "%s", req);
+
+	ck_assert_msg(r != NULL, "portd died: %s", dir_log(e->dir));
+	ck_assert_msg(!reply_ok(r) && strcmp(reply_error(r), code) == 0,
+	    "%s: want %s, got %s", req, code, json_object_to_json_string(r));
+	json_object_put(r);
+	ck_assert_msg(alive(e), "portd died: %s", dir_log(e->dir));
+}
+
+/* A journal write that fails (EIO, no byte written) refuses the lease
+ * and loses nothing else: the leases before and after it survive a
+ * SIGKILL, the refused one does not come back. */
+START_TEST(test_fault_journal_eio)
+{
+	struct env e;
+	char a[32], c[32];
+
+	env_init_faults(&e);
+	env_start(&e);
+	lease_into(&e, a);
+	set_faults(&e, "journal_write:EIO:1");
+	expect_error(&e, "internal", "{\"op\":\"lease\",\"ttl\":600}");
+	ck_assert_int_eq(list_count(&e), 1);
+	lease_into(&e, c);
+	env_kill(&e);
+	set_faults(&e, "");
+	env_start(&e);
+	ck_assert(listed(&e, a));
+	ck_assert(listed(&e, c));
+	env_done(&e);
+}
+END_TEST
+
+/* bind: EMFILE is resource_exhausted; a busy port is skipped; no port
+ * that binds at all is no_ports. Each time the next lease works. */
+START_TEST(test_fault_bind)
+{
+	struct env e;
+	char id[32];
+	json_object *r;
+
+	env_init_faults(&e);
+	env_start(&e);
+	set_faults(&e, "bind:EMFILE:1");
+	expect_error(&e, "resource_exhausted", "{\"op\":\"lease\"}");
+	lease_into(&e, id);
+	set_faults(&e, "bind:EADDRINUSE:3");
+	r = call(&e, "{\"op\":\"lease\"}");
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
+	json_object_put(r);
+	set_faults(&e, "bind:EADDRINUSE:0");
+	expect_error(&e, "no_ports", "{\"op\":\"lease\"}");
+	set_faults(&e, "");
+	lease_into(&e, id);
+	env_done(&e);
+}
+END_TEST
+
+/* pidfd_open for a named pid: EMFILE is resource_exhausted, ESRCH is
+ * not_found; a process lease works again afterwards. */
+START_TEST(test_fault_pidfd_open)
+{
+	struct env e;
+	char req[128];
+	json_object *r;
+
+	env_init_faults(&e);
+	env_start(&e);
+	snprintf(req, sizeof(req),
+	    "{\"op\":\"lease\",\"scope\":\"process\",\"pid\":%d}",
+	    (int)getpid());
+	set_faults(&e, "pidfd_open:EMFILE:1");
+	expect_error(&e, "resource_exhausted", req);
+	set_faults(&e, "pidfd_open:ESRCH:1");
+	expect_error(&e, "not_found", req);
+	r = call(&e, "%s", req);
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
+	json_object_put(r);
+	env_done(&e);
+}
+END_TEST
+
+/* accept on the API socket fails with EMFILE: portd pauses accepting,
+ * then serves the waiting client. */
+START_TEST(test_fault_accept_emfile)
+{
+	struct env e;
+	json_object *r;
+
+	env_init_faults(&e);
+	env_start(&e);
+	set_faults(&e, "accept:EMFILE:1");
+	r = call(&e, "{\"op\":\"hello\"}");
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
+	json_object_put(r);
+	ck_assert_msg(strstr(dir_log(e.dir), "accept (pausing") != NULL, "%s",
+	    dir_log(e.dir));
+	env_done(&e);
+}
+END_TEST
+
+/* sendmsg: a reply sent in two parts arrives whole, sockets and all; a
+ * connection whose send fails is closed and harms no other client. */
+START_TEST(test_fault_sendmsg)
+{
+	struct env e;
+	json_object *r;
+	char *line;
+	int c, fds[8], nfds = 0;
+
+	env_init_faults(&e);
+	env_start(&e);
+	set_faults(&e, "sendmsg:short:1");
+	c = harness_connect(e.sock);
+	ck_assert_int_ne(c, -1);
+	r = harness_call_fds(c, fds, &nfds, "{\"op\":\"lease\",\"fd\":true}");
+	ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
+	ck_assert_int_eq(nfds, 1);
+	ck_assert_int_eq(fd_port(fds[0]), lease_port(r, 0));
+	close(fds[0]);
+	json_object_put(r);
+	close(c);
+
+	set_faults(&e, "sendmsg:ECONNRESET:1");
+	c = harness_connect(e.sock);
+	ck_assert_int_ne(c, -1);
+	harness_send(c, "{\"op\":\"hello\"}\n", 15);
+	line = harness_recv_line(c, 2000, NULL, NULL);
+	ck_assert_msg(line == NULL, "%s", line);
+	close(c);
+	r = call(&e, "{\"op\":\"hello\"}");
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
+	json_object_put(r);
+	env_done(&e);
+}
+END_TEST
+
+/* A malformed rule stops portd-faults at once, saying why. */
+START_TEST(test_fault_bad_rule)
+{
+	struct env e;
+	int status;
+
+	env_init_faults(&e);
+	setenv("PORTD_FAULTS", "journal_write:ENOSPACE", 1);
+	e.pid = spawn_portd(
+	    &(struct spawn){.dir = e.dir, .args = e.args, .bin = e.bin});
+	status = harness_wait_exit(e.pid, 5000);
+	ck_assert_msg(
+	    status != -1 && WIFEXITED(status) && WEXITSTATUS(status) != 0,
+	    "%#x", status);
+	ck_assert_msg(strstr(dir_log(e.dir), "unknown error 'ENOSPACE'"), "%s",
+	    dir_log(e.dir));
+	e.pid = 0;
+	unsetenv("PORTD_FAULTS");
+	env_done(&e);
+}
+END_TEST
+
 int
 main(void)
 {
 	Suite *s = suite_create("journal");
 	TCase *full = tcase_create("fulldisk");
+	TCase *faults = tcase_create("faults");
 
 	tcase_set_timeout(full, 30);
 	tcase_add_test(full, regression_fulldisk_process_lease_uaf);
 	suite_add_tcase(s, full);
+	tcase_set_timeout(faults, 30);
+	tcase_add_test(faults, test_fault_journal_eio);
+	tcase_add_test(faults, test_fault_bind);
+	tcase_add_test(faults, test_fault_pidfd_open);
+	tcase_add_test(faults, test_fault_accept_emfile);
+	tcase_add_test(faults, test_fault_sendmsg);
+	tcase_add_test(faults, test_fault_bad_rule);
+	suite_add_tcase(s, faults);
 	return harness_run(s);
 }
