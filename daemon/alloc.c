@@ -402,8 +402,7 @@ bind_one(uint16_t *port, int type, enum proto_family family, bool shared,
 		        sizeof(v6only)) == -1)
 			goto fail;
 	}
-	if (FAULT_FAIL(BIND) ||
-	    bind(fd, (struct sockaddr *)&ss, len) == -1)
+	if (FAULT_FAIL(BIND) || bind(fd, (struct sockaddr *)&ss, len) == -1)
 		goto fail;
 	if (shared &&
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
