@@ -663,6 +663,8 @@ START_TEST(status_metrics_stop)
 	status = harness_wait_exit(d_ops.pid, 3000);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	harness_restart(&d_ops, pool_args);
+	/* A reply means the loop runs, and with it the SIGTERM handler. */
+	ck_assert_int_eq(status_int(d_ops.sock, "leases"), 1);
 	harness_stop(&d_ops);
 }
 END_TEST
