@@ -1,0 +1,8 @@
+# The Node and Go clients, each with its own ecosystem's test runner,
+# against the portd of this build. Skipped (77) only where the toolchain
+# is missing.
+add_test(NAME client_node
+  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/node_client.sh
+    $<TARGET_FILE:portd> ${PROJECT_SOURCE_DIR}/client/node)
+set_tests_properties(client_node PROPERTIES TIMEOUT 180
+  SKIP_RETURN_CODE 77 ENVIRONMENT "PORTD_TEST_PORTS=30500-30999")
