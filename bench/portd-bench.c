@@ -7,9 +7,12 @@
  * N is the number of timed operations, the percentiles are of their
  * latencies in microseconds, and OPS_PER_S is N over the time they took
  * (for the concurrent tests: all clients' operations over the wall-clock
- * time from the first start to the last end). bench/run.sh starts the
- * peers, runs the tests and turns the lines into a report; --smoke starts
- * a private portd and runs every test a few times, for ctest.
+ * time from the first start to the last end). It is also the two floor
+ * servers (serve-floor, serve-ps-floor) every portd figure is divided by,
+ * and the restart test (SIGKILL with many leases, time to the first
+ * answer, memory before and after). bench/run.sh starts the peers, runs
+ * the tests and turns the lines into a report; --smoke starts a private
+ * portd and the floors and runs every test a few times, for ctest.
  *
  * Nothing here asserts a speed: a test fails only when an operation does.
  */
@@ -17,6 +20,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -49,15 +53,20 @@ static struct {
 	const char *socket;
 	const char *portserver;
 	const char *label;
+	const char *portd; /* the daemon restart and --smoke start */
+	const char *dir;   /* where restart puts its daemon's files */
+	const char *pool;  /* the pool of restart's daemon */
 	long n;
 	int clients;
 	int batch;
 	pid_t pid;
-} opt = {.n = 1000, .clients = 8, .batch = 64};
+} opt = {
+    .n = 1000, .clients = 8, .batch = 64, .dir = "/tmp", .pool = "10000-29999"};
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 __attribute__((noreturn));
 static void smoke_dump_log(void);
+static long rss_kb(pid_t pid);
 
 static void
 die(const char *fmt, ...)
@@ -133,23 +142,31 @@ struct conn {
 	char buf[RBUF_SIZE];
 };
 
+/* Fill sun for a path or, as portpicker spells it, '@name' (abstract). */
+static socklen_t
+unix_addr(const char *addr, struct sockaddr_un *sun)
+{
+	size_t n = strlen(addr);
+
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (n == 0 || n >= sizeof(sun->sun_path))
+		die("bad socket address '%s'", addr);
+	memcpy(sun->sun_path, addr, n);
+	if (addr[0] == '@')
+		sun->sun_path[0] = '\0';
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
+	                   (addr[0] == '@' ? 0 : 1));
+}
+
 static int
 unix_connect(const char *addr)
 {
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct sockaddr_un sun;
 	struct timeval tv = {.tv_sec = IO_TIMEOUT};
-	size_t n = strlen(addr);
-	socklen_t len;
+	socklen_t len = unix_addr(addr, &sun);
 	int fd;
 
-	if (n == 0 || n >= sizeof(sun.sun_path))
-		die("bad socket address '%s'", addr);
-	memcpy(sun.sun_path, addr, n);
-	/* '@name' is the abstract namespace, as portpicker spells it. */
-	if (addr[0] == '@')
-		sun.sun_path[0] = '\0';
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
-	                  (addr[0] == '@' ? 0 : 1));
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 		die("socket: %s", strerror(errno));
 	if (connect(fd, (struct sockaddr *)&sun, len) == -1) {
@@ -491,7 +508,7 @@ test_pipeline(void)
 
 /* Lease count ports for an hour and leave them held (pipelined). */
 static void
-test_fill(long count)
+test_fill_quiet(long count)
 {
 	struct conn *c = conn_open(opt.socket);
 	char req[64 * 32];
@@ -509,6 +526,12 @@ test_fill(long count)
 		done += k;
 	}
 	conn_close(c);
+}
+
+static void
+test_fill(long count)
+{
+	test_fill_quiet(count);
 	printf("fill\t%ld\n", count);
 	fflush(stdout);
 }
@@ -732,6 +755,513 @@ test_rss(pid_t pid)
 	fflush(stdout);
 }
 
+/* --- the floors: the same exchanges with no bookkeeping -------------- */
+
+/*
+ * Two minimal servers, so that every portd figure has a floor measured in
+ * the same run. They use poll() and read()/write(), no event library and
+ * no JSON library: what one process on this machine pays to answer the
+ * same requests over the same kind of socket.
+ *
+ * serve-floor answers portd's own lines: a line naming "release" closes
+ * the socket its lease id names; any other line is a lease, answered by
+ * binding [::]:0 (dual, like portd's default) and keeping the socket. Its
+ * replies have the shape of portd's, so the client does the same work
+ * against both. serve-ps-floor answers the portserver protocol by binding
+ * port 0, closing, and writing the number.
+ */
+
+#define FLOOR_CONNS 1024
+
+/* The port of each socket serve-floor holds, by descriptor; 0: none. */
+static uint16_t floor_held[65536];
+
+static int
+listen_unix(const char *addr)
+{
+	struct sockaddr_un sun;
+	socklen_t len = unix_addr(addr, &sun);
+	int fd;
+
+	if (addr[0] != '@')
+		unlink(addr);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sun, len) == -1 ||
+	    listen(fd, 128) == -1)
+		die("listen on %s: %s", addr, strerror(errno));
+	return fd;
+}
+
+/* Bind a TCP socket to [::]:0; returns it, its port in *ret. */
+static int
+bind0(uint16_t *ret)
+{
+	struct sockaddr_in6 sa = {
+	    .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd == -1)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sa, len) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) == -1 ||
+	    fd >= (int)nitems(floor_held)) {
+		close(fd);
+		return -1;
+	}
+	*ret = ntohs(sa.sin6_port);
+	return fd;
+}
+
+/* Answer one line (NUL-terminated, no '\n') into out; returns the length. */
+static size_t
+floor_line(const char *line, size_t len, char *out, size_t cap)
+{
+	static const char key[] = "\"lease\":\"F";
+	const char *k;
+	uint16_t port;
+	long fd;
+	int n;
+
+	if (memmem(line, len, "\"release\"", 9) != NULL) {
+		k = memmem(line, len, key, sizeof(key) - 1);
+		fd = k != NULL ? strtol(k + sizeof(key) - 1, NULL, 10) : -1;
+		if (fd < 0 || fd >= (long)nitems(floor_held) ||
+		    floor_held[fd] == 0)
+			n = snprintf(out, cap,
+			    "{\"id\":null,\"ok\":false,\"error\":{\"code\":"
+			    "\"not_found\",\"message\":\"no such lease\"}}\n");
+		else {
+			port = floor_held[fd];
+			floor_held[fd] = 0;
+			close((int)fd);
+			n = snprintf(out, cap,
+			    "{\"id\":null,\"ok\":true,\"released\":[%u],"
+			    "\"lease\":\"F%ld\"}\n",
+			    port, fd);
+		}
+	} else if ((fd = bind0(&port)) == -1)
+		n = snprintf(out, cap,
+		    "{\"id\":null,\"ok\":false,\"error\":{\"code\":"
+		    "\"no_ports\",\"message\":\"%s\"}}\n",
+		    strerror(errno));
+	else {
+		floor_held[fd] = port;
+		n = snprintf(out, cap,
+		    "{\"id\":null,\"ok\":true,\"lease\":{\"id\":\"F%ld\","
+		    "\"ports\":[%u]}}\n",
+		    fd, port);
+	}
+	return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+struct floor_conn {
+	size_t len;
+	char buf[8192];
+};
+
+/* Accept what is waiting on lfd into the poll set. */
+static void
+floor_accept(int lfd, struct pollfd *pfd, struct floor_conn **conns, int *n)
+{
+	int fd;
+
+	while ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK)) !=
+	       -1) {
+		if (*n >= FLOOR_CONNS ||
+		    (conns[*n] = calloc(1, sizeof(**conns))) == NULL) {
+			close(fd);
+			continue;
+		}
+		pfd[*n] = (struct pollfd){.fd = fd, .events = POLLIN};
+		(*n)++;
+	}
+}
+
+static void
+floor_drop(struct pollfd *pfd, struct floor_conn **conns, int i, int *n)
+{
+	close(pfd[i].fd);
+	free(conns[i]);
+	(*n)--;
+	pfd[i] = pfd[*n];
+	conns[i] = conns[*n];
+}
+
+static void
+serve_floor(void)
+{
+	static struct pollfd pfd[FLOOR_CONNS + 1];
+	static struct floor_conn *conns[FLOOR_CONNS + 1];
+	static char out[65536];
+	int n = 1;
+
+	if (opt.socket == NULL)
+		die("serve-floor needs --socket");
+	pfd[0] =
+	    (struct pollfd){.fd = listen_unix(opt.socket), .events = POLLIN};
+	for (;;) {
+		if (poll(pfd, (nfds_t)n, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			die("poll: %s", strerror(errno));
+		}
+		for (int i = n - 1; i >= 1; i--) {
+			struct floor_conn *c = conns[i];
+			size_t olen = 0, off = 0;
+			ssize_t r;
+			char *nl;
+
+			if (pfd[i].revents == 0)
+				continue;
+			r = read(pfd[i].fd, c->buf + c->len,
+			    sizeof(c->buf) - 1 - c->len);
+			if (r == -1 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r <= 0) {
+				floor_drop(pfd, conns, i, &n);
+				continue;
+			}
+			c->len += (size_t)r;
+			while ((nl = memchr(c->buf + off, '\n',
+			            c->len - off)) != NULL) {
+				*nl = '\0';
+				if (sizeof(out) - olen < 512) {
+					write_all(pfd[i].fd, out, olen);
+					olen = 0;
+				}
+				olen += floor_line(c->buf + off,
+				    (size_t)(nl - (c->buf + off)), out + olen,
+				    sizeof(out) - olen);
+				off = (size_t)(nl + 1 - c->buf);
+			}
+			if (olen > 0)
+				write_all(pfd[i].fd, out, olen);
+			memmove(c->buf, c->buf + off, c->len - off);
+			c->len -= off;
+			if (c->len == sizeof(c->buf) - 1)
+				floor_drop(pfd, conns, i, &n);
+		}
+		if (pfd[0].revents != 0)
+			floor_accept(pfd[0].fd, pfd, conns, &n);
+	}
+}
+
+static void
+serve_ps_floor(void)
+{
+	static struct pollfd pfd[FLOOR_CONNS + 1];
+	static struct floor_conn *conns[FLOOR_CONNS + 1];
+	int n = 1;
+
+	if (opt.portserver == NULL)
+		die("serve-ps-floor needs --portserver");
+	pfd[0] = (struct pollfd){
+	    .fd = listen_unix(opt.portserver), .events = POLLIN};
+	for (;;) {
+		if (poll(pfd, (nfds_t)n, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			die("poll: %s", strerror(errno));
+		}
+		for (int i = n - 1; i >= 1; i--) {
+			struct floor_conn *c = conns[i];
+			char reply[16];
+			uint16_t port = 0;
+			ssize_t r;
+			int fd, k;
+
+			if (pfd[i].revents == 0)
+				continue;
+			r = read(pfd[i].fd, c->buf + c->len,
+			    sizeof(c->buf) - 1 - c->len);
+			if (r == -1 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (r > 0) {
+				c->len += (size_t)r;
+				if (memchr(c->buf, '\n', c->len) == NULL &&
+				    c->len < 32)
+					continue;
+				if ((fd = bind0(&port)) != -1)
+					close(fd);
+				k = snprintf(
+				    reply, sizeof(reply), "%u\n", port);
+				if (send(pfd[i].fd, reply, (size_t)k,
+				        MSG_NOSIGNAL) != k)
+					port = 0;
+			}
+			floor_drop(pfd, conns, i, &n);
+		}
+		if (pfd[0].revents != 0)
+			floor_accept(pfd[0].fd, pfd, conns, &n);
+	}
+}
+
+/* --- a daemon of our own (restart, --smoke) ---------------------------- */
+
+static struct {
+	pid_t owner; /* only the process that started the daemon stops it */
+	pid_t pid;
+	char dir[160];
+	char sock[192];
+	char ps[192];
+	char log[192];
+	char lock[208];
+	char journal[208];
+	char journal_tmp[224];
+} own;
+
+/*
+ * Stop the daemon and remove its folder. Runs from atexit and from signal
+ * handlers, so it uses async-signal-safe calls only; safe to repeat.
+ */
+static void
+own_cleanup(void)
+{
+	const char *files[] = {
+	    own.sock, own.ps, own.log, own.lock, own.journal, own.journal_tmp};
+
+	if (own.owner != getpid())
+		return;
+	if (own.pid > 0) {
+		kill(own.pid, SIGKILL);
+		while (waitpid(own.pid, NULL, 0) == -1 && errno == EINTR)
+			;
+		own.pid = 0;
+	}
+	if (own.dir[0] == '\0')
+		return;
+	for (size_t i = 0; i < nitems(files); i++)
+		if (files[i][0] != '\0')
+			unlink(files[i]);
+	/* A file we do not know of keeps the folder: rmdir says so. */
+	if (rmdir(own.dir) == -1) {
+		static const char msg[] =
+		    "portd-bench: could not remove the temporary folder\n";
+		if (write(2, msg, sizeof(msg) - 1) < 0)
+			own.dir[0] = '\0';
+	}
+	own.dir[0] = '\0';
+}
+
+static void
+own_signal(int sig)
+{
+	(void)sig;
+	own_cleanup();
+	_exit(1);
+}
+
+/* Show our daemon's log (when this process runs one). */
+static void
+smoke_dump_log(void)
+{
+	char line[512];
+	FILE *f;
+
+	if (own.owner != getpid() || own.log[0] == '\0' ||
+	    (f = fopen(own.log, "r")) == NULL)
+		return;
+	fprintf(stderr, "--- portd's log:\n");
+	while (fgets(line, sizeof(line), f) != NULL)
+		fputs(line, stderr);
+	fclose(f);
+}
+
+/* A private folder under base for the daemon's socket, journal, log. */
+static void
+own_setup(const char *base)
+{
+	if ((size_t)snprintf(own.dir, sizeof(own.dir), "%s/portd-bench.XXXXXX",
+	        base) >= sizeof(own.dir) - 32)
+		die("folder name too long: %s", base);
+	if (mkdtemp(own.dir) == NULL) {
+		own.dir[0] = '\0';
+		die("mkdtemp: %s", strerror(errno));
+	}
+	snprintf(own.sock, sizeof(own.sock), "%s/portd.sock", own.dir);
+	snprintf(own.ps, sizeof(own.ps), "%s/ps.sock", own.dir);
+	snprintf(own.log, sizeof(own.log), "%s/portd.log", own.dir);
+	/* The daemon keeps its lock and journal beside its socket. */
+	snprintf(own.lock, sizeof(own.lock), "%s.lock", own.sock);
+	snprintf(own.journal, sizeof(own.journal), "%s.journal", own.sock);
+	snprintf(
+	    own.journal_tmp, sizeof(own.journal_tmp), "%s.new", own.journal);
+	own.owner = getpid();
+	atexit(own_cleanup);
+	signal(SIGINT, own_signal);
+	signal(SIGTERM, own_signal);
+	signal(SIGHUP, own_signal);
+}
+
+/* Start the daemon on own's paths (again, after a kill: same state). */
+static void
+own_spawn(const char *portd, const char *pool, bool portserver)
+{
+	pid_t parent = getpid();
+	int fd;
+
+	if ((own.pid = fork()) == -1)
+		die("fork: %s", strerror(errno));
+	if (own.pid != 0)
+		return;
+	/* If we die without cleaning up, so does the daemon. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	fd = open(own.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd != -1 && fd != 2) {
+		dup2(fd, 2);
+		close(fd);
+	}
+	/* Keep away from the user's own daemon and config. */
+	setenv("XDG_CONFIG_HOME", own.dir, 1);
+	setenv("XDG_RUNTIME_DIR", own.dir, 1);
+	unsetenv("PORTD_SOCKET");
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_PID");
+	if (portserver)
+		execl(portd, portd, "--socket", own.sock, "--pool", pool,
+		    "--quota", "65536", "--max-leases", "65536",
+		    "--portserver-address", own.ps, (char *)NULL);
+	else
+		execl(portd, portd, "--socket", own.sock, "--pool", pool,
+		    "--quota", "65536", "--max-leases", "65536", "--log-level",
+		    "warning", (char *)NULL);
+	_exit(127);
+}
+
+/* Until the daemon accepts a connection (2 s at most). */
+static void
+own_wait_connect(void)
+{
+	int64_t deadline = now_ns() + 2000000000LL;
+	int fd;
+
+	for (;;) {
+		fd = unix_connect(own.sock);
+		if (fd != -1) {
+			close(fd);
+			return;
+		}
+		if (waitpid(own.pid, NULL, WNOHANG) == own.pid) {
+			own.pid = 0;
+			die("portd exited at start");
+		}
+		if (now_ns() > deadline)
+			die("portd did not answer within 2 s");
+		usleep(5000);
+	}
+}
+
+/* Until the daemon answers a request: its state is restored. The API
+ * socket accepts before the journal is read, so a connection alone is not
+ * enough; the reply comes once restore is done. */
+static void
+own_wait_ready(void)
+{
+	int64_t deadline = now_ns() + 30000000000LL;
+	struct timeval tv = {.tv_sec = 30};
+	struct conn *c;
+
+	for (;;) {
+		int fd = unix_connect(own.sock);
+		if (fd != -1) {
+			if ((c = calloc(1, sizeof(*c))) == NULL)
+				die("out of memory");
+			c->fd = fd;
+			setsockopt(
+			    fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			send_line(c, "{\"op\":\"hello\"}\n");
+			json_object_put(conn_reply(c, "hello"));
+			conn_close(c);
+			return;
+		}
+		if (waitpid(own.pid, NULL, WNOHANG) == own.pid) {
+			own.pid = 0;
+			die("portd exited at start");
+		}
+		if (now_ns() > deadline)
+			die("portd did not answer within 30 s");
+		usleep(1000);
+	}
+}
+
+/* Stop the daemon with sig and reap it; returns its wait status. */
+static int
+own_stop(int sig)
+{
+	int st = 0;
+
+	kill(own.pid, sig);
+	while (waitpid(own.pid, &st, 0) == -1 && errno == EINTR)
+		;
+	own.pid = 0;
+	return st;
+}
+
+/* How many leases the daemon on own.sock reports. */
+static long
+own_lease_count(void)
+{
+	struct conn *c = conn_open(own.sock);
+	json_object *o, *v;
+	long n;
+
+	send_line(c, "{\"op\":\"status\"}\n");
+	o = conn_reply(c, "status");
+	if (!json_object_object_get_ex(o, "leases", &v) ||
+	    !json_object_is_type(v, json_type_int))
+		die("status without a lease count");
+	n = (long)json_object_get_int64(v);
+	json_object_put(o);
+	conn_close(c);
+	return n;
+}
+
+/*
+ * restart COUNT: a daemon of our own takes COUNT leases (held sockets,
+ * one hour), is killed with SIGKILL and started again on the same
+ * journal. Prints
+ *
+ *   restart COUNT READY_MS IDLE_KB LIVE_KB RESTORED_KB
+ *
+ * READY_MS from the second exec to the first answered request; the sizes
+ * are VmRSS just after the first start, with the leases taken live, and
+ * after the restore. Fails unless all COUNT leases came back.
+ */
+static void
+test_restart(long count)
+{
+	long idle, live, restored, n;
+	int64_t t;
+
+	if (opt.portd == NULL)
+		die("restart needs --portd BIN");
+	own_setup(opt.dir);
+	own_spawn(opt.portd, opt.pool, false);
+	own_wait_ready();
+	idle = rss_kb(own.pid);
+	opt.socket = own.sock;
+	test_fill_quiet(count);
+	live = rss_kb(own.pid);
+	own_stop(SIGKILL);
+	t = now_ns();
+	own_spawn(opt.portd, opt.pool, false);
+	own_wait_ready();
+	t = now_ns() - t;
+	restored = rss_kb(own.pid);
+	if ((n = own_lease_count()) != count)
+		die("restart: %ld of %ld leases restored", n, count);
+	if (!WIFEXITED(own_stop(SIGTERM)))
+		die("restart: portd did not stop on SIGTERM");
+	own_cleanup();
+	printf("restart\t%ld\t%.1f\t%ld\t%ld\t%ld\n", count, (double)t / 1e6,
+	    idle, live, restored);
+	fflush(stdout);
+}
+
 static void
 test_lease_plain(void)
 {
@@ -770,162 +1300,61 @@ static const struct test {
     {"bind0-concurrent", test_bind0_concurrent, NULL, NULL, 0},
     {"rss", NULL, test_rss_arg, "pid", INT32_MAX},
     {"wait", test_wait, NULL, NULL, 0},
+    {"restart", NULL, test_restart, "count", 65536},
+    {"serve-floor", serve_floor, NULL, NULL, 0},
+    {"serve-ps-floor", serve_ps_floor, NULL, NULL, 0},
 };
+
+/* Run a floor server in a child process; returns its pid. */
+static pid_t
+floor_start(void (*serve)(void))
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid == -1)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+		own.owner = 0; /* the parent cleans up */
+		serve();
+		_exit(1);
+	}
+	return pid;
+}
 
 /* --- smoke: a private portd, every test a few times ------------------ */
 
-static struct {
-	pid_t owner; /* only the process that started the daemon stops it */
-	pid_t pid;
-	char dir[32];
-	char sock[64];
-	char ps[64];
-	char log[64];
-	char lock[80];
-	char journal[80];
-	char journal_tmp[96];
-} smoke;
-
-/*
- * Stop the daemon and remove its folder. Runs from atexit and from signal
- * handlers, so it uses async-signal-safe calls only; safe to repeat.
- */
-static void
-smoke_cleanup(void)
+static bool
+smoke_skipped(const char *name)
 {
-	const char *files[] = {smoke.sock, smoke.ps, smoke.log, smoke.lock,
-	    smoke.journal, smoke.journal_tmp};
-
-	if (smoke.owner != getpid())
-		return;
-	if (smoke.pid > 0) {
-		kill(smoke.pid, SIGKILL);
-		while (waitpid(smoke.pid, NULL, 0) == -1 && errno == EINTR)
-			;
-		smoke.pid = 0;
-	}
-	if (smoke.dir[0] == '\0')
-		return;
-	for (size_t i = 0; i < nitems(files); i++)
-		if (files[i][0] != '\0')
-			unlink(files[i]);
-	/* A file we do not know of keeps the folder: rmdir says so. */
-	if (rmdir(smoke.dir) == -1) {
-		static const char msg[] =
-		    "portd-bench: could not remove the temporary folder\n";
-		if (write(2, msg, sizeof(msg) - 1) < 0)
-			smoke.dir[0] = '\0';
-	}
-	smoke.dir[0] = '\0';
-}
-
-static void
-smoke_signal(int sig)
-{
-	(void)sig;
-	smoke_cleanup();
-	_exit(1);
-}
-
-/* Show the smoke daemon's log (when this process runs one). */
-static void
-smoke_dump_log(void)
-{
-	char line[512];
-	FILE *f;
-
-	if (smoke.owner != getpid() || smoke.log[0] == '\0' ||
-	    (f = fopen(smoke.log, "r")) == NULL)
-		return;
-	fprintf(stderr, "--- portd's log:\n");
-	while (fgets(line, sizeof(line), f) != NULL)
-		fputs(line, stderr);
-	fclose(f);
-}
-
-static void
-smoke_start(const char *portd)
-{
-	pid_t parent = getpid();
-	int64_t deadline;
-	int fd;
-
-	snprintf(smoke.dir, sizeof(smoke.dir), "/tmp/portd-bench.XXXXXX");
-	if (mkdtemp(smoke.dir) == NULL) {
-		smoke.dir[0] = '\0';
-		die("mkdtemp: %s", strerror(errno));
-	}
-	snprintf(smoke.sock, sizeof(smoke.sock), "%s/portd.sock", smoke.dir);
-	snprintf(smoke.ps, sizeof(smoke.ps), "%s/ps.sock", smoke.dir);
-	snprintf(smoke.log, sizeof(smoke.log), "%s/portd.log", smoke.dir);
-	/* The daemon keeps its lock and journal beside its socket. */
-	snprintf(smoke.lock, sizeof(smoke.lock), "%s.lock", smoke.sock);
-	snprintf(
-	    smoke.journal, sizeof(smoke.journal), "%s.journal", smoke.sock);
-	snprintf(smoke.journal_tmp, sizeof(smoke.journal_tmp), "%s.new",
-	    smoke.journal);
-	smoke.owner = parent;
-	atexit(smoke_cleanup);
-	signal(SIGINT, smoke_signal);
-	signal(SIGTERM, smoke_signal);
-	signal(SIGHUP, smoke_signal);
-	if ((smoke.pid = fork()) == -1)
-		die("fork: %s", strerror(errno));
-	if (smoke.pid == 0) {
-		/* If we die without cleaning up, so does the daemon. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		fd = open(smoke.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-		if (fd != -1 && fd != 2) {
-			dup2(fd, 2);
-			close(fd);
-		}
-		/* Keep away from the user's own daemon and config. */
-		setenv("XDG_CONFIG_HOME", smoke.dir, 1);
-		setenv("XDG_RUNTIME_DIR", smoke.dir, 1);
-		unsetenv("PORTD_SOCKET");
-		unsetenv("NOTIFY_SOCKET");
-		unsetenv("LISTEN_FDS");
-		unsetenv("LISTEN_PID");
-		execl(portd, portd, "--socket", smoke.sock, "--pool",
-		    "32000-32099", "--portserver-address", smoke.ps,
-		    (char *)NULL);
-		_exit(127);
-	}
-	deadline = now_ns() + 2000000000LL;
-	for (;;) {
-		fd = unix_connect(smoke.sock);
-		if (fd != -1) {
-			close(fd);
-			break;
-		}
-		if (waitpid(smoke.pid, NULL, WNOHANG) == smoke.pid) {
-			smoke.pid = 0;
-			die("portd exited at start");
-		}
-		if (now_ns() > deadline)
-			die("portd did not answer within 2 s");
-		usleep(5000);
-	}
-	opt.socket = smoke.sock;
-	opt.portserver = smoke.ps;
+	/* Servers run forever; restart gets its own daemon below. */
+	return strncmp(name, "serve-", 6) == 0 || strcmp(name, "restart") == 0;
 }
 
 static int
-smoke_run(const char *portd)
+smoke_run(void)
 {
+	char floor_sock[256], ps_floor[64];
+	pid_t floor, ps;
 	int st;
 
-	if (portd == NULL)
+	if (opt.portd == NULL)
 		die("--smoke needs --portd BIN");
-	smoke_start(portd);
+	own_setup("/tmp");
+	own_spawn(opt.portd, "32000-32099", true);
+	own_wait_connect();
+	opt.socket = own.sock;
+	opt.portserver = own.ps;
 	opt.n = 20;
 	opt.clients = 2;
 	opt.batch = 5;
 	/* Every test, in a few iterations. */
 	for (size_t i = 0; i < nitems(tests); i++) {
 		const struct test *t = &tests[i];
+		if (smoke_skipped(t->name))
+			continue;
 		if (t->run != NULL)
 			t->run();
 		else if (strcmp(t->name, "fill") == 0)
@@ -935,16 +1364,39 @@ smoke_run(const char *portd)
 			t->run_arg(5);
 			helper_stop(opt.pid);
 		} else
-			t->run_arg(smoke.pid);
+			t->run_arg(own.pid);
 	}
 	/* A clean stop, so the daemon's own exit checks (ASan) count. */
-	kill(smoke.pid, SIGTERM);
-	while (waitpid(smoke.pid, &st, 0) == -1 && errno == EINTR)
-		;
-	smoke.pid = 0;
+	st = own_stop(SIGTERM);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		die("portd did not exit cleanly (status %#x)", st);
-	smoke_cleanup();
+
+	/* The floors answer the same client code. */
+	snprintf(floor_sock, sizeof(floor_sock), "%s/floor.sock", own.dir);
+	snprintf(ps_floor, sizeof(ps_floor), "@portd-bench-floor-%ld",
+	    (long)getpid());
+	opt.socket = floor_sock;
+	opt.portserver = ps_floor;
+	floor = floor_start(serve_floor);
+	ps = floor_start(serve_ps_floor);
+	test_wait();
+	opt.socket = NULL;
+	test_wait();
+	opt.socket = floor_sock;
+	test_lease_plain();
+	test_concurrent();
+	test_pipeline();
+	test_fill(10);
+	test_ps();
+	test_ps_concurrent();
+	helper_stop(floor);
+	helper_stop(ps);
+	unlink(floor_sock);
+	own_cleanup();
+
+	/* A restart restores every lease. */
+	opt.pool = "32000-32099";
+	test_restart(50);
 	return 0;
 }
 
@@ -970,6 +1422,11 @@ usage(FILE *f)
 	    "  bind0-concurrent       the same in -c processes\n"
 	    "  rss PID                VmRSS of PID in kB\n"
 	    "  wait                   until -s or -p accepts (10 s at most)\n"
+	    "  restart COUNT          COUNT leases, SIGKILL, time the "
+	    "restore;\n"
+	    "                         with --portd, --pool, --dir\n"
+	    "  serve-floor            the native floor server on -s\n"
+	    "  serve-ps-floor         the portserver floor server on -p\n"
 	    "\n"
 	    "  -s, --socket PATH      portd's API socket\n"
 	    "  -p, --portserver ADDR  a portserver (@name: abstract)\n"
@@ -979,7 +1436,9 @@ usage(FILE *f)
 	    "  -l, --label NAME       name of the result line\n"
 	    "      --pid PID          the pid ps-fill asks for\n"
 	    "      --smoke            start a private portd, run every test\n"
-	    "      --portd BIN        the portd to start for --smoke\n");
+	    "      --portd BIN        the portd restart and --smoke start\n"
+	    "      --pool LO-HI       restart's pool (default 10000-29999)\n"
+	    "      --dir DIR          where restart keeps its files (/tmp)\n");
 }
 
 static long
@@ -1008,10 +1467,12 @@ main(int argc, char *argv[])
 	    {"pid", required_argument, NULL, 'P'},
 	    {"smoke", no_argument, NULL, 'S'},
 	    {"portd", required_argument, NULL, 'D'},
+	    {"dir", required_argument, NULL, 'd'},
+	    {"pool", required_argument, NULL, 'o'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *portd = NULL, *test;
+	const char *test;
 	bool smoke_mode = false;
 	int ch;
 
@@ -1044,7 +1505,13 @@ main(int argc, char *argv[])
 			smoke_mode = true;
 			break;
 		case 'D':
-			portd = optarg;
+			opt.portd = optarg;
+			break;
+		case 'd':
+			opt.dir = optarg;
+			break;
+		case 'o':
+			opt.pool = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -1056,7 +1523,7 @@ main(int argc, char *argv[])
 	}
 	signal(SIGPIPE, SIG_IGN);
 	if (smoke_mode)
-		return smoke_run(portd);
+		return smoke_run();
 	if (optind >= argc) {
 		usage(stderr);
 		return 2;

@@ -1,44 +1,133 @@
-# Turn bench/run.sh's results into the Markdown report.
-# Input, tab-separated, one line per result:
-#   PEER NAME N MEDIAN_US P99_US OPS_PER_S   a timed test
-#   PEER LABEL KB                            a resident set size (rss)
-#   PEER fill|ps-fill COUNT                  leases taken (not reported)
-# Variables: clients, ir (instructions per lease + release, or empty),
-# machine, big_pool.
+# Turn bench/run.sh's results into the Markdown report and the charts'
+# data. Input, tab-separated, one result a line:
+#   FIGURE SERVER REP NAME N MEDIAN_US P99_US OPS_PER_S  a timed run
+#   FIGURE SERVER 0 VALUE                                a number (kB, Ir)
+#   restart portd REP restart COUNT READY_MS IDLE_KB LIVE_KB RESTORED_KB
+#   sys SERVER 0 SYSCALL CALLS_PER_OPERATION
+# Variables: machine, reps, sweep, held_max, levels (leases held of the
+# latency chart), out (where the .dat files
+# go), profile (1: callgrind and strace ran), top (callgrind's top
+# functions, one "IR FUNCTION" a line).
 
-NF == 6 {
-	n[$1, $2] = $3
-	med[$1, $2] = $4
-	p99[$1, $2] = $5
-	ops[$1, $2] = $6
+NF == 8 {
+	med[$1, $2, $3] = $6
+	p99[$1, $2, $3] = $7
+	ops[$1, $2, $3] = $8
+	nrep[$1] = $3 > nrep[$1] ? $3 : nrep[$1]
 }
-NF == 3 && $2 != "fill" && $2 != "ps-fill" {
-	rss[$1, $2] = $3
+NF == 4 {
+	val[$1, $2] = $4
 }
-
-function ratio(a, b) {
-	return (a == "" || b == "" || b + 0 == 0) ? "—" : sprintf("%.2f", a / b)
+NF == 9 && $1 == "restart" {
+	nrestart++
+	ready[nrestart] = $6
+	idle[nrestart] = $7
+	live[nrestart] = $8
+	restored[nrestart] = $9
+	count = $5
 }
-
-function val(v) {
-	return v == "" ? "—" : v
-}
-
-# row(LABEL, PEER-NAME, PORTD-TEST, PEER, PEER-TEST)
-function row(label, pname, t, peer, pt) {
-	printf "| %s | %s | %s | %s | %s | **%s** | %s | %s | **%s** | %s | %s |\n", \
-	    label, pname, val(n["portd", t]), \
-	    val(med["portd", t]), val(med[peer, pt]), \
-	    ratio(med["portd", t], med[peer, pt]), \
-	    val(p99["portd", t]), val(p99[peer, pt]), \
-	    ratio(p99["portd", t], p99[peer, pt]), \
-	    val(ops["portd", t]), val(ops[peer, pt])
+NF == 5 && $1 == "sys" {
+	sys[$2, $4] = $5
+	if (!($4 in sysname)) {
+		sysname[$4] = 1
+		sysorder[++nsys] = $4
+	}
+	systotal[$2] += $5
 }
 
-function mrow(label, t, peer, pt) {
-	printf "| %s | %s | %s | **%s** |\n", label, val(rss["portd", t]), \
-	    peer == "" ? "—" : val(rss[peer, pt]), \
-	    peer == "" ? "—" : ratio(rss["portd", t], rss[peer, pt])
+# Sort a[1..n] numerically (insertion sort: n is small).
+function sort(a, n,    i, j, t) {
+	for (i = 2; i <= n; i++) {
+		t = a[i]
+		for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--)
+			a[j + 1] = a[j]
+		a[j + 1] = t
+	}
+}
+
+# Median, minimum and maximum of a[1..n], into m[].
+function stats(a, n) {
+	sort(a, n)
+	m["med"] = n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	m["min"] = a[1]
+	m["max"] = a[n]
+	m["n"] = n
+}
+
+# Collect one series: what ("med", "p99", "ops") of FIGURE SERVER over
+# its repetitions; sets m[].
+function series(what, fig, srv,    a, n, r, v) {
+	n = 0
+	for (r = 1; r <= nrep[fig]; r++) {
+		v = what == "med" ? med[fig, srv, r] : \
+		    what == "p99" ? p99[fig, srv, r] : ops[fig, srv, r]
+		if (v != "")
+			a[++n] = v
+	}
+	if (n == 0) {
+		m["n"] = 0
+		return 0
+	}
+	stats(a, n)
+	return n
+}
+
+# The ratio portd / peer of each repetition (both measured side by side).
+function ratios(what, fig, peer,    a, n, r, x, y) {
+	n = 0
+	for (r = 1; r <= nrep[fig]; r++) {
+		x = what == "med" ? med[fig, "portd", r] : ops[fig, "portd", r]
+		y = what == "med" ? med[fig, peer, r] : ops[fig, peer, r]
+		if (x != "" && y != "" && y + 0 > 0)
+			a[++n] = x / y
+	}
+	if (n == 0) {
+		m["n"] = 0
+		return 0
+	}
+	stats(a, n)
+	return n
+}
+
+function fmt(v, unit) {
+	if (unit == "us")
+		return sprintf("%.0f µs", v)
+	if (unit == "ops")
+		return sprintf("%.0f", v)
+	if (unit == "x")
+		return sprintf("%.2f×", v)
+	if (unit == "ms")
+		return sprintf("%.0f ms", v)
+	return v
+}
+
+# "median (min–max)" of m[].
+function spread(unit) {
+	if (m["n"] == 0)
+		return "—"
+	if (m["n"] == 1)
+		return fmt(m["med"], unit)
+	return fmt(m["med"], unit) " (" fmt(m["min"], unit) "–" \
+	    fmt(m["max"], unit) ")"
+}
+
+# One row of the goal table: what is "med" or "ops"; goal "<=" or ">=".
+function goal(label, fig, what, peer, pname, cmp, limit,    a, b, r, met) {
+	series(what, fig, "portd")
+	a = spread(what == "med" ? "us" : "ops")
+	series(what, fig, peer)
+	b = pname " " spread(what == "med" ? "us" : "ops")
+	ratios(what, fig, peer)
+	r = spread("x")
+	met = m["n"] == 0 ? "—" : \
+	    (cmp == "<=" ? m["med"] <= limit : m["med"] >= limit) ? "**met**" : \
+	    "not met"
+	printf "| %s | %s | %s | %s | %s %.2f× | %s |\n", label, a, b, r, \
+	    cmp == "<=" ? "≤" : "≥", limit, met
+}
+
+function mb(kb) {
+	return sprintf("%.1f MB", kb / 1024)
 }
 
 END {
@@ -46,52 +135,181 @@ END {
 	print ""
 	print machine
 	print ""
-	print "## Time per operation"
+	print "Each figure of the goal table is measured " reps " times, " \
+	    "portd and its floor or peer side by side in each repetition " \
+	    "(in alternating order); a cell gives the median and, in " \
+	    "brackets, the range over the repetitions. A ratio is taken " \
+	    "within one repetition, then the median of those is given. " \
+	    "Times are per lease + release pair as the client sees them."
 	print ""
-	print "Microseconds as the client sees them, median and p99 of N " \
-	    "operations; ops/s is N over the time they took (" clients \
-	    " clients: over the wall-clock span). Ratio = portd / peer: " \
-	    "below 1, portd is faster."
+	print "## Goals"
 	print ""
-	print "| operation | peer | N | portd median | peer median | ratio " \
-	    "| portd p99 | peer p99 | ratio | portd ops/s | peer ops/s |"
-	print "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: " \
-	    "| ---: | ---: |"
-	row("lease + release, one connection", "bind-0-close", "lease", \
-	    "bind0", "bind0")
-	row("lease + release, pool 90 % full", "bind-0-close", "lease-90", \
-	    "bind0", "bind0")
-	row("lease `fd: true` (receive, close) + release", "bind-0-close", \
-	    "lease-fd", "bind0", "bind0")
-	row("pipelined lease or release, 64 in flight (per request)", \
-	    "bind-0-close", "pipeline", "bind0", "bind0")
-	row("lease + release, " clients " clients", \
-	    "bind-0-close, " clients " processes", "concurrent", "bind0", \
-	    "bind0-concurrent")
-	row("portserver request (`PID\\n` → `PORT\\n`)", \
-	    "portpicker's portserver", "portserver", "portserver", \
-	    "portserver")
-	row("portserver request, " clients " clients", \
-	    "portpicker's portserver", "portserver-concurrent", "portserver", \
-	    "portserver-concurrent")
-	print ""
-	print "## Memory"
-	print ""
-	print "Resident set size (VmRSS) in kB. Peer: portpicker's portserver."
-	print ""
-	print "| state | portd | peer | ratio |"
-	print "| --- | ---: | ---: | ---: |"
-	mrow("idle, just started", "idle", "portserver", "idle")
-	mrow("3,600 API leases held (pool 90 % full)", "held-3600", "", "")
-	mrow("10,000 portserver-protocol leases for one live pid " \
-	    "(pool " big_pool ")", "ps-10000", "portserver", "ps-10000")
-	mrow("10,000 API leases held: 10,000 bound sockets (pool " \
-	    big_pool ")", "api-10000", "", "")
-	if (ir != "") {
+	print "| workload | portd | floor / peer | ratio | goal | |"
+	print "| --- | ---: | ---: | ---: | ---: | --- |"
+	goal("native lease+release p50, 1 client", "lease-1", "med", "floor", \
+	    "floor", "<=", 1.25)
+	goal("native lease+release p50, 4 clients", "lease-4", "med", \
+	    "floor", "floor", "<=", 1.25)
+	goal("native pairs/s, 4 clients", "lease-4", "ops", "floor", "floor", \
+	    ">=", 0.8)
+	goal("portserver requests/s, 4 clients", "ps-4", "ops", "google", \
+	    "Google's portserver", ">=", 10)
+	if (nrestart > 0) {
+		for (i = 1; i <= nrestart; i++)
+			a[i] = ready[i]
+		stats(a, nrestart)
+		printf "| ready after SIGKILL with %d leases | %s | — | — | " \
+		    "≤ 250 ms | %s |\n", count, spread("ms"), \
+		    m["med"] <= 250 ? "**met**" : "not met"
+		for (i = 1; i <= nrestart; i++)
+			a[i] = live[i]
+		stats(a, nrestart)
+		lv = m["med"]
+		for (i = 1; i <= nrestart; i++)
+			a[i] = restored[i]
+		stats(a, nrestart)
+		rs = m["med"]
+		for (i = 1; i <= nrestart; i++)
+			a[i] = idle[i]
+		stats(a, nrestart)
+		id = m["med"]
+		printf "| RSS with %d leases: before the kill / after the " \
+		    "restart | %s / %s | — | after / before %.2f× | " \
+		    "≤ 1 KiB per lease, both; after ≤ 1.25× before | %s |\n", \
+		    count, mb(lv), mb(rs), rs / lv, \
+		    (lv / count <= 1 && rs / count <= 1 && rs <= 1.25 * lv) ? \
+		    "**met**" : "not met"
 		print ""
-		print "## Instructions"
-		print ""
-		print "portd executes " ir " instructions per lease + release " \
-		    "(callgrind, difference of 11,000 and 1,000 round trips)."
+		printf "Per lease: %.2f KiB before the kill, %.2f KiB after " \
+		    "the restart (RSS / leases); above the idle daemon's " \
+		    "%s: %.2f KiB and %.2f KiB.\n", lv / count, rs / count, \
+		    mb(id), (lv - id) / count, (rs - id) / count
+	}
+
+	print ""
+	print "## More figures from the same runs"
+	print ""
+	print "| figure | portd | floor | ratio | Google's portserver |"
+	print "| --- | ---: | ---: | ---: | ---: |"
+	series("p99", "lease-1", "portd")
+	x = spread("us")
+	series("p99", "lease-1", "floor")
+	printf "| lease+release p99, 1 client | %s | %s | | |\n", x, \
+	    spread("us")
+	series("p99", "lease-4", "portd")
+	x = spread("us")
+	series("p99", "lease-4", "floor")
+	printf "| lease+release p99, 4 clients | %s | %s | | |\n", x, \
+	    spread("us")
+	series("ops", "lease-1", "portd")
+	x = spread("ops")
+	series("ops", "lease-1", "floor")
+	y = spread("ops")
+	ratios("ops", "lease-1", "floor")
+	printf "| pairs/s, 1 client | %s | %s | %s | |\n", x, y, spread("x")
+	series("ops", "ps-4", "portd")
+	x = spread("ops")
+	series("ops", "ps-4", "floor")
+	y = spread("ops")
+	ratios("ops", "ps-4", "floor")
+	z = spread("x")
+	series("ops", "ps-4", "google")
+	printf "| portserver requests/s, 4 clients | %s | %s | %s | %s |\n", \
+	    x, y, z, spread("ops")
+	series("med", "ps-4", "portd")
+	x = spread("us")
+	series("med", "ps-4", "floor")
+	y = spread("us")
+	ratios("med", "ps-4", "floor")
+	z = spread("x")
+	series("med", "ps-4", "google")
+	printf "| portserver request p50, 4 clients | %s | %s | %s | %s |\n", \
+	    x, y, z, spread("us")
+	printf "| RSS idle | %s | %s | | %s |\n", mb(val["rss-idle", "portd"]), \
+	    mb(val["rss-idle", "floor"]), mb(val["rss-idle", "google"])
+	printf "| RSS holding %d leases (the server of the charts) | %s | %s " \
+	    "| | |\n", held_max, mb(val["rss-held", "portd"]), \
+	    mb(val["rss-held", "floor"])
+
+	print ""
+	print "## Charts"
+	print ""
+	print "Medians of " sweep " repetitions each."
+	print ""
+	print "![latency against leases held](latency-held.svg)"
+	print ""
+	print "| leases held | portd p50 | floor p50 | ratio |"
+	print "| ---: | ---: | ---: | ---: |"
+	printf "" >(out "/latency-held.dat")
+	split(levels, hs, " ")
+	for (i = 1; i in hs; i++) {
+		f = "held-" hs[i]
+		if (series("med", f, "portd") == 0)
+			continue
+		x = m["med"]
+		series("med", f, "floor")
+		y = m["med"]
+		printf "%d\t%.2f\t%.2f\n", hs[i], x, y >(out "/latency-held.dat")
+		printf "| %d | %.0f µs | %.0f µs | %.2f× |\n", hs[i], x, y, \
+		    (y > 0 ? x / y : 0)
+	}
+	close(out "/latency-held.dat")
+	print ""
+	print "![throughput against clients](throughput-clients.svg)"
+	print ""
+	print "| clients | portd pairs/s | floor pairs/s | ratio |"
+	print "| ---: | ---: | ---: | ---: |"
+	printf "" >(out "/throughput-clients.dat")
+	split("1 2 4 8 16", ks, " ")
+	for (i = 1; i in ks; i++) {
+		f = "clients-" ks[i]
+		if (series("ops", f, "portd") == 0)
+			continue
+		x = m["med"]
+		series("ops", f, "floor")
+		y = m["med"]
+		printf "%d\t%.0f\t%.0f\n", ks[i], x, y >(out "/throughput-clients.dat")
+		printf "| %d | %.0f | %.0f | %.2f× |\n", ks[i], x, y, \
+		    (y > 0 ? x / y : 0)
+	}
+	close(out "/throughput-clients.dat")
+
+	if (profile != 1)
+		exit
+	print ""
+	print "## Profile"
+	print ""
+	printf "User-space instructions per lease + release pair " \
+	    "(callgrind, the difference of 2,500 and 500 pairs): portd " \
+	    "%d, floor %d.\n", val["ir-pair", "portd"], val["ir-pair", "floor"]
+	print ""
+	print "System calls per operation (`strace -c -f` attached to the " \
+	    "running server; a native operation is a lease + release pair, " \
+	    "a portserver one a request):"
+	print ""
+	print "| system call | portd | floor | portd portserver | " \
+	    "floor portserver |"
+	print "| --- | ---: | ---: | ---: | ---: |"
+	for (i = 1; i <= nsys; i++) {
+		s = sysorder[i]
+		if (sys["portd", s] < 0.01 && sys["floor", s] < 0.01 &&
+		    sys["portd-ps", s] < 0.01 && sys["floor-ps", s] < 0.01)
+			continue
+		printf "| %s | %s | %s | %s | %s |\n", s, sys["portd", s], \
+		    sys["floor", s], sys["portd-ps", s], sys["floor-ps", s]
+	}
+	printf "| **total** | %.2f | %.2f | %.2f | %.2f |\n", \
+	    systotal["portd"], systotal["floor"], systotal["portd-ps"], \
+	    systotal["floor-ps"]
+	print ""
+	print "portd's top functions by their own instructions (callgrind, " \
+	    "2,500 pairs and start-up; json-c has no symbols for its " \
+	    "static functions):"
+	print ""
+	print "| instructions | share | function | library |"
+	print "| ---: | ---: | --- | --- |"
+	while ((getline l < top) > 0) {
+		split(l, w, "\t")
+		printf "| %s | %s %% | `%s` | %s |\n", w[1], w[2], w[3], w[4]
 	}
 }

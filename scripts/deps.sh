@@ -1,10 +1,11 @@
 #!/bin/sh
 # Install whatever portd needs to build and test that this Debian machine lacks.
-# Usage: scripts/deps.sh [build|test]   (test adds the tools the test suite runs)
+# Usage: scripts/deps.sh [build|test|bench]   (test adds the tools the test
+# suite runs; bench adds to those the charts' and the profile's: bench/run.sh)
 set -eu
 
 want="gcc make cmake pkg-config libevent-dev libjson-c-dev check libsubunit-dev libsystemd-dev"
-if [ "${1:-build}" = test ]; then
+if [ "${1:-build}" = test ] || [ "${1:-build}" = bench ]; then
 	# Real peers the tests run as they are: systemd's tools, Python's
 	# portpicker, pytest (with xdist) and http.server, node and npm, Go,
 	# promtool (from prometheus), clang's libFuzzer, unshare/setpriv, ip,
@@ -12,6 +13,9 @@ if [ "${1:-build}" = test ]; then
 	want="$want systemd python3 python3-portpicker python3-pytest python3-pytest-xdist"
 	want="$want nodejs golang-go prometheus clang libclang-rt-14-dev"
 	want="$want util-linux iproute2 procps clang-format git zsh"
+fi
+if [ "${1:-build}" = bench ]; then
+	want="$want gnuplot-nox valgrind strace"
 fi
 
 missing=""
