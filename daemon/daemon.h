@@ -124,9 +124,15 @@ struct lease *lease_by_port(uint16_t port);
 bool lease_allowed(const struct lease *, uid_t uid);
 int lease_renew(
     struct lease *, bool has_ttl, int64_t ttl, struct proto_error *err);
-void lease_claim(struct lease *);
-/* End a lease for reason ("released", "expired", ...) and free it. */
+/* Claim / release: recorded in the journal first; -1 (err, the lease
+ * unchanged) when the record cannot be written. */
+int lease_claim(struct lease *, struct proto_error *err);
+int lease_release(struct lease *, struct proto_error *err);
+/* End a lease for reason ("expired", ...) and free it. An end the journal
+ * cannot take now is written later (journal_del_later). */
 void lease_end(struct lease *, const char *reason);
+/* The lease's id. */
+const char *lease_key(const struct lease *);
 /* End every session lease of conn. */
 void lease_end_conn(struct conn *);
 /* End every lease of a process that exited. */
@@ -157,13 +163,55 @@ const char *lease_lost_reason(const struct lease *);
 /* Restored leases waiting to be held again. */
 int lease_lost_count(void);
 
+/* jrecord.c: the journal's lines (checksummed records) and the loader. */
+#define JOURNAL_VERSION 2 /* 2: a checksum on every record */
+struct jbuf {
+	char *p;
+	size_t len, cap;
+	int nrecords;
+};
+/* Append rec (consumed) to b as one line with its checksum. */
+int jrecord_add(struct jbuf *b, json_object *rec);
+void jbuf_free(struct jbuf *b);
+uint32_t jrecord_crc32(const void *data, size_t len);
+enum jline {
+	JLINE_OK,
+	JLINE_HEADER,
+	JLINE_CORRUPT,       /* not JSON, or not a journal record */
+	JLINE_CHECKSUM,      /* a wrong checksum, or none in version 2 */
+	JLINE_TORN,          /* the last line, without its newline */
+	JLINE_OTHER_VERSION, /* the header of a version this portd lacks */
+};
+struct jload {
+	/* Told of each line that is not a plain record (may be NULL). */
+	void (*report)(void *arg, int line, enum jline what);
+	void *arg;
+	/* Results: lease id -> its last put record, ended leases removed. */
+	json_object *map;
+	int version;
+	size_t complete; /* bytes up to the end of the last whole line */
+	bool torn;
+	int64_t other_version;
+};
+/* Read a journal's bytes into j->map (the caller puts it); -1 for
+ * another version (map NULL) or no memory. */
+int jrecord_load(const char *buf, size_t len, struct jload *j);
+
 /* journal.c: the state journal beside the API socket. */
 /* Open (creating) the journal, restore its leases, compact it. */
 int journal_open(const char *path);
 void journal_close(void);
 bool journal_enabled(void);
+/* Record a lease as it is now / its end: 0, or -1 when it could not be
+ * written (nothing of it is left in the file; the caller undoes the
+ * change or, for an end it cannot undo, calls journal_del_later). */
 int journal_put(const struct lease *);
 int journal_del(const char *id);
+/* Write the end of lease id before the next record (and retry each
+ * second): for ends that happened whether or not they were recorded. */
+void journal_del_later(const char *id);
+/* Write what is owed (late ends, or a rewrite): before stopping. */
+void journal_flush(void);
 int journal_compact(void);
 struct journal_stats {
 	int64_t bytes;        /* size of the file now; -1 without a journal */

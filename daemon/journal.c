@@ -3,15 +3,27 @@
  * before the reply is sent, so a daemon killed at any moment restarts with
  * every lease it had acknowledged.
  *
- *   {"portd_journal":1}                 header
- *   {"put":{lease object},"start":N}    a lease as it is now
- *   {"del":"L…"}                        a lease that ended
+ *   {"portd_journal":2,"crc":"…"}              header
+ *   {"put":{lease object},"start":N,"crc":"…"}  a lease as it is now
+ *   {"del":"L…","crc":"…"}                      a lease that ended
+ *
+ * Every line carries its checksum (jrecord.c); a damaged line is refused,
+ * never restored.
+ *
+ * When a record cannot be written (full disk, I/O error) the file is cut
+ * back to the end of the last whole record, so the next record never
+ * lands on a partial line, and the caller is told: a change whose record
+ * is not on disk is undone and refused. An end that happened anyway (an
+ * expiry, an owner that exited) is owed: it is written before the next
+ * record, and retried every second until it is. If the file cannot even
+ * be cut back, it is no longer trusted: nothing is appended until a
+ * rewrite of the whole table has replaced it.
  *
  * When the file holds more than twice as many records as live leases
  * (plus a constant), it is rewritten with one put a lease and renamed into
  * place: each change costs one write whatever the table's size, and the
  * rewrite is paid for by the records that made it necessary. A torn last
- * line (no '\n') is ignored; a corrupt line is reported and skipped.
+ * line (no '\n') is ignored and cut off.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,14 +36,22 @@
 #include "daemon.h"
 #include "fault.h"
 
-#define JOURNAL_VERSION 1
-#define COMPACT_SLACK   1024
+#define COMPACT_SLACK 1024
+#define MAX_OWED      65536 /* ends owed before a rewrite is the cheaper way */
 
 static int jfd = -1;
 static char jpath[PATH_MAX];
 static long nrecords; /* lines in the file since the last rewrite */
+static off_t jsize;   /* where the last whole record ends */
+static bool jstale;   /* the file may not match the table: rewrite first */
 static bool jbroken;  /* a write failed; say it once */
 static uint64_t ncompactions;
+static const char *compact_skip; /* a lease the rewrite leaves out */
+
+/* Ends that happened but are not in the file yet. */
+static char (*owed)[PROTO_MAX_ID + 1];
+static int nowed, maxowed;
+static struct event *retry_ev;
 
 bool
 journal_enabled(void)
@@ -63,34 +83,90 @@ write_all(int fd, const char *buf, size_t len)
 	return 0;
 }
 
-/* One record as one line on fd; consumes rec. */
-static int
-write_record(int fd, json_object *rec)
-{
-	char *line;
-	size_t len;
-	int rc = -1;
+static void retry_cb(evutil_socket_t, short, void *);
 
-	if ((line = proto_serialize(rec, &len)) != NULL) {
-		rc = write_all(fd, line, len);
-		free(line);
-	}
-	json_object_put(rec);
-	return rc;
+/* Try again in a second while something is owed. */
+static void
+arm_retry(void)
+{
+	struct timeval one = {1, 0};
+
+	if (portd_base == NULL)
+		return;
+	if (retry_ev == NULL &&
+	    (retry_ev = evtimer_new(portd_base, retry_cb, NULL)) == NULL)
+		return;
+	if (!evtimer_pending(retry_ev, NULL))
+		evtimer_add(retry_ev, &one);
 }
 
-/* Append rec (consumed) to the journal; compact when it has grown. */
+/* A write failed: say so once, and cut the file back to its last whole
+ * record; if that fails too, stop trusting the file. */
+static void
+write_failed(void)
+{
+	int e = errno;
+
+	if (!jbroken)
+		log_warnx("journal %s: write: %s; changes that cannot be "
+		          "recorded are refused",
+		    jpath, strerror(e));
+	jbroken = true;
+	if (ftruncate(jfd, jsize) == -1) {
+		log_warn("journal %s: cannot cut back a partial record; "
+		         "appending no more until it is rewritten",
+		    jpath);
+		jstale = true;
+	}
+	arm_retry();
+	errno = e;
+}
+
+static json_object *
+del_record(const char *id)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "del", json_object_new_string(id));
+	return o;
+}
+
+/* Rewrite if the file is not trusted; write the owed ends and rec
+ * (consumed, may be NULL) in one write. 0 if all of it is on disk. */
 static int
 append(json_object *rec)
 {
-	if (write_record(jfd, rec) == -1) {
-		if (!jbroken)
-			log_warn("journal %s: write", jpath);
-		jbroken = true;
+	struct jbuf b = {0};
+	int i;
+
+	if (jstale) {
+		/* The rewrite holds the table as it is now, this change
+		 * included: rec is not needed. */
+		json_object_put(rec);
+		return journal_compact();
+	}
+	for (i = 0; i < nowed; i++)
+		if (jrecord_add(&b, del_record(owed[i])) == -1)
+			break;
+	if (i < nowed || (rec != NULL && jrecord_add(&b, rec) == -1)) {
+		if (i < nowed)
+			json_object_put(rec);
+		jbuf_free(&b);
+		errno = ENOMEM;
 		return -1;
 	}
+	if (b.len > 0 && write_all(jfd, b.p, b.len) == -1) {
+		write_failed();
+		jbuf_free(&b);
+		return -1;
+	}
+	jsize += (off_t)b.len;
+	nrecords += b.nrecords;
+	jbuf_free(&b);
+	if (jbroken)
+		log_notice("journal %s: writes succeed again", jpath);
 	jbroken = false;
-	nrecords++;
+	nowed = 0;
 	if (nrecords > 2L * lease_count() + COMPACT_SLACK)
 		journal_compact();
 	return 0;
@@ -116,64 +192,130 @@ journal_put(const struct lease *l)
 int
 journal_del(const char *id)
 {
-	json_object *o;
+	int rc;
 
 	if (jfd == -1)
 		return 0;
-	o = json_object_new_object();
-	json_object_object_add(o, "del", json_object_new_string(id));
-	return append(o);
+	/* A rewrite instead of the record must leave the lease out: it is
+	 * still in the table while its end is being recorded. */
+	compact_skip = id;
+	rc = append(del_record(id));
+	compact_skip = NULL;
+	return rc;
 }
+
+void
+journal_del_later(const char *id)
+{
+	if (jfd == -1)
+		return;
+	if (nowed == maxowed) {
+		void *p = NULL;
+		int n = maxowed ? maxowed * 2 : 16;
+		if (n <= MAX_OWED)
+			p = realloc(owed, sizeof(*owed) * (size_t)n);
+		if (p == NULL) {
+			/* A rewrite leaves out every lease that ended. */
+			jstale = true;
+			arm_retry();
+			return;
+		}
+		owed = p;
+		maxowed = n;
+	}
+	snprintf(owed[nowed++], sizeof(owed[0]), "%s", id);
+	arm_retry();
+}
+
+void
+journal_flush(void)
+{
+	if (jfd != -1 && (jstale || nowed > 0) && append(NULL) == -1)
+		log_warnx("journal %s: %d lease end(s) could not be recorded",
+		    jpath, jstale ? -1 : nowed);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (jfd == -1 || (!jstale && nowed == 0))
+		return;
+	if (append(NULL) == -1)
+		arm_retry();
+}
+
+struct rewrite {
+	struct jbuf b;
+	bool failed;
+};
 
 static void
 put_one(struct lease *l, void *arg)
 {
-	int *fdp = arg;
+	struct rewrite *w = arg;
 
-	if (*fdp != -1 && write_record(*fdp, put_record(l)) == -1) {
-		log_warn("journal rewrite");
-		close(*fdp);
-		*fdp = -1;
-	}
+	if (compact_skip != NULL && strcmp(lease_key(l), compact_skip) == 0)
+		return;
+	if (!w->failed && jrecord_add(&w->b, put_record(l)) == -1)
+		w->failed = true;
 }
 
 int
 journal_compact(void)
 {
 	char tmp[PATH_MAX + 8];
+	struct rewrite w = {0};
+	struct jbuf *b = &w.b;
 	json_object *header;
 	int fd;
 
 	if (jfd == -1)
 		return 0;
-	snprintf(tmp, sizeof(tmp), "%s.new", jpath);
-	fd = open(
-	    tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd == -1) {
-		log_warn("journal %s", tmp);
-		return -1;
-	}
 	header = json_object_new_object();
 	json_object_object_add(
 	    header, "portd_journal", json_object_new_int(JOURNAL_VERSION));
-	if (write_record(fd, header) == -1) {
-		log_warn("journal %s", tmp);
-		close(fd);
-		unlink(tmp);
+	if (jrecord_add(b, header) == -1)
+		w.failed = true;
+	else
+		lease_foreach(true, 0, put_one, &w);
+	if (w.failed) {
+		log_warnx("journal %s: out of memory for a rewrite", jpath);
+		jbuf_free(b);
 		return -1;
 	}
-	lease_foreach(true, 0, put_one, &fd);
-	if (fd == -1 || fdatasync(fd) == -1 || rename(tmp, jpath) == -1) {
-		log_warn("journal %s", tmp);
-		if (fd != -1)
-			close(fd);
+	snprintf(tmp, sizeof(tmp), "%s.new", jpath);
+	fd = open(tmp,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (fd == -1) {
+		log_warn("journal %s: cannot rewrite it", tmp);
+		jbuf_free(b);
+		return -1;
+	}
+	if (write_all(fd, b->p, b->len) == -1 || fdatasync(fd) == -1 ||
+	    rename(tmp, jpath) == -1) {
+		log_warn("journal %s: cannot rewrite it", tmp);
+		close(fd);
 		unlink(tmp);
+		jbuf_free(b);
 		return -1;
 	}
 	close(jfd);
 	jfd = fd;
-	nrecords = lease_count();
+	jsize = (off_t)b->len;
+	nrecords = b->nrecords - 1;
+	/* The table as it is: every owed end is in it. */
+	nowed = 0;
+	if (jstale || jbroken)
+		log_notice(
+		    "journal %s: rewritten; writes succeed again", jpath);
+	jstale = false;
+	jbroken = false;
 	ncompactions++;
+	jbuf_free(b);
 	return 0;
 }
 
@@ -193,50 +335,40 @@ journal_stats(struct journal_stats *ret)
 	ret->compactions = ncompactions;
 }
 
-/* Apply one line to the map of live records; -1 if it is not valid, -2
- * for the header of a journal version this portd does not read. */
-static int
-apply(json_object *map, const char *line, size_t len)
+static void
+report(void *arg, int line, enum jline what)
 {
-	struct proto_error err;
-	json_object *o, *v, *id;
+	int *bad = arg;
+	const char *why;
 
-	if ((o = proto_parse_object(line, len, &err)) == NULL)
-		return -1;
-	if (json_object_object_get_ex(o, "portd_journal", &v)) {
-		int64_t ver = json_object_get_int64(v);
-		json_object_put(o);
-		return ver == JOURNAL_VERSION ? 0 : -2;
+	switch (what) {
+	case JLINE_TORN:
+		log_warnx("journal %s: line %d is torn (no newline); ignored",
+		    jpath, line);
+		return;
+	case JLINE_OTHER_VERSION:
+		return;
+	case JLINE_CHECKSUM:
+		why = "fails its checksum";
+		break;
+	default:
+		why = "is corrupt";
+		break;
 	}
-	if (json_object_object_get_ex(o, "del", &v) &&
-	    json_object_is_type(v, json_type_string)) {
-		json_object_object_del(map, json_object_get_string(v));
-		json_object_put(o);
-		return 0;
-	}
-	if (json_object_object_get_ex(o, "put", &v) &&
-	    json_object_object_get_ex(v, "id", &id) &&
-	    json_object_is_type(id, json_type_string) &&
-	    proto_lease_id_valid(json_object_get_string(id),
-	        (size_t)json_object_get_string_len(id))) {
-		json_object_object_add(
-		    map, json_object_get_string(id), json_object_get(o));
-		json_object_put(o);
-		return 0;
-	}
-	json_object_put(o);
-	return -1;
+	(*bad)++;
+	log_warnx("journal %s: line %d %s; skipped", jpath, line, why);
 }
 
 int
 journal_open(const char *path)
 {
-	json_object *map;
+	struct jload j = {.report = report};
 	struct stat st;
-	char *buf = NULL, *p, *end;
-	int fd, bad = 0, restored = 0, line = 0;
+	char *buf = NULL;
+	int fd, bad = 0, restored = 0;
 
 	snprintf(jpath, sizeof(jpath), "%s", path);
+	j.arg = &bad;
 	fd = open(
 	    path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_APPEND, 0600);
 	if (fd == -1 || fstat(fd, &st) == -1) {
@@ -250,59 +382,38 @@ journal_open(const char *path)
 		close(fd);
 		return -1;
 	}
-	map = json_object_new_object();
-	if (st.st_size > 0) {
-		if ((buf = malloc((size_t)st.st_size + 1)) == NULL ||
-		    pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
-			log_warn("journal %s: read", path);
-			free(buf);
-			json_object_put(map);
-			close(fd);
-			return -1;
-		}
-		buf[st.st_size] = '\0';
-		for (p = buf; p < buf + st.st_size; p = end + 1) {
-			line++;
-			end = memchr(p, '\n', (size_t)(buf + st.st_size - p));
-			if (end == NULL) {
-				log_warnx("journal %s: line %d is torn (no "
-				          "newline); ignored",
-				    path, line);
-				break;
-			}
-			int rc = apply(map, p, (size_t)(end - p));
-			if (rc == -2) {
-				/* A newer portd's: read nothing, rewrite
-				 * nothing. */
-				log_warnx("journal %s is of another version; "
-				          "leaving it untouched",
-				    path);
-				free(buf);
-				json_object_put(map);
-				close(fd);
-				return -1;
-			}
-			if (rc == -1) {
-				bad++;
-				log_warnx("journal %s: line %d is corrupt; "
-				          "skipped",
-				    path, line);
-			}
-		}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL ||
+	    (st.st_size > 0 &&
+	        pread(fd, buf, (size_t)st.st_size, 0) != st.st_size)) {
+		log_warn("journal %s: read", path);
 		free(buf);
+		close(fd);
+		return -1;
 	}
+	if (jrecord_load(buf, (size_t)st.st_size, &j) == -1) {
+		free(buf);
+		close(fd);
+		if (j.other_version != 0) {
+			/* A newer portd's: read nothing, rewrite nothing. */
+			log_warnx("journal %s is of another version (%lld); "
+			          "leaving it untouched",
+			    path, (long long)j.other_version);
+		} else
+			log_warnx("journal %s: out of memory", path);
+		return -1;
+	}
+	free(buf);
 	if (bad > 0)
 		log_warnx("journal %s: %d corrupt line(s); restored what is "
 		          "valid",
 		    path, bad);
 
-	json_object_object_foreach(map, id, rec)
+	json_object_object_foreach(j.map, id, rec)
 	{
 		struct proto_lease v;
 		struct proto_error err;
 		json_object *put = NULL, *start = NULL;
 
-		(void)id;
 		json_object_object_get_ex(rec, "put", &put);
 		json_object_object_get_ex(rec, "start", &start);
 		if (proto_lease_decode(put, &v, &err) == -1) {
@@ -317,17 +428,40 @@ journal_open(const char *path)
 		                : 0) == 0)
 			restored++;
 	}
-	json_object_put(map);
+	json_object_put(j.map);
 	jfd = fd;
+	jsize = (off_t)j.complete;
+	nrecords = 0;
+	/* Appends go after the last whole line, never onto a torn one. */
+	if (j.torn && ftruncate(fd, jsize) == -1) {
+		log_warn("journal %s: cannot cut off the torn line", path);
+		jstale = true;
+	}
 	log_info("journal %s: %d lease(s) restored", path, restored);
-	/* Start from a clean file holding just what is live. */
-	return journal_compact();
+	/* Start from a clean file holding just what is live. If that cannot
+	 * be written, the journal is still the old file: keep appending to
+	 * it (it was read whole), and say so. */
+	if (journal_compact() == -1) {
+		if (jstale)
+			log_warnx("journal %s: no change can be recorded until "
+			          "it can be rewritten",
+			    path);
+		else
+			log_warnx("journal %s: appending to it as it is", path);
+	}
+	return 0;
 }
 
 void
 journal_close(void)
 {
+	if (retry_ev != NULL)
+		event_free(retry_ev);
+	retry_ev = NULL;
 	if (jfd != -1)
 		close(jfd);
 	jfd = -1;
+	free(owed);
+	owed = NULL;
+	nowed = maxowed = 0;
 }

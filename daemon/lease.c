@@ -125,7 +125,9 @@ lease_shutdown(void)
 	struct uid_acct *a;
 
 	/* Stopping ends no lease for good: the journal keeps them. Here we
-	 * only let go of the sockets and memory. */
+	 * only let go of the sockets and memory, once the journal has every
+	 * end it is owed. */
+	journal_flush();
 	while ((l = TAILQ_FIRST(&leases)) != NULL)
 		lease_end(l, NULL);
 	while ((a = accts) != NULL) {
@@ -354,6 +356,8 @@ fail:
 int
 lease_renew(struct lease *l, bool has_ttl, int64_t ttl, struct proto_error *err)
 {
+	int64_t old_ttl = l->ttl, old_expires = l->expires;
+
 	if (!has_ttl)
 		ttl = l->ttl > 0 ? l->ttl : portd_cfg.default_ttl;
 	if (ttl > portd_cfg.max_ttl)
@@ -363,6 +367,19 @@ lease_renew(struct lease *l, bool has_ttl, int64_t ttl, struct proto_error *err)
 	if (arm(l, ttl) == -1)
 		return proto_error_set(
 		    err, PROTO_E_INTERNAL, "cannot arm a timer");
+	/* The new expiry must be on disk, or a restart would end the lease
+	 * at the old one. */
+	if (journal_put(l) == -1) {
+		l->ttl = old_ttl;
+		l->expires = old_expires;
+		if (old_expires >= 0)
+			arm_until_expiry(l);
+		else if (l->timer != NULL)
+			evtimer_del(l->timer);
+		return proto_error_set(err, PROTO_E_INTERNAL,
+		    "cannot record the renewal in the journal; the lease "
+		    "keeps its old expiry");
+	}
 	counters.renewed++;
 	return 0;
 }
@@ -370,11 +387,20 @@ lease_renew(struct lease *l, bool has_ttl, int64_t ttl, struct proto_error *err)
 static bool hold_missing(struct lease *);
 static void set_lost(struct lease *, bool);
 
-void
-lease_claim(struct lease *l)
+int
+lease_claim(struct lease *l, struct proto_error *err)
 {
 	if (!l->held)
-		return;
+		return 0;
+	/* Recorded first: a claim the journal lacks would be restored as
+	 * held, and its sockets cannot be opened again once closed. */
+	l->held = false;
+	if (journal_put(l) == -1) {
+		l->held = true;
+		return proto_error_set(err, PROTO_E_INTERNAL,
+		    "cannot record the claim in the journal; portd still "
+		    "holds the ports");
+	}
 	alloc_close_sockets(l->socks, l->nsocks);
 	nsocks_held -= l->nsocks;
 	l->held = false;
@@ -383,8 +409,7 @@ lease_claim(struct lease *l)
 	/* A lost lease claimed needs only its markers now. */
 	if (l->lost && hold_missing(l))
 		set_lost(l, false);
-	if (journal_put(l) == -1)
-		log_warnx("lease %s: claim not recorded in the journal", l->id);
+	return 0;
 }
 
 /* Whether l is in the table (lease_end may run on a half-built one). */
@@ -399,8 +424,36 @@ linked(struct lease *l)
 	return false;
 }
 
+static void end_lease(struct lease *, const char *reason, bool record);
+
 void
 lease_end(struct lease *l, const char *reason)
+{
+	end_lease(l, reason, true);
+}
+
+int
+lease_release(struct lease *l, struct proto_error *err)
+{
+	/* Recorded first: a release the journal lacks would bring the lease
+	 * back at the next start. */
+	if (journal_del(l->id) == -1)
+		return proto_error_set(err, PROTO_E_INTERNAL,
+		    "cannot record the release in the journal; the lease is "
+		    "still held");
+	end_lease(l, "released", false);
+	return 0;
+}
+
+const char *
+lease_key(const struct lease *l)
+{
+	return l->id;
+}
+
+/* End l; record the end in the journal unless the caller did. */
+static void
+end_lease(struct lease *l, const char *reason, bool record)
 {
 	struct lease **pp;
 	struct uid_acct *a;
@@ -430,10 +483,10 @@ lease_end(struct lease *l, const char *reason)
 		if (reason != NULL) {
 			if (l->held)
 				service_unstore(l->id);
-			if (journal_del(l->id) == -1)
-				log_warnx("lease %s: end not recorded in the "
-				          "journal",
-				    l->id);
+			/* It ended whatever the journal says: if the end
+			 * cannot be written now, it is owed. */
+			if (record && journal_del(l->id) == -1)
+				journal_del_later(l->id);
 			service_status_changed();
 		}
 	}

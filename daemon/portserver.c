@@ -101,7 +101,11 @@ ps_lease(struct ps_conn *c)
 		log_info("portserver: pid %ld: %s", pid, err.message);
 		return 0;
 	}
-	lease_claim(l);
+	if (lease_claim(l, &err) == -1) {
+		log_info("portserver: pid %ld: %s", pid, err.message);
+		lease_end(l, "could not be claimed");
+		return 0;
+	}
 	ps_served++;
 	return lease_port0(l);
 }

@@ -192,7 +192,8 @@ op_claim(struct ctx *x, struct proto_error *err)
 
 	if (l == NULL)
 		return -1;
-	lease_claim(l);
+	if (lease_claim(l, err) == -1)
+		return -1;
 	add(x->reply, "lease", lease_json(l));
 	return 0;
 }
@@ -207,7 +208,8 @@ op_release(struct ctx *x, struct proto_error *err)
 	if ((l = lookup(x, err)) == NULL)
 		return -1;
 	lease_view(l, &v);
-	lease_end(l, "released");
+	if (lease_release(l, err) == -1)
+		return -1;
 	arr = json_object_new_array();
 	for (int i = 0; i < v.nports; i++)
 		json_object_array_add(arr, json_object_new_int(v.ports[i]));

@@ -503,6 +503,448 @@ START_TEST(test_fault_bad_rule)
 }
 END_TEST
 
+/* After fill_disk: lease until the journal refuses one (its last page
+ * still takes a record or two). The acknowledged ids go to ids[*n..]. */
+static void
+fill_gap(struct env *e, char ids[][32], int *n)
+{
+	for (int i = 0; i < 64; i++) {
+		json_object *r = call(e, "{\"op\":\"lease\",\"ttl\":600}");
+
+		ck_assert_msg(r != NULL, "portd died: %s", dir_log(e->dir));
+		if (!reply_ok(r)) {
+			ck_assert_str_eq(reply_error(r), "internal");
+			json_object_put(r);
+			return;
+		}
+		snprintf(ids[(*n)++], 32, "%s", lease_id(r));
+		json_object_put(r);
+	}
+	ck_abort_msg("the journal took 64 leases on a full disk");
+}
+
+/* held of lease id in list, -1 if absent. */
+static int
+held_of(struct env *e, const char *id)
+{
+	json_object *r = call(e, "{\"op\":\"list\"}"), *a;
+	int held = -1;
+
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e->dir));
+	a = reply_get(r, "leases");
+	for (size_t i = 0; i < json_object_array_length(a); i++) {
+		json_object *l = json_object_array_get_idx(a, i);
+		if (strcmp(reply_str(l, "id"), id) == 0)
+			held = json_object_get_boolean(reply_get(l, "held"));
+	}
+	json_object_put(r);
+	return held;
+}
+
+/*
+ * A release on a full disk replied ok though its record was not written;
+ * after a restart the lease was back. Now a release that cannot be
+ * recorded is refused and the lease stays; every acknowledged release
+ * stays released across SIGKILL and restart.
+ */
+START_TEST(regression_fulldisk_release_comes_back)
+{
+	struct env e;
+	char ids[96][32];
+	bool released[96] = {false};
+	int n = 0, before, refused = -1;
+
+	if (!env_init(&e, "256k"))
+		return;
+	env_start(&e);
+	for (int i = 0; i < 40; i++)
+		lease_into(&e, ids[n++]);
+	before = n;
+	fill_disk(&e);
+	fill_gap(&e, ids, &n);
+	/* Releases are shorter records: the gap takes a few, then none. */
+	for (int i = 0; i < before && refused == -1; i++) {
+		json_object *r =
+		    call(&e, "{\"op\":\"release\",\"lease\":\"%s\"}", ids[i]);
+		ck_assert_msg(r != NULL, "portd died: %s", dir_log(e.dir));
+		if (reply_ok(r))
+			released[i] = true;
+		else {
+			ck_assert_str_eq(reply_error(r), "internal");
+			refused = i;
+		}
+		json_object_put(r);
+	}
+	ck_assert_msg(refused != -1, "every release acknowledged on a full "
+	                             "disk");
+	ck_assert_int_eq(held_of(&e, ids[refused]), 1);
+	free_disk(&e);
+	env_kill(&e);
+	env_start(&e);
+	for (int i = 0; i < n; i++)
+		ck_assert_msg(listed(&e, ids[i]) == !released[i],
+		    "lease %d (%s): released %d", i, ids[i], released[i]);
+	env_done(&e);
+}
+END_TEST
+
+/*
+ * A claim on a full disk replied ok (the sockets closed) though its record
+ * was not written; after a restart the lease was restored as held. Now
+ * the claim is refused and portd keeps holding; once space is back the
+ * claim is recorded and survives a restart.
+ */
+START_TEST(regression_fulldisk_claim_restored_held)
+{
+	struct env e;
+	char ids[96][32];
+	int n = 0;
+	json_object *r;
+
+	if (!env_init(&e, "256k"))
+		return;
+	env_start(&e);
+	lease_into(&e, ids[n++]);
+	fill_disk(&e);
+	fill_gap(&e, ids, &n);
+	r = call(&e, "{\"op\":\"claim\",\"lease\":\"%s\"}", ids[0]);
+	ck_assert_msg(r != NULL, "portd died: %s", dir_log(e.dir));
+	ck_assert_msg(!reply_ok(r) && strcmp(reply_error(r), "internal") == 0,
+	    "claim on a full disk: %s", json_object_to_json_string(r));
+	json_object_put(r);
+	ck_assert_int_eq(held_of(&e, ids[0]), 1);
+	env_kill(&e);
+	env_start(&e);
+	ck_assert_int_eq(held_of(&e, ids[0]), 1);
+
+	/* Space again: the claim is recorded and stays. */
+	free_disk(&e);
+	r = call(&e, "{\"op\":\"claim\",\"lease\":\"%s\"}", ids[0]);
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
+	json_object_put(r);
+	env_kill(&e);
+	env_start(&e);
+	ck_assert_int_eq(held_of(&e, ids[0]), 0);
+	for (int i = 1; i < n; i++)
+		ck_assert(listed(&e, ids[i]));
+	env_done(&e);
+}
+END_TEST
+
+/*
+ * The write that failed on a full disk left half a record; the next
+ * record, written once space was back, was appended onto it and lost at
+ * the next start ("line N is corrupt; skipped"). Now the file is cut back
+ * to its last whole record.
+ */
+START_TEST(regression_fulldisk_partial_line_loses_next)
+{
+	struct env e;
+	char ids[96][32];
+	int n = 0;
+
+	if (!env_init(&e, "256k"))
+		return;
+	env_start(&e);
+	lease_into(&e, ids[n++]);
+	fill_disk(&e);
+	fill_gap(&e, ids, &n);
+	free_disk(&e);
+	lease_into(&e, ids[n++]);
+	lease_into(&e, ids[n++]);
+	env_kill(&e);
+	env_start(&e);
+	for (int i = 0; i < n; i++)
+		ck_assert_msg(
+		    listed(&e, ids[i]), "lease %d lost: %s", i, dir_log(e.dir));
+	ck_assert_msg(strstr(dir_log(e.dir), "corrupt") == NULL &&
+	                  strstr(dir_log(e.dir), "checksum") == NULL,
+	    "%s", dir_log(e.dir));
+	env_done(&e);
+}
+END_TEST
+
+/* The same break made by fault injection on any filesystem: half a
+ * record written, then ENOSPC. */
+START_TEST(test_fault_journal_short_write)
+{
+	struct env e;
+	char a[32], c[32];
+
+	env_init_faults(&e);
+	env_start(&e);
+	lease_into(&e, a);
+	set_faults(&e, "journal_write:short:1,journal_write:ENOSPC:1:1");
+	expect_error(&e, "internal", "{\"op\":\"lease\",\"ttl\":600}");
+	set_faults(&e, "");
+	lease_into(&e, c);
+	env_kill(&e);
+	env_start(&e);
+	ck_assert(listed(&e, a));
+	ck_assert(listed(&e, c));
+	ck_assert_msg(
+	    strstr(dir_log(e.dir), "corrupt") == NULL, "%s", dir_log(e.dir));
+	env_done(&e);
+}
+END_TEST
+
+/* A release whose record cannot be written (EIO) is refused, the lease
+ * and its port stay held; the next release is recorded. */
+START_TEST(test_fault_release_refused)
+{
+	struct env e;
+	char a[32];
+	json_object *r;
+
+	env_init_faults(&e);
+	env_start(&e);
+	lease_into(&e, a);
+	set_faults(&e, "journal_write:EIO:1");
+	r = call(&e, "{\"op\":\"release\",\"lease\":\"%s\"}", a);
+	ck_assert_msg(r != NULL && !reply_ok(r) &&
+	                  strcmp(reply_error(r), "internal") == 0,
+	    "%s", r ? json_object_to_json_string(r) : dir_log(e.dir));
+	json_object_put(r);
+	ck_assert_int_eq(held_of(&e, a), 1);
+	env_kill(&e);
+	env_start(&e);
+	ck_assert_int_eq(held_of(&e, a), 1);
+	r = call(&e, "{\"op\":\"release\",\"lease\":\"%s\"}", a);
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
+	json_object_put(r);
+	env_kill(&e);
+	env_start(&e);
+	ck_assert(!listed(&e, a));
+	env_done(&e);
+}
+END_TEST
+
+/* Wait up to ms for text in the daemon's log. */
+static bool
+log_wait(struct env *e, const char *text, int ms)
+{
+	int64_t end = now_ms() + ms;
+
+	do {
+		if (strstr(dir_log(e->dir), text) != NULL)
+			return true;
+		usleep(20000);
+	} while (now_ms() < end);
+	return false;
+}
+
+/*
+ * A session ended while the journal could not be written: the end was
+ * lost, and after a restart the lease came back as a process lease of the
+ * still-running client. Now the end is owed and written once the journal
+ * takes writes again (retried each second).
+ */
+START_TEST(regression_unrecorded_end_comes_back)
+{
+	struct env e;
+	char s[32];
+	json_object *r;
+	int c;
+
+	env_init_faults(&e);
+	env_start(&e);
+	c = harness_connect(e.sock);
+	ck_assert_int_ne(c, -1);
+	r = harness_call(c, "{\"op\":\"lease\",\"scope\":\"session\"}");
+	ck_assert(reply_ok(r));
+	snprintf(s, sizeof(s), "%s", lease_id(r));
+	json_object_put(r);
+	set_faults(&e, "journal_write:ENOSPC:0");
+	close(c);
+	ck_assert(log_wait(&e, "fails with", 3000));
+	ck_assert_int_eq(list_count(&e), 0);
+	set_faults(&e, "");
+	/* The owed end is retried each second. */
+	if (!log_wait(&e, "writes succeed again", 3000))
+		fprintf(stderr, "no retry seen in the log\n");
+	env_kill(&e);
+	env_start(&e);
+	ck_assert_msg(!listed(&e, s), "%s", dir_log(e.dir));
+	env_done(&e);
+}
+END_TEST
+
+/* A renewal was never journaled: after a restart the lease expired at its
+ * old time. */
+START_TEST(regression_renew_lost_on_restart)
+{
+	struct env e;
+	json_object *r;
+	char a[32];
+
+	env_init_faults(&e);
+	e.bin = NULL;
+	env_start(&e);
+	r = call(&e, "{\"op\":\"lease\",\"ttl\":1}");
+	ck_assert(r != NULL && reply_ok(r));
+	snprintf(a, sizeof(a), "%s", lease_id(r));
+	json_object_put(r);
+	r = call(&e, "{\"op\":\"renew\",\"lease\":\"%s\",\"ttl\":600}", a);
+	ck_assert(r != NULL && reply_ok(r));
+	json_object_put(r);
+	env_kill(&e);
+	usleep(1300 * 1000);
+	env_start(&e);
+	ck_assert_msg(listed(&e, a), "%s", dir_log(e.dir));
+	env_done(&e);
+}
+END_TEST
+
+/* A renewal that cannot be recorded is refused and changes nothing. */
+START_TEST(test_fault_renew_refused)
+{
+	struct env e;
+	json_object *r;
+	char a[32];
+	int64_t exp;
+
+	env_init_faults(&e);
+	env_start(&e);
+	lease_into(&e, a);
+	r = call(&e, "{\"op\":\"list\"}");
+	exp = reply_int(
+	    json_object_array_get_idx(reply_get(r, "leases"), 0), "expires");
+	json_object_put(r);
+	set_faults(&e, "journal_write:EIO:1");
+	r = call(&e, "{\"op\":\"renew\",\"lease\":\"%s\",\"ttl\":3600}", a);
+	ck_assert_msg(r != NULL && !reply_ok(r) &&
+	                  strcmp(reply_error(r), "internal") == 0,
+	    "%s", r ? json_object_to_json_string(r) : dir_log(e.dir));
+	json_object_put(r);
+	r = call(&e, "{\"op\":\"list\"}");
+	ck_assert_int_eq(
+	    reply_int(json_object_array_get_idx(reply_get(r, "leases"), 0),
+	        "expires"),
+	    exp);
+	json_object_put(r);
+	env_done(&e);
+}
+END_TEST
+
+/* The whole journal file (static buffer). */
+static const char *
+journal_text(struct env *e)
+{
+	static char buf[65536];
+	int fd = open(e->journal, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	ck_assert_int_ne(fd, -1);
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+static void
+journal_write_text(struct env *e, const char *text)
+{
+	int fd = open(e->journal, O_WRONLY | O_TRUNC | O_CLOEXEC);
+
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/*
+ * A record with one digit changed was restored with the changed value
+ * (there was no checksum). Now it fails its checksum and is refused; the
+ * other records are restored.
+ */
+START_TEST(regression_journal_changed_digit_restored)
+{
+	struct env e;
+	char a[32], b[32], text[65536], *p;
+
+	env_init_faults(&e);
+	e.bin = NULL;
+	env_start(&e);
+	lease_into(&e, a);
+	lease_into(&e, b);
+	env_kill(&e);
+	snprintf(text, sizeof(text), "%s", journal_text(&e));
+	ck_assert_msg(strncmp(text, "{\"portd_journal\":2,\"crc\":\"", 26) == 0,
+	    "%s", text);
+	/* In a's record: its ttl 600 becomes 900. */
+	p = strstr(text, a);
+	ck_assert_ptr_nonnull(p);
+	p = strstr(p, "\"ttl\":600");
+	ck_assert_ptr_nonnull(p);
+	p[6] = '9';
+	journal_write_text(&e, text);
+	env_start(&e);
+	ck_assert(!listed(&e, a));
+	ck_assert(listed(&e, b));
+	ck_assert_msg(strstr(dir_log(e.dir), "fails its checksum") != NULL,
+	    "%s", dir_log(e.dir));
+	env_done(&e);
+}
+END_TEST
+
+/* A version 1 journal (no checksums) is read as before and rewritten as
+ * version 2. */
+START_TEST(test_journal_v1_upgraded)
+{
+	struct env e;
+	char a[32], text[65536], v1[65536], *p, *q;
+	size_t n = 0;
+
+	env_init_faults(&e);
+	e.bin = NULL;
+	env_start(&e);
+	lease_into(&e, a);
+	env_kill(&e);
+	/* The same records as version 1 wrote them: no checksums. */
+	snprintf(text, sizeof(text), "%s", journal_text(&e));
+	n = (size_t)snprintf(v1, sizeof(v1), "{\"portd_journal\":1}\n");
+	for (p = strchr(text, '\n') + 1; (q = strchr(p, '\n')) != NULL;
+	     p = q + 1) {
+		char *c = strstr(p, ",\"crc\":\"");
+		ck_assert(c != NULL && c < q);
+		n += (size_t)snprintf(
+		    v1 + n, sizeof(v1) - n, "%.*s}\n", (int)(c - p), p);
+	}
+	journal_write_text(&e, v1);
+	env_start(&e);
+	ck_assert_msg(listed(&e, a), "%s", dir_log(e.dir));
+	ck_assert(strncmp(journal_text(&e), "{\"portd_journal\":2,", 19) == 0);
+	env_done(&e);
+}
+END_TEST
+
+/*
+ * The journal's rewrite target could not be created: portd logged
+ * "running without a journal" while it went on appending to the old
+ * file. Now it says what it does, and does it: the leases survive.
+ */
+START_TEST(regression_journal_rewrite_target_lie)
+{
+	struct env e;
+	char a[32], dir[200];
+
+	env_init_faults(&e);
+	e.bin = NULL;
+	snprintf(dir, sizeof(dir), "%s.new", e.journal);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	env_start(&e);
+	lease_into(&e, a);
+	ck_assert_msg(
+	    strstr(dir_log(e.dir), "running without a journal") == NULL &&
+	        strstr(dir_log(e.dir), "appending to it as it is"),
+	    "%s", dir_log(e.dir));
+	env_kill(&e);
+	env_start(&e);
+	ck_assert(listed(&e, a));
+	rmdir(dir);
+	env_done(&e);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -512,6 +954,9 @@ main(void)
 
 	tcase_set_timeout(full, 30);
 	tcase_add_test(full, regression_fulldisk_process_lease_uaf);
+	tcase_add_test(full, regression_fulldisk_release_comes_back);
+	tcase_add_test(full, regression_fulldisk_claim_restored_held);
+	tcase_add_test(full, regression_fulldisk_partial_line_loses_next);
 	suite_add_tcase(s, full);
 	tcase_set_timeout(faults, 30);
 	tcase_add_test(faults, test_fault_journal_eio);
@@ -520,6 +965,14 @@ main(void)
 	tcase_add_test(faults, test_fault_accept_emfile);
 	tcase_add_test(faults, test_fault_sendmsg);
 	tcase_add_test(faults, test_fault_bad_rule);
+	tcase_add_test(faults, test_fault_journal_short_write);
+	tcase_add_test(faults, test_fault_release_refused);
+	tcase_add_test(faults, test_fault_renew_refused);
+	tcase_add_test(faults, regression_unrecorded_end_comes_back);
+	tcase_add_test(faults, regression_renew_lost_on_restart);
+	tcase_add_test(faults, regression_journal_changed_digit_restored);
+	tcase_add_test(faults, test_journal_v1_upgraded);
+	tcase_add_test(faults, regression_journal_rewrite_target_lie);
 	suite_add_tcase(s, faults);
 	return harness_run(s);
 }

@@ -336,7 +336,7 @@ END_TEST
  * as one: a downgrade destroyed a newer portd's state. */
 START_TEST(regression_journal_other_version_untouched)
 {
-	static const char text[] = "{\"portd_journal\":2}\n{\"lease\":{}}\n";
+	static const char text[] = "{\"portd_journal\":3}\n{\"lease\":{}}\n";
 	char buf[256] = "";
 	struct env e;
 	json_object *r;

@@ -1,0 +1,201 @@
+/*
+ * The journal's lines: records with a checksum, and reading a file's worth
+ * of them into the set of live records. No I/O and no daemon state, so
+ * the loader's fuzz target runs it as the daemon does.
+ *
+ * Version 2 ends every record with its checksum as the last key:
+ *
+ *   {"put":{...},"start":0,"crc":"89abcdef"}
+ *
+ * the CRC-32 (zlib's crc32) of the line's bytes before `,"crc":`, as
+ * eight lower-case hex digits. A version 2 line without it, or whose
+ * checksum does not match, is refused. Version 1 files (no checksums) are
+ * read as before; a line that carries a checksum is checked in either.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+
+#define CRC_HEAD     ",\"crc\":\""
+#define CRC_HEAD_LEN (sizeof(CRC_HEAD) - 1)
+#define CRC_TAIL_LEN (CRC_HEAD_LEN + 8 + 2) /* ,"crc":"XXXXXXXX"} */
+
+uint32_t
+jrecord_crc32(const void *data, size_t len)
+{
+	static uint32_t table[256];
+	const unsigned char *p = data;
+	uint32_t c = 0xffffffffu;
+
+	if (table[1] == 0) {
+		for (uint32_t i = 0; i < 256; i++) {
+			uint32_t k = i;
+			for (int j = 0; j < 8; j++)
+				k = k & 1 ? 0xedb88320u ^ (k >> 1) : k >> 1;
+			table[i] = k;
+		}
+	}
+	while (len-- > 0)
+		c = table[(c ^ *p++) & 0xff] ^ (c >> 8);
+	return c ^ 0xffffffffu;
+}
+
+int
+jrecord_add(struct jbuf *b, json_object *rec)
+{
+	char *line;
+	size_t len, body, need;
+	uint32_t crc;
+
+	line = proto_serialize(rec, &len);
+	json_object_put(rec);
+	if (line == NULL)
+		return -1;
+	/* proto_serialize ends an object with "}\n". */
+	if (len < 3 || line[len - 1] != '\n' || line[len - 2] != '}') {
+		free(line);
+		return -1;
+	}
+	body = len - 2;
+	need = body + CRC_TAIL_LEN + 1;
+	if (b->len + need + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 512;
+		char *p;
+		while (cap < b->len + need + 1)
+			cap *= 2;
+		if ((p = realloc(b->p, cap)) == NULL) {
+			free(line);
+			return -1;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, line, body);
+	crc = jrecord_crc32(line, body);
+	snprintf(b->p + b->len + body, CRC_TAIL_LEN + 2, CRC_HEAD "%08x\"}\n",
+	    (unsigned)crc);
+	b->len += need;
+	b->nrecords++;
+	free(line);
+	return 0;
+}
+
+void
+jbuf_free(struct jbuf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* 1: the line's checksum matches; 0: it has none; -1: it does not match. */
+static int
+check_crc(const char *line, size_t len)
+{
+	const char *t;
+	char hex[9], *end;
+	unsigned long want;
+
+	if (len < CRC_TAIL_LEN + 1)
+		return 0;
+	t = line + len - CRC_TAIL_LEN;
+	if (memcmp(t, CRC_HEAD, CRC_HEAD_LEN) != 0 ||
+	    memcmp(t + CRC_HEAD_LEN + 8, "\"}", 2) != 0)
+		return 0;
+	memcpy(hex, t + CRC_HEAD_LEN, 8);
+	hex[8] = '\0';
+	for (int i = 0; i < 8; i++)
+		if (!((hex[i] >= '0' && hex[i] <= '9') ||
+		        (hex[i] >= 'a' && hex[i] <= 'f')))
+			return -1;
+	want = strtoul(hex, &end, 16);
+	return jrecord_crc32(line, (size_t)(t - line)) == want ? 1 : -1;
+}
+
+/* Apply one line to the map of live records. */
+static enum jline
+apply(struct jload *j, const char *line, size_t len)
+{
+	struct proto_error err;
+	json_object *o, *v, *id;
+	int crc = check_crc(line, len);
+
+	if (crc == -1)
+		return JLINE_CHECKSUM;
+	if ((o = proto_parse_object(line, len, &err)) == NULL)
+		return JLINE_CORRUPT;
+	if (json_object_object_get_ex(o, "portd_journal", &v)) {
+		int64_t ver = json_object_is_type(v, json_type_int)
+		                  ? json_object_get_int64(v)
+		                  : -1;
+		json_object_put(o);
+		if (ver != 1 && ver != JOURNAL_VERSION) {
+			j->other_version = ver;
+			return JLINE_OTHER_VERSION;
+		}
+		j->version = (int)ver;
+		return JLINE_HEADER;
+	}
+	if (crc == 0 && j->version >= 2) {
+		json_object_put(o);
+		return JLINE_CHECKSUM;
+	}
+	if (json_object_object_get_ex(o, "del", &v) &&
+	    json_object_is_type(v, json_type_string)) {
+		json_object_object_del(j->map, json_object_get_string(v));
+		json_object_put(o);
+		return JLINE_OK;
+	}
+	if (json_object_object_get_ex(o, "put", &v) &&
+	    json_object_object_get_ex(v, "id", &id) &&
+	    json_object_is_type(id, json_type_string) &&
+	    proto_lease_id_valid(json_object_get_string(id),
+	        (size_t)json_object_get_string_len(id))) {
+		json_object_object_add(
+		    j->map, json_object_get_string(id), json_object_get(o));
+		json_object_put(o);
+		return JLINE_OK;
+	}
+	json_object_put(o);
+	return JLINE_CORRUPT;
+}
+
+int
+jrecord_load(const char *buf, size_t len, struct jload *j)
+{
+	const char *p, *end;
+	int line = 0;
+
+	j->map = json_object_new_object();
+	j->version = 1; /* a file without a header: as version 1 did */
+	j->complete = 0;
+	j->torn = false;
+	j->other_version = 0;
+	if (j->map == NULL)
+		return -1;
+	for (p = buf; p < buf + len; p = end + 1) {
+		enum jline what;
+
+		line++;
+		if ((end = memchr(p, '\n', (size_t)(buf + len - p))) == NULL) {
+			j->torn = true;
+			if (j->report != NULL)
+				j->report(j->arg, line, JLINE_TORN);
+			break;
+		}
+		what = apply(j, p, (size_t)(end - p));
+		j->complete = (size_t)(end + 1 - buf);
+		if (what == JLINE_OTHER_VERSION) {
+			if (j->report != NULL)
+				j->report(j->arg, line, what);
+			json_object_put(j->map);
+			j->map = NULL;
+			return -1;
+		}
+		if (what != JLINE_OK && what != JLINE_HEADER &&
+		    j->report != NULL)
+			j->report(j->arg, line, what);
+	}
+	return 0;
+}
