@@ -300,13 +300,21 @@ main(int argc, char *argv[])
 	config_defaults(&flags_cfg);
 	while (
 	    (ch = getopt_long(argc, argv, "s:fc:l:hV", longopts, &idx)) != -1) {
+		/* Settings are kept, in order, until the config file is read:
+		 * a bounded list, and a clear error past its end. */
+		if ((ch == 0 || ch == 'l' || ch == 'R') &&
+		    nflags == (int)nitems(flag_keys)) {
+			fprintf(stderr,
+			    "portd: too many settings on the command line "
+			    "(at most %zu)\n",
+			    nitems(flag_keys));
+			return 2;
+		}
 		switch (ch) {
 		case 0:
 			/* Applied after the config file, so flags win. */
-			if (nflags < (int)nitems(flag_keys)) {
-				flag_keys[nflags] = longopts[idx].name;
-				flag_vals[nflags++] = optarg;
-			}
+			flag_keys[nflags] = longopts[idx].name;
+			flag_vals[nflags++] = optarg;
 			break;
 		case 's':
 			if (strlen(optarg) >= sizeof(flags_cfg.socket_path)) {

@@ -1062,6 +1062,42 @@ START_TEST(help_lists_every_flag)
 }
 END_TEST
 
+/* portd -l x given 70 times wrote past the end of its list of settings
+ * (UBSan: index 64 out of bounds for flag_keys). Now: a usage error. */
+START_TEST(regression_many_settings_overflow)
+{
+	const char *argv[160];
+	int n = 0, status, fd[2];
+	char buf[512] = "";
+	ssize_t len;
+	pid_t pid;
+
+	argv[n++] = harness_portd_bin;
+	for (int i = 0; i < 70; i++) {
+		argv[n++] = "-l";
+		argv[n++] = "x";
+	}
+	argv[n] = NULL;
+	ck_assert_int_eq(pipe(fd), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		dup2(fd[1], 2);
+		close(fd[0]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fd[1]);
+	len = read(fd[0], buf, sizeof(buf) - 1);
+	close(fd[0]);
+	buf[len > 0 ? len : 0] = '\0';
+	status = harness_wait_exit(pid, 5000);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2,
+	    "status %#x: %s", status, buf);
+	ck_assert_msg(strstr(buf, "too many settings") != NULL, "%s", buf);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1108,6 +1144,7 @@ main(void)
 	tcase_add_test(proc, regular_file_untouched);
 	tcase_add_test(proc, sigterm_removes_socket_and_frees_ports);
 	tcase_add_test(proc, help_lists_every_flag);
+	tcase_add_test(proc, regression_many_settings_overflow);
 	suite_add_tcase(s, proc);
 
 	tcase_set_timeout(reg, 20);
