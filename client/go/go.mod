@@ -1,0 +1,3 @@
+module portd.dev/portd
+
+go 1.19
