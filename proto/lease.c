@@ -4,45 +4,173 @@
  */
 #include <string.h>
 
+#include <json-c/printbuf.h>
+
 #include "internal.h"
 #include "proto.h"
 
-static json_object *
-int_or_null(int64_t v)
+/* The lease's JSON text, written by hand into a fixed buffer. */
+struct text {
+	char *p;
+	size_t len, cap;
+};
+
+static void
+put(struct text *t, const char *s, size_t n)
 {
-	return v < 0 ? NULL : json_object_new_int64(v);
+	if (t->len + n < t->cap)
+		memcpy(t->p + t->len, s, n);
+	t->len += n;
+}
+
+#define PUT(t, lit) put(t, lit, sizeof(lit) - 1)
+
+static void
+put_int(struct text *t, int64_t v)
+{
+	char d[24], *e = d + sizeof(d), *q = e;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+
+	do
+		*--q = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		*--q = '-';
+	put(t, q, (size_t)(e - q));
+}
+
+static void
+put_int_or_null(struct text *t, int64_t v)
+{
+	if (v < 0)
+		PUT(t, "null");
+	else
+		put_int(t, v);
+}
+
+/* A JSON string, escaped as json-c escapes it with
+ * JSON_C_TO_STRING_NOSLASHESCAPE, so both write the same bytes. */
+static void
+put_str(struct text *t, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	PUT(t, "\"");
+	for (; *s != '\0'; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[6];
+
+		switch (c) {
+		case '\b':
+			PUT(t, "\\b");
+			break;
+		case '\n':
+			PUT(t, "\\n");
+			break;
+		case '\r':
+			PUT(t, "\\r");
+			break;
+		case '\t':
+			PUT(t, "\\t");
+			break;
+		case '\f':
+			PUT(t, "\\f");
+			break;
+		case '"':
+			PUT(t, "\\\"");
+			break;
+		case '\\':
+			PUT(t, "\\\\");
+			break;
+		default:
+			if (c < ' ') {
+				memcpy(esc, "\\u00", 4);
+				esc[4] = hex[c >> 4];
+				esc[5] = hex[c & 15];
+				put(t, esc, 6);
+			} else
+				put(t, (const char *)&c, 1);
+		}
+	}
+	PUT(t, "\"");
+}
+
+static void
+put_name(struct text *t, const char *s)
+{
+	PUT(t, "\"");
+	put(t, s, strlen(s));
+	PUT(t, "\"");
+}
+
+size_t
+proto_lease_write(const struct proto_lease *l, char *buf, size_t size)
+{
+	struct text t = {.p = buf, .cap = size};
+
+	PUT(&t, "{\"id\":");
+	put_str(&t, l->id);
+	PUT(&t, ",\"ports\":[");
+	for (int i = 0; i < l->nports; i++) {
+		if (i > 0)
+			PUT(&t, ",");
+		put_int(&t, l->ports[i]);
+	}
+	PUT(&t, "],\"proto\":");
+	put_name(&t, proto_proto_to_string(l->proto));
+	PUT(&t, ",\"family\":");
+	put_name(&t, proto_family_to_string(l->family));
+	if (l->ipv6)
+		PUT(&t, ",\"ipv6\":true,\"scope\":");
+	else
+		PUT(&t, ",\"ipv6\":false,\"scope\":");
+	put_name(&t, proto_scope_to_string(l->scope));
+	PUT(&t, ",\"hold\":");
+	put_name(&t, proto_hold_to_string(l->hold));
+	PUT(&t, ",\"ttl\":");
+	put_int_or_null(&t, l->ttl);
+	PUT(&t, ",\"expires\":");
+	put_int_or_null(&t, l->expires);
+	PUT(&t, ",\"created\":");
+	put_int(&t, l->created);
+	PUT(&t, ",\"name\":");
+	put_str(&t, l->name);
+	PUT(&t, ",\"owner\":{\"uid\":");
+	put_int(&t, l->uid);
+	PUT(&t, ",\"pid\":");
+	put_int(&t, l->pid);
+	if (l->held)
+		PUT(&t, "},\"held\":true}");
+	else
+		PUT(&t, "},\"held\":false}");
+	if (t.len < size)
+		buf[t.len] = '\0';
+	else if (size > 0)
+		buf[0] = '\0';
+	return t.len;
+}
+
+/* An object's text is its string value: write it as it is. */
+static int
+serialize_raw(struct json_object *o, struct printbuf *pb, int level, int flags)
+{
+	(void)level;
+	(void)flags;
+	return printbuf_memappend(
+	    pb, json_object_get_string(o), json_object_get_string_len(o));
 }
 
 json_object *
 proto_lease_encode(const struct proto_lease *l)
 {
-	json_object *o = json_object_new_object(), *a, *own;
+	char buf[PROTO_LEASE_TEXT_MAX];
+	size_t n = proto_lease_write(l, buf, sizeof(buf));
+	json_object *o;
 
-	if (o == NULL)
+	if (n >= sizeof(buf) ||
+	    (o = json_object_new_string_len(buf, (int)n)) == NULL)
 		return NULL;
-	json_object_object_add(o, "id", json_object_new_string(l->id));
-	a = json_object_new_array();
-	for (int i = 0; i < l->nports; i++)
-		json_object_array_add(a, json_object_new_int(l->ports[i]));
-	json_object_object_add(o, "ports", a);
-	json_object_object_add(o, "proto",
-	    json_object_new_string(proto_proto_to_string(l->proto)));
-	json_object_object_add(o, "family",
-	    json_object_new_string(proto_family_to_string(l->family)));
-	json_object_object_add(o, "ipv6", json_object_new_boolean(l->ipv6));
-	json_object_object_add(o, "scope",
-	    json_object_new_string(proto_scope_to_string(l->scope)));
-	json_object_object_add(
-	    o, "hold", json_object_new_string(proto_hold_to_string(l->hold)));
-	json_object_object_add(o, "ttl", int_or_null(l->ttl));
-	json_object_object_add(o, "expires", int_or_null(l->expires));
-	json_object_object_add(o, "created", json_object_new_int64(l->created));
-	json_object_object_add(o, "name", json_object_new_string(l->name));
-	own = json_object_new_object();
-	json_object_object_add(own, "uid", json_object_new_int64(l->uid));
-	json_object_object_add(own, "pid", json_object_new_int(l->pid));
-	json_object_object_add(o, "owner", own);
-	json_object_object_add(o, "held", json_object_new_boolean(l->held));
+	json_object_set_serializer(o, serialize_raw, NULL, NULL);
 	return o;
 }
 

@@ -210,6 +210,21 @@ json_object *proto_reply_ok(json_object *id);
 json_object *proto_reply_error(json_object *id, const struct proto_error *);
 
 /* lease.c: the lease and socket codec, both directions. */
+/*
+ * The lease's one encoder: its JSON object as text (no newline) into buf,
+ * NUL-terminated. Returns the length, which is at least size when buf was
+ * too small (PROTO_LEASE_TEXT_MAX always suffices). The bytes are those
+ * json-c writes for the same object with JSON_C_TO_STRING_PLAIN and
+ * JSON_C_TO_STRING_NOSLASHESCAPE (proto_serialize).
+ */
+#define PROTO_LEASE_TEXT_MAX 2048
+size_t proto_lease_write(const struct proto_lease *, char *buf, size_t size);
+/*
+ * The lease as a value to put into a reply or record: it serializes to
+ * proto_lease_write's text without building an object per field. It is
+ * opaque (its fields cannot be read back without parsing the text), and
+ * NULL on failure.
+ */
 json_object *proto_lease_encode(const struct proto_lease *);
 int proto_lease_decode(
     json_object *, struct proto_lease *ret, struct proto_error *err);
