@@ -1,7 +1,10 @@
 /*
  * portpicker's portserver protocol on a second socket: the client writes
- * its pid in ASCII and '\n' and reads a port number and '\n' ("0\n" on
- * failure). Each answer is a process-scoped lease of the same number for
+ * its pid in ASCII and '\n' and reads a port number and '\n'. A refused
+ * request (not a pid of the peer's uid, garbage, more than 20 bytes, no
+ * port left) is closed with nothing written, as Google's portserver does;
+ * portpicker then reports "Portserver failed to find a port" and picks a
+ * port itself. Each answer is a process-scoped lease of the same number for
  * TCP and UDP, allowed only for a pid of the peer's uid, and claimed at
  * once: portpicker's users bind the port themselves, often without
  * SO_REUSEADDR, and the lease keeps it from everyone else until the
@@ -21,6 +24,8 @@
 #include "fault.h"
 
 #define PS_MAX_LINE 32
+/* Google's portserver refuses a request of more than 20 bytes. */
+#define PS_MAX_REQUEST 20
 
 struct ps_conn {
 	int fd;
@@ -54,6 +59,7 @@ ps_close(struct ps_conn *c)
 	free(c);
 }
 
+/* Send the port and close; port 0 (refused): close with nothing written. */
 static void
 ps_answer(struct ps_conn *c, int port)
 {
@@ -61,7 +67,8 @@ ps_answer(struct ps_conn *c, int port)
 	int n = snprintf(out, sizeof(out), "%d\n", port);
 
 	/* A fresh socket's send buffer takes these few bytes at once. */
-	if (send(c->fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
+	if (port > 0 &&
+	    send(c->fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
 		log_debug("portserver: reply lost: %s", strerror(errno));
 	ps_close(c);
 }
@@ -128,11 +135,15 @@ ps_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	c->len += (size_t)n;
 	c->buf[c->len] = '\0';
-	if ((nl = memchr(c->buf, '\n', c->len)) != NULL) {
+	if ((nl = memchr(c->buf, '\n', c->len)) != NULL &&
+	    (size_t)(nl - c->buf) < PS_MAX_REQUEST) {
 		*nl = '\0';
 		ps_answer(c, ps_lease(c));
-	} else if (c->len >= sizeof(c->buf) - 1)
+	} else if (nl != NULL || c->len > PS_MAX_REQUEST) {
+		log_debug("portserver: request over %d bytes from uid %u",
+		    PS_MAX_REQUEST, (unsigned)c->uid);
 		ps_answer(c, 0);
+	}
 }
 
 static void
