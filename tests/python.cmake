@@ -11,5 +11,5 @@ foreach(part client fixtures portpicker)
       -o addopts= --rootdir ${PROJECT_SOURCE_DIR}/client/python
       ${PROJECT_SOURCE_DIR}/client/python/tests/test_${part}.py)
   set_tests_properties(client_python_${part} PROPERTIES TIMEOUT 180
-    ENVIRONMENT "PORTD_BIN=$<TARGET_FILE:portd>;PORTCTL_BIN=$<TARGET_FILE:portctl>;PORTD_TEST_POOL=31500-31999;PYTHONDONTWRITEBYTECODE=1")
+    ENVIRONMENT "PORTD_BIN=$<TARGET_FILE:portd>;PORTCTL_BIN=$<TARGET_FILE:portctl>;PORTD_TEST_POOL=31500-31899;PYTHONDONTWRITEBYTECODE=1")
 endforeach()

@@ -25,10 +25,10 @@ collect_ignore = ["sample"]
 PORTD_BIN = os.environ.get("PORTD_BIN", "portd")
 PORTCTL_BIN = os.environ.get("PORTCTL_BIN", "portctl")
 POOL = tuple(int(x) for x in
-             os.environ.get("PORTD_TEST_POOL", "30500-30999").split("-"))
+             os.environ.get("PORTD_TEST_POOL", "31500-31899").split("-"))
 
 
-def pool_slice(index, size=100):
+def pool_slice(index, size=80):
     """The index-th slice of `size` ports of this program's range."""
     lo = POOL[0] + index * size
     assert lo + size - 1 <= POOL[1], "the test pool is too small"
