@@ -286,15 +286,44 @@ conn_process(struct conn *c)
 		evtimer_del(c->timer);
 }
 
+/*
+ * One read(2) straight into the input buffer's free space. evbuffer_read
+ * asks the kernel first how much is waiting (ioctl FIONREAD), a second
+ * system call on every request; a request line is small, and whatever
+ * does not fit this read is there for the next. Returns what read does.
+ */
+static ssize_t
+conn_read(struct conn *c)
+{
+	struct evbuffer_iovec v;
+	ssize_t n;
+
+	if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1) {
+		errno = ENOMEM;
+		return -1;
+	}
+	if (v.iov_len > READ_CHUNK)
+		v.iov_len = READ_CHUNK;
+	n = read(c->fd, v.iov_base, v.iov_len);
+	if (n > 0) {
+		v.iov_len = (size_t)n;
+		if (evbuffer_commit_space(c->in, &v, 1) == -1) {
+			errno = ENOMEM;
+			return -1;
+		}
+	}
+	return n;
+}
+
 static void
 conn_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	int n;
+	ssize_t n;
 
 	(void)fd;
 	(void)what;
-	n = evbuffer_read(c->in, c->fd, READ_CHUNK);
+	n = conn_read(c);
 	if (n == -1) {
 		if (errno == EAGAIN || errno == EINTR)
 			return;
