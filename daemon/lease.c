@@ -136,17 +136,49 @@ lease_shutdown(void)
 	}
 }
 
+/*
+ * Lease ids: "L" and 16 hex digits of a counter run through a keyed
+ * permutation of 64-bit numbers (xor-shift-multiply steps, each one a
+ * bijection), the key drawn once per process. Within a process no two
+ * ids are alike; across restarts the key changes, and the table check
+ * below skips an id a restored lease already has. The ids are names, not
+ * secrets: every act on a lease checks its owner (lease_allowed). One
+ * getrandom per process instead of one per lease.
+ */
+static uint64_t
+id_mix(uint64_t x, const uint64_t key[2])
+{
+	x ^= key[0];
+	x ^= x >> 31;
+	x *= 0x7fb5d329728ea185ULL;
+	x ^= x >> 27;
+	x *= 0x81dadef4bc2dd44dULL;
+	x ^= x >> 33;
+	return x ^ key[1];
+}
+
 static void
 make_id(char *buf)
 {
+	static const char hex[] = "0123456789abcdef";
+	static uint64_t key[2], counter;
+	static bool keyed;
 	uint64_t r;
 
+	if (!keyed) {
+		if (getrandom(key, sizeof(key), 0) != sizeof(key)) {
+			key[0] = (uint64_t)portd_clock_real() ^
+			         ((uint64_t)getpid() << 32);
+			key[1] = (uint64_t)random() << 32 ^ (uint64_t)random();
+		}
+		keyed = true;
+	}
 	do {
-		if (getrandom(&r, sizeof(r), 0) != sizeof(r))
-			r = (uint64_t)portd_clock_real() ^
-			    ((uint64_t)random() << 32) ^ (uint64_t)getpid();
-		snprintf(
-		    buf, PROTO_MAX_ID + 1, "L%016llx", (unsigned long long)r);
+		r = id_mix(counter++, key);
+		buf[0] = 'L';
+		for (int i = 16; i >= 1; i--, r >>= 4)
+			buf[i] = hex[r & 15];
+		buf[17] = '\0';
 	} while (lease_find(buf) != NULL);
 }
 
