@@ -132,7 +132,7 @@ proto_lease_write(const struct proto_lease *l, char *buf, size_t size)
 	PUT(&t, ",\"expires\":");
 	put_int_or_null(&t, l->expires);
 	PUT(&t, ",\"created\":");
-	put_int(&t, l->created);
+	put_int_or_null(&t, l->created);
 	PUT(&t, ",\"name\":");
 	put_str(&t, l->name);
 	PUT(&t, ",\"owner\":{\"uid\":");
