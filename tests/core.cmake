@@ -19,9 +19,6 @@ add_test(NAME format COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/format.sh
   ${PROJECT_SOURCE_DIR})
 set_tests_properties(format PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60)
 
-# The codec's fuzz target, replayed over its seeds (a crash or a sanitizer
-# report fails it). tests/fuzz/fuzz_proto.c says how to fuzz with it.
-add_executable(fuzz_proto fuzz/fuzz_proto.c)
-target_link_libraries(fuzz_proto PRIVATE portd_proto)
-file(GLOB portd_fuzz_seeds ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/seeds/*)
-add_test(NAME fuzz_proto_seeds COMMAND fuzz_proto ${portd_fuzz_seeds})
+# The codec's fuzz target (tests/fuzz/README.md).
+portd_fuzz_target(fuzz_proto fuzz/fuzz_proto.c LIBS portd_proto
+  SEEDS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/seeds MAX_LEN 512)

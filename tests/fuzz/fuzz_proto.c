@@ -4,14 +4,8 @@
  * client library use them.
  *
  * Built by the test suite as a replay program that runs the files named on
- * its command line (the seeds here) through the target. With clang and
- * libFuzzer it is a fuzzer:
- *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -DPORTD_LIBFUZZER \
- *       -Iproto $(pkg-config --cflags json-c) tests/fuzz/fuzz_proto.c \
- *       proto/json.c proto/lease.c proto/names.c proto/request.c \
- *       $(pkg-config --libs json-c) -lm -o fuzz_proto
- *   ./fuzz_proto -max_len=512 -max_total_time=180 CORPUS tests/fuzz/seeds
+ * its command line (the seeds here) through the target; with clang it is
+ * also a libFuzzer target: tests/fuzz/README.md.
  */
 #include <stdint.h>
 #include <stdio.h>
