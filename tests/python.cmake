@@ -5,7 +5,7 @@
 # by side; they share one port range, cut into slices by the suite.
 set(PORTD_TEST_PYTHON /usr/bin/python3 CACHE FILEPATH
   "Python with Debian's pytest, pytest-xdist and portpicker, for the tests")
-foreach(part client fixtures portpicker)
+foreach(part client fixtures portpicker install)
   add_test(NAME client_python_${part}
     COMMAND ${PORTD_TEST_PYTHON} -m pytest -p no:cacheprovider -q
       -o addopts= --rootdir ${PROJECT_SOURCE_DIR}/client/python

@@ -133,3 +133,13 @@ __all__ = [
     "system_socket_path", "user_socket_path",
     "PROTOCOL_VERSION", "MAX_SOCKETS",
 ]
+
+# Shown as portd.X in help(), pydoc and tracebacks, where users meet them.
+for _obj in (Client, Lease, Error, Refused, BadRequest, NoPorts,
+             PortUnavailable, QuotaExceeded, NotFound, Forbidden,
+             ResourceExhausted, DaemonUnavailable, ConnectionLost,
+             ProtocolError, lease, pick_unused_port, return_port,
+             is_port_free, get_port_from_port_server, system_socket_path,
+             user_socket_path):
+    _obj.__module__ = __name__
+del _obj

@@ -112,8 +112,8 @@ def pick_unused_port(pid=None, portserver_address=None):
     The port comes from portd's pool, outside the kernel's ephemeral range
     (no autobind or outgoing connection lands on it), and is claimed: portd
     does not hold a socket, so bind it yourself, with or without
-    SO_REUSEADDR. (Lease(hold="shared") or fd=True keep it held until
-    your server binds.)
+    SO_REUSEADDR. (portd.lease() keeps the port held until your server
+    binds it: hold="shared" for co-binding servers, or fd=True.)
 
     portserver_address: ask that portserver (portpicker's protocol; "@name"
     is the abstract namespace) instead of portd's API socket.
