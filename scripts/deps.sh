@@ -11,6 +11,7 @@ if [ "${1:-build}" = test ] || [ "${1:-build}" = bench ]; then
 	# promtool (from prometheus), clang's libFuzzer, unshare/setpriv, ip,
 	# zsh (its completion's test).
 	want="$want systemd python3 python3-portpicker python3-pytest python3-pytest-xdist"
+	want="$want python3-pycodestyle python3-setuptools python3-venv"
 	want="$want nodejs golang-go prometheus clang libclang-rt-14-dev"
 	want="$want util-linux iproute2 procps clang-format git zsh"
 fi

@@ -13,3 +13,9 @@ foreach(part client fixtures portpicker install)
   set_tests_properties(client_python_${part} PROPERTIES TIMEOUT 180
     ENVIRONMENT "PORTD_BIN=$<TARGET_FILE:portd>;PORTCTL_BIN=$<TARGET_FILE:portctl>;PORTD_TEST_POOL=31500-31899;PYTHONDONTWRITEBYTECODE=1")
 endforeach()
+
+# PEP 8, as the package follows it.
+add_test(NAME client_python_style
+  COMMAND ${PORTD_TEST_PYTHON} -m pycodestyle
+    ${PROJECT_SOURCE_DIR}/client/python/portd
+    ${PROJECT_SOURCE_DIR}/client/python/tests)

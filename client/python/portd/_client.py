@@ -48,7 +48,8 @@ def _seconds(value, what):
     if isinstance(value, datetime.timedelta):
         secs = value.total_seconds()
         if secs != int(secs):
-            raise ValueError("%s must be whole seconds, not %s" % (what, value))
+            raise ValueError("%s must be whole seconds, not %s"
+                             % (what, value))
         return int(secs)
     return value  # the daemon refuses anything but an integer
 

@@ -128,7 +128,7 @@ def test_renew_claim_release_release_port(daemon, client):
     assert lease.claim().held is False
     assert plain_bind_ok(lease.port)  # ours to bind, still leased
     assert lease.claim().held is False  # twice is no error
-    assert lease.port in [p for l in client.list() for p in l.ports]
+    assert lease.port in [p for x in client.list() for p in x.ports]
     assert lease.release() == (lease.port,)
     assert lease.release() == ()  # released already by this object
 
@@ -141,8 +141,8 @@ def test_renew_claim_release_release_port(daemon, client):
 def test_list_and_status(daemon, client):
     a = client.lease(name="first")
     b = client.lease(name="second")
-    listed = [l for l in client.list() if l.id in (a.id, b.id)]
-    assert [l.name for l in listed] == ["first", "second"]
+    listed = [x for x in client.list() if x.id in (a.id, b.id)]
+    assert [x.name for x in listed] == ["first", "second"]
     # A listed lease is a Lease bound to the client: it can be released.
     listed[0].release()
     assert a.id not in ids(client)
@@ -283,8 +283,8 @@ def test_pick_unused_port_is_reclaimed_when_its_process_exits(daemon,
     """, env=clean_env(PORTD_SOCKET=daemon.socket))
     ports = [int(p) for p in child.stdout.readline().split()]
     assert len(set(ports)) == 2
-    mine = [l for l in client.list() if l.owner_pid == child.pid]
-    assert sorted(p for l in mine for p in l.ports) == sorted(ports)
+    mine = [x for x in client.list() if x.owner_pid == child.pid]
+    assert sorted(p for x in mine for p in x.ports) == sorted(ports)
     for lease in mine:
         assert (lease.proto, lease.scope, lease.held, lease.name) == (
             "both", "process", False, "pick_unused_port")
@@ -295,8 +295,8 @@ def test_pick_unused_port_is_reclaimed_when_its_process_exits(daemon,
     child.wait()
     child.stdout.close()
     child.stdin.close()
-    wait_until(lambda: not any(l.owner_pid == child.pid
-                               for l in client.list()), what="reclaim")
+    wait_until(lambda: not any(x.owner_pid == child.pid
+                               for x in client.list()), what="reclaim")
 
 
 def test_pick_unused_port_and_return_port(daemon, client, monkeypatch):
@@ -304,11 +304,11 @@ def test_pick_unused_port_and_return_port(daemon, client, monkeypatch):
     p = portd.pick_unused_port()
     q = portd.PickUnusedPort()
     assert p != q
-    leases = {l.ports[0]: l for l in client.list()}
+    leases = {x.ports[0]: x for x in client.list()}
     assert leases[p].owner_pid == os.getpid() and not leases[p].held
     assert portd.is_port_free(p)
     portd.return_port(p)
-    assert p not in {l.ports[0] for l in client.list()}
+    assert p not in {x.ports[0] for x in client.list()}
     # A port this process did not pick is left alone.
     other = client.lease()
     portd.ReturnPort(other.port)
@@ -360,8 +360,8 @@ def test_a_client_belongs_to_its_process(daemon, client, monkeypatch):
     assert os.waitstatus_to_exitcode(status) == 0
     assert child_port and child_port != parent_port
     wait_until(lambda: child_port not in
-               {l.ports[0] for l in client.list()}, what="child reclaim")
-    assert parent_port in {l.ports[0] for l in client.list()}
+               {x.ports[0] for x in client.list()}, what="child reclaim")
+    assert parent_port in {x.ports[0] for x in client.list()}
     portd.return_port(parent_port)
 
 
@@ -553,7 +553,7 @@ def test_connection_lost_when_the_daemon_dies():
         subprocess.run(["rm", "-rf", d.dir])
 
 
-# -- discovery and auto-start ---------------------------------------------------
+# -- discovery and auto-start ----------------------------------------------
 
 def test_the_system_socket_comes_before_the_user_one(daemon, tmp_path,
                                                      monkeypatch):

@@ -84,7 +84,7 @@ def test_an_interrupted_run_releases_its_port(daemon, tmp_path, sig):
             time.sleep(0.01)
         port = int(path.read_text())
         with daemon.client() as c:
-            assert [l.port for l in c.list()] == [port]
+            assert [x.port for x in c.list()] == [port]
             assert not plain_bind_ok(port)  # held during the test
             proc.send_signal(sig)
             proc.communicate(timeout=30)

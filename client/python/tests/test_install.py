@@ -69,5 +69,6 @@ def test_pydoc_is_a_complete_reference():
                          capture_output=True, text=True,
                          env=clean_env(PAGER="cat"), check=True).stdout
     for needle in ("Finding the daemon", "class Client", "class Lease",
-                   "pick_unused_port(pid=None", "session", "DaemonUnavailable"):
+                   "pick_unused_port(pid=None", "session",
+                   "DaemonUnavailable"):
         assert needle in out

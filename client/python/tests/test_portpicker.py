@@ -73,7 +73,7 @@ def test_sixteen_portpicker_processes(endpoint):
         lo, hi = endpoint.pool
         assert all(lo <= port <= hi for port in ports.values())
         with endpoint.client() as c:
-            leases = {l.owner_pid: l for l in c.list()}
+            leases = {x.owner_pid: x for x in c.list()}
             for pid, port in ports.items():
                 lease = leases[pid]  # listed as a lease while it lives
                 assert lease.ports == (port,)

@@ -48,5 +48,5 @@ def test_server_on_its_port(portd_port, n):
         server.server_close()
     with open(os.path.join(os.environ["SAMPLE_OUT"], "%02d.port" % n),
               "w") as f:
-        f.write("%d %s\n" % (portd_port, os.environ.get("PYTEST_XDIST_WORKER",
-                                                         "-")))
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "-")
+        f.write("%d %s\n" % (portd_port, worker))

@@ -19,6 +19,6 @@ def test_lease_factory(portd_lease, portd_client):
     assert udp.proto == "udp" and len(udp.ports) == 2
     claimed = portd_lease(hold="exclusive").claim()
     assert claimed.held is False
-    mine = {l.id for l in portd_client.list()}
+    mine = {x.id for x in portd_client.list()}
     assert {udp.id, claimed.id} <= mine
     assert udp.name.endswith("test_lease_factory")
