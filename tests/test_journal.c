@@ -945,6 +945,94 @@ START_TEST(regression_journal_rewrite_target_lie)
 }
 END_TEST
 
+/*
+ * A storm across full disks: leases and releases while the state tmpfs
+ * fills and empties, SIGKILL, restart (on a full disk or not), five
+ * times. Every acknowledged lease must be back, every acknowledged
+ * release must stay released. The counts go to stderr for
+ * docs/reliability.md.
+ */
+START_TEST(test_fulldisk_storm)
+{
+	static char alive[256][32];
+	struct env e;
+	int nalive = 0, leased = 0, released = 0, refused = 0, lost = 0,
+	    back = 0;
+	char gone[512][32];
+	int ngone = 0;
+	bool full = false;
+	unsigned rnd = 12345;
+
+	if (!env_init(&e, "256k"))
+		return;
+	for (int round = 0; round < 5; round++) {
+		env_start(&e);
+		for (int i = 0; i < 80; i++) {
+			json_object *r;
+
+			rnd = rnd * 1103515245u + 12345u;
+			if (i % 20 == 0) {
+				if (full)
+					free_disk(&e);
+				else
+					fill_disk(&e);
+				full = !full;
+			}
+			if (nalive < 40 || (nalive < 90 && (rnd >> 16) % 2)) {
+				r = call(&e, "{\"op\":\"lease\",\"ttl\":600}");
+				ck_assert_msg(r != NULL, "%s", dir_log(e.dir));
+				if (reply_ok(r)) {
+					snprintf(alive[nalive++], 32, "%s",
+					    lease_id(r));
+					leased++;
+				} else {
+					ck_assert_str_eq(
+					    reply_error(r), "internal");
+					refused++;
+				}
+			} else {
+				int k = (int)((rnd >> 8) % (unsigned)nalive);
+				r = call(&e,
+				    "{\"op\":\"release\",\"lease\":\"%s\"}",
+				    alive[k]);
+				ck_assert_msg(r != NULL, "%s", dir_log(e.dir));
+				if (reply_ok(r)) {
+					if (ngone < 512)
+						snprintf(gone[ngone++], 32,
+						    "%s", alive[k]);
+					memcpy(alive[k], alive[--nalive], 32);
+					released++;
+				} else {
+					ck_assert_str_eq(
+					    reply_error(r), "internal");
+					refused++;
+				}
+			}
+			json_object_put(r);
+		}
+		env_kill(&e);
+		if (round % 2 == 1 && full) {
+			free_disk(&e);
+			full = false;
+		}
+		env_start(&e);
+		for (int i = 0; i < nalive; i++)
+			lost += !listed(&e, alive[i]);
+		for (int i = 0; i < ngone; i++)
+			back += listed(&e, gone[i]);
+		env_kill(&e);
+	}
+	fprintf(stderr,
+	    "full-disk storm: %d leases and %d releases acknowledged, %d "
+	    "refused, 5 SIGKILLs: %d lost, %d released came back\n",
+	    leased, released, refused, lost, back);
+	ck_assert_int_eq(lost, 0);
+	ck_assert_int_eq(back, 0);
+	ck_assert_int_gt(refused, 0);
+	env_done(&e);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -957,6 +1045,7 @@ main(void)
 	tcase_add_test(full, regression_fulldisk_release_comes_back);
 	tcase_add_test(full, regression_fulldisk_claim_restored_held);
 	tcase_add_test(full, regression_fulldisk_partial_line_loses_next);
+	tcase_add_test(full, test_fulldisk_storm);
 	suite_add_tcase(s, full);
 	tcase_set_timeout(faults, 30);
 	tcase_add_test(faults, test_fault_journal_eio);
