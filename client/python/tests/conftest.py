@@ -28,7 +28,7 @@ POOL = tuple(int(x) for x in
              os.environ.get("PORTD_TEST_POOL", "31500-31899").split("-"))
 
 
-def pool_slice(index, size=80):
+def pool_slice(index, size=64):
     """The index-th slice of `size` ports of this program's range."""
     lo = POOL[0] + index * size
     assert lo + size - 1 <= POOL[1], "the test pool is too small"

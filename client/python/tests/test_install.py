@@ -32,7 +32,7 @@ def test_pip_install_offline_and_the_entry_point(tmp_path):
                            capture_output=True, text=True, env=env,
                            cwd=tmp_path, check=True).stdout
     assert where.startswith(str(venv))
-    d = Daemon(pool_slice(4))
+    d = Daemon(pool_slice(5))
     try:
         sample = tmp_path / "sample"
         shutil.copytree(os.path.join(HERE, "sample"), sample)
