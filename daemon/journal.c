@@ -47,6 +47,8 @@ static bool jstale;   /* the file may not match the table: rewrite first */
 static bool jbroken;  /* a write failed; say it once */
 static uint64_t ncompactions;
 static const char *compact_skip; /* a lease the rewrite leaves out */
+static bool compact_failing;     /* the last rewrite failed; said once */
+static long compact_at;          /* no size-driven rewrite before this */
 
 /* Ends that happened but are not in the file yet. */
 static char (*owed)[PROTO_MAX_ID + 1];
@@ -167,7 +169,8 @@ append(json_object *rec)
 		log_notice("journal %s: writes succeed again", jpath);
 	jbroken = false;
 	nowed = 0;
-	if (nrecords > 2L * lease_count() + COMPACT_SLACK)
+	if (nrecords > 2L * lease_count() + COMPACT_SLACK &&
+	    nrecords >= compact_at)
 		journal_compact();
 	return 0;
 }
@@ -263,6 +266,18 @@ put_one(struct lease *l, void *arg)
 		w->failed = true;
 }
 
+/* A rewrite failed: say so once until one succeeds, and wait for another
+ * COMPACT_SLACK records before the next size-driven attempt. */
+static int
+compact_failed(const char *what)
+{
+	if (!compact_failing)
+		log_warn("journal %s: cannot rewrite it (%s)", jpath, what);
+	compact_failing = true;
+	compact_at = nrecords + COMPACT_SLACK;
+	return -1;
+}
+
 int
 journal_compact(void)
 {
@@ -274,6 +289,14 @@ journal_compact(void)
 
 	if (jfd == -1)
 		return 0;
+	/* The target first: when it cannot be made, nothing is serialised
+	 * in vain. */
+	snprintf(tmp, sizeof(tmp), "%s.new", jpath);
+	fd = open(tmp,
+	    O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+	    0600);
+	if (fd == -1)
+		return compact_failed("create");
 	header = json_object_new_object();
 	json_object_object_add(
 	    header, "portd_journal", json_object_new_int(JOURNAL_VERSION));
@@ -281,39 +304,28 @@ journal_compact(void)
 		w.failed = true;
 	else
 		lease_foreach(true, 0, put_one, &w);
-	if (w.failed) {
-		log_warnx("journal %s: out of memory for a rewrite", jpath);
-		jbuf_free(b);
-		return -1;
-	}
-	snprintf(tmp, sizeof(tmp), "%s.new", jpath);
-	fd = open(tmp,
-	    O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
-	    0600);
-	if (fd == -1) {
-		log_warn("journal %s: cannot rewrite it", tmp);
-		jbuf_free(b);
-		return -1;
-	}
-	if (write_all(fd, b->p, b->len) == -1 || fdatasync(fd) == -1 ||
-	    rename(tmp, jpath) == -1) {
-		log_warn("journal %s: cannot rewrite it", tmp);
+	if (w.failed || write_all(fd, b->p, b->len) == -1 ||
+	    fdatasync(fd) == -1 || rename(tmp, jpath) == -1) {
+		int e = w.failed ? ENOMEM : errno;
 		close(fd);
 		unlink(tmp);
 		jbuf_free(b);
-		return -1;
+		errno = e;
+		return compact_failed("write");
 	}
 	close(jfd);
 	jfd = fd;
 	jsize = (off_t)b->len;
 	nrecords = b->nrecords - 1;
+	compact_at = 0;
 	/* The table as it is: every owed end is in it. */
 	nowed = 0;
-	if (jstale || jbroken)
+	if (jstale || jbroken || compact_failing)
 		log_notice(
 		    "journal %s: rewritten; writes succeed again", jpath);
 	jstale = false;
 	jbroken = false;
+	compact_failing = false;
 	ncompactions++;
 	jbuf_free(b);
 	return 0;
