@@ -27,6 +27,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -371,6 +374,23 @@ report(void *arg, int line, enum jline what)
 	log_warnx("journal %s: line %d %s; skipped", jpath, line, why);
 }
 
+/*
+ * Give the restore's garbage back to the kernel. Reading the journal
+ * builds a json-c object tree of every record (a few KiB a lease) while
+ * the leases are allocated among it; freed, those pages stay in malloc's
+ * heap, pinned by the leases after them, and the daemon kept 5.5 KiB per
+ * lease resident after a restart against 1 KiB when the same table was
+ * built live. malloc_trim releases the free pages inside the heap, not
+ * only its top.
+ */
+static void
+trim_heap(void)
+{
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
 int
 journal_open(const char *path)
 {
@@ -441,6 +461,7 @@ journal_open(const char *path)
 			restored++;
 	}
 	json_object_put(j.map);
+	trim_heap();
 	jfd = fd;
 	jsize = (off_t)j.complete;
 	nrecords = 0;
