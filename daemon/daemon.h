@@ -154,7 +154,8 @@ json_object *lease_json(const struct lease *);
 uint64_t lease_owner_start(const struct lease *);
 /* Re-create a lease from the journal: hold its ports again (from the
  * service manager's store when it kept them), re-arm its TTL, re-watch
- * its process. Returns -1 when the lease has ended meanwhile. */
+ * its process. Returns -1 when the lease has ended meanwhile, -2 when
+ * its owner lives but cannot be watched now (out of descriptors). */
 int lease_restore(const struct proto_lease *, uint64_t owner_start);
 /* Whether portd holds l's sockets now (not claimed, not lost). */
 bool lease_held(const struct lease *);

@@ -397,7 +397,7 @@ journal_open(const char *path)
 	struct jload j = {.report = report};
 	struct stat st;
 	char *buf = NULL;
-	int fd, bad = 0, restored = 0;
+	int fd, rc, bad = 0, restored = 0;
 
 	snprintf(jpath, sizeof(jpath), "%s", path);
 	j.arg = &bad;
@@ -453,11 +453,18 @@ journal_open(const char *path)
 			    err.message);
 			continue;
 		}
-		if (lease_restore(
-		        &v, start != NULL &&
-		                    json_object_is_type(start, json_type_int)
-		                ? (uint64_t)json_object_get_int64(start)
-		                : 0) == 0)
+		rc = lease_restore(&v,
+		    start != NULL && json_object_is_type(start, json_type_int)
+		        ? (uint64_t)json_object_get_int64(start)
+		        : 0);
+		if (rc == -2)
+			/* Before anything is rewritten: the file keeps the
+			 * lease for the next try (the service manager's
+			 * restart, or the operator's). */
+			fatalx("journal %s: cannot restore lease %s now; "
+			       "stopping so that it is not lost",
+			    path, id);
+		if (rc == 0)
 			restored++;
 	}
 	json_object_put(j.map);

@@ -775,6 +775,15 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 		proc = owner_start == 0
 		           ? NULL
 		           : proc_watch_pid(v->pid, v->uid, owner_start, &err);
+		if (proc == NULL && owner_start != 0 &&
+		    (err.code == PROTO_E_RESOURCE_EXHAUSTED ||
+		        err.code == PROTO_E_INTERNAL)) {
+			/* Not gone: portd cannot watch it now. Dropping
+			 * the lease would lose it for good. */
+			log_warnx("lease %s: cannot watch its owner %d: %s",
+			    v->id, (int)v->pid, err.message);
+			return -2;
+		}
 		if (proc == NULL) {
 			log_debug("lease %s: its owner %d is gone", v->id,
 			    (int)v->pid);

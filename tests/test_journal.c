@@ -1033,6 +1033,48 @@ START_TEST(test_fulldisk_storm)
 }
 END_TEST
 
+/*
+ * pidfd_open failing with EMFILE while a process lease was restored was
+ * taken for "its owner is gone": the lease was dropped and the rewrite
+ * after the restore lost it for good, though its process still ran. Now
+ * portd stops before rewriting anything, and the next start restores it.
+ */
+START_TEST(regression_restore_pidfd_emfile_drops_lease)
+{
+	struct env e;
+	char req[128], id[32];
+	json_object *r;
+	int status;
+
+	env_init_faults(&e);
+	env_start(&e);
+	snprintf(req, sizeof(req),
+	    "{\"op\":\"lease\",\"scope\":\"process\",\"pid\":%d}",
+	    (int)getpid());
+	r = call(&e, "%s", req);
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
+	snprintf(id, sizeof(id), "%s", lease_id(r));
+	json_object_put(r);
+	env_kill(&e);
+
+	setenv("PORTD_FAULTS", "pidfd_open:EMFILE:1", 1);
+	e.pid = spawn_portd(
+	    &(struct spawn){.dir = e.dir, .args = e.args, .bin = e.bin});
+	unsetenv("PORTD_FAULTS");
+	status = harness_wait_exit(e.pid, 3000);
+	if (status == -1)
+		env_kill(&e);
+	else {
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+		    "%#x", status);
+		e.pid = 0;
+	}
+	env_start(&e);
+	ck_assert_msg(listed(&e, id), "%s", dir_log(e.dir));
+	env_done(&e);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1062,6 +1104,7 @@ main(void)
 	tcase_add_test(faults, regression_journal_changed_digit_restored);
 	tcase_add_test(faults, test_journal_v1_upgraded);
 	tcase_add_test(faults, regression_journal_rewrite_target_lie);
+	tcase_add_test(faults, regression_restore_pidfd_emfile_drops_lease);
 	suite_add_tcase(s, faults);
 	return harness_run(s);
 }

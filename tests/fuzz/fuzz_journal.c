@@ -141,6 +141,8 @@ main(int argc, char *argv[])
 {
 	static uint8_t buf[1 << 20];
 
+	/* The checksum is zlib's CRC-32 (its check value). */
+	CHECK(jrecord_crc32("123456789", 9) == 0xcbf43926u);
 	for (int i = 1; i < argc; i++) {
 		FILE *f = fopen(argv[i], "rb");
 		size_t n;
