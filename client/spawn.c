@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "shared.h"
 
 #ifndef PORTD_SBINDIR
 #define PORTD_SBINDIR "/usr/local/sbin"
@@ -23,7 +24,6 @@ spawn_socket_path(
     const char *explicit_path, char *buf, size_t size, bool *ret_is_default)
 {
 	const char *env = getenv("PORTD_SOCKET");
-	const char *xdg = getenv("XDG_RUNTIME_DIR");
 	bool is_default = false;
 	int n;
 
@@ -33,11 +33,7 @@ spawn_socket_path(
 		n = snprintf(buf, size, "%s", env);
 	else {
 		is_default = true;
-		if (xdg != NULL && xdg[0] == '/')
-			n = snprintf(buf, size, "%s/portd/portd.sock", xdg);
-		else
-			n = snprintf(buf, size, "/tmp/portd-%u/portd.sock",
-			    (unsigned)geteuid());
+		n = proto_socket_path(false, buf, size);
 	}
 	if (n < 0 || (size_t)n >= size)
 		return -ENAMETOOLONG;

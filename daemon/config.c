@@ -13,13 +13,13 @@
 
 #include "config.h"
 #include "log.h"
+#include "shared.h"
 
 #define CONFIG_LINE_MAX 4096 /* bytes of a line, without its '\n' */
 
-#define MS_SECOND INT64_C(1000)
-#define MS_MINUTE (60 * MS_SECOND)
-#define MS_HOUR   (60 * MS_MINUTE)
-#define MS_DAY    (24 * MS_HOUR)
+#define MS_SECOND PROTO_MS_SECOND
+#define MS_HOUR   PROTO_MS_HOUR
+#define MS_DAY    PROTO_MS_DAY
 
 enum key_type {
 	KEY_INT,      /* int, min..max */
@@ -108,59 +108,13 @@ config_parse_range(const char *s, uint16_t *ret_lo, uint16_t *ret_hi)
 	return 0;
 }
 
-/*
- * Leading decimal digits of s (at least one, no sign) into *ret; *ret_end
- * points past them. -1 on no digits or on a value above INT64_MAX.
- */
-static int
-parse_digits(const char *s, int64_t *ret, const char **ret_end)
-{
-	int64_t v = 0;
-	const char *p;
-
-	for (p = s; *p >= '0' && *p <= '9'; p++) {
-		if (v > (INT64_MAX - (*p - '0')) / 10)
-			return -1;
-		v = v * 10 + (*p - '0');
-	}
-	if (p == s)
-		return -1;
-	*ret = v;
-	*ret_end = p;
-	return 0;
-}
-
-int
-config_parse_duration(const char *s, int64_t unit_ms, int64_t *ret_ms)
-{
-	static const struct {
-		const char *suffix;
-		int64_t ms;
-	} units[] = {{"ms", 1}, {"s", MS_SECOND}, {"m", MS_MINUTE},
-	    {"h", MS_HOUR}, {"d", MS_DAY}};
-	const char *end;
-	int64_t v, mul = -1;
-
-	if (parse_digits(s, &v, &end) == -1)
-		return -1;
-	if (*end == '\0')
-		mul = unit_ms;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(end, units[i].suffix) == 0)
-			mul = units[i].ms;
-	if (mul <= 0 || v > INT64_MAX / mul)
-		return -1;
-	*ret_ms = v * mul;
-	return 0;
-}
-
 int
 config_parse_bytes(const char *s, uint64_t *ret_bytes)
 {
 	const char *end;
 	int64_t v, mul;
 
-	if (parse_digits(s, &v, &end) == -1)
+	if (proto_parse_digits(s, &v, &end) == -1)
 		return -1;
 	if (*end == '\0')
 		mul = 1;
@@ -174,22 +128,6 @@ config_parse_bytes(const char *s, uint64_t *ret_bytes)
 		return -1;
 	*ret_bytes = (uint64_t)(v * mul);
 	return 0;
-}
-
-/* A duration in its largest exact unit: "1d", "90s", "1500ms". */
-static void
-format_duration(int64_t ms, char *buf, size_t len)
-{
-	if (ms != 0 && ms % MS_DAY == 0)
-		snprintf(buf, len, "%" PRId64 "d", ms / MS_DAY);
-	else if (ms != 0 && ms % MS_HOUR == 0)
-		snprintf(buf, len, "%" PRId64 "h", ms / MS_HOUR);
-	else if (ms != 0 && ms % MS_MINUTE == 0)
-		snprintf(buf, len, "%" PRId64 "m", ms / MS_MINUTE);
-	else if (ms % MS_SECOND == 0)
-		snprintf(buf, len, "%" PRId64 "s", ms / MS_SECOND);
-	else
-		snprintf(buf, len, "%" PRId64 "ms", ms);
 }
 
 /* A byte count in its largest exact unit: "1M", "64K", "1000". */
@@ -211,7 +149,7 @@ set_int(struct config *cfg, const struct key *k, const char *v, char *why,
 	const char *end;
 	int64_t n;
 
-	if (parse_digits(v, &n, &end) == -1 || *end != '\0') {
+	if (proto_parse_digits(v, &n, &end) == -1 || *end != '\0') {
 		snprintf(why, len, "'%.64s' is not a whole number", v);
 		return -1;
 	}
@@ -233,15 +171,15 @@ set_duration(struct config *cfg, const struct key *k, const char *v, char *why,
 	int64_t ms;
 
 	/* A bare number is seconds, as everywhere in portd's durations. */
-	if (config_parse_duration(v, MS_SECOND, &ms) == -1) {
+	if (proto_duration_parse(v, MS_SECOND, &ms) == -1) {
 		snprintf(why, len, "'%.64s' is not a duration (like %s)", v,
 		    k->type == KEY_SECONDS ? "90, 90s, 5m, 2h or 1d"
 		                           : "500ms, 10s or 1m");
 		return -1;
 	}
 	if (ms < k->min || ms > k->max) {
-		format_duration(k->min, lo, sizeof(lo));
-		format_duration(k->max, hi, sizeof(hi));
+		proto_duration_format(k->min, lo, sizeof(lo));
+		proto_duration_format(k->max, hi, sizeof(hi));
 		snprintf(
 		    why, len, "'%.64s' is out of range (%s..%s)", v, lo, hi);
 		return -1;
@@ -382,7 +320,8 @@ config_parse_hostport(const char *s, char *ret_host, size_t hostlen,
 		*ret_loopback = (ntohl(a4.s_addr) >> 24) == 127;
 	} else
 		*ret_loopback = true;
-	if (parse_digits(port, &n, &end) == -1 || *end != '\0' || n > 65535) {
+	if (proto_parse_digits(port, &n, &end) == -1 || *end != '\0' ||
+	    n > 65535) {
 		snprintf(why, whylen,
 		    "'%.64s' has no port 0..65535 (like 9464, "
 		    "127.0.0.1:9464 or [::1]:9464)",
@@ -744,13 +683,13 @@ config_write(const struct config *cfg, FILE *f)
 	fprintf(f, "strategy = %s\n", proto_strategy_to_string(cfg->strategy));
 	fprintf(f, "quota = %d\n", cfg->quota);
 	fprintf(f, "max-leases = %d\n", cfg->max_leases);
-	format_duration(cfg->default_ttl * MS_SECOND, v, sizeof(v));
+	proto_duration_format(cfg->default_ttl * MS_SECOND, v, sizeof(v));
 	fprintf(f, "default-ttl = %s\n", v);
-	format_duration(cfg->max_ttl * MS_SECOND, v, sizeof(v));
+	proto_duration_format(cfg->max_ttl * MS_SECOND, v, sizeof(v));
 	fprintf(f, "max-ttl = %s\n", v);
 	fprintf(f, "max-connections = %d\n", cfg->max_conns);
 	fprintf(f, "max-connections-per-uid = %d\n", cfg->max_conns_per_uid);
-	format_duration(cfg->request_timeout_ms, v, sizeof(v));
+	proto_duration_format(cfg->request_timeout_ms, v, sizeof(v));
 	fprintf(f, "request-timeout = %s\n", v);
 	format_bytes(cfg->max_output, v, sizeof(v));
 	fprintf(f, "max-output = %s\n", v);

@@ -79,13 +79,6 @@ int config_check(struct config *cfg, char *err, size_t errlen);
 int config_check_metrics(const struct config *cfg, char *err, size_t errlen);
 
 /*
- * Parse a duration: digits, then an optional unit ms, s, m, h or d; a
- * bare number counts in unit_ms. Stores milliseconds; -1 on bad syntax
- * or overflow.
- */
-int config_parse_duration(const char *s, int64_t unit_ms, int64_t *ret_ms);
-
-/*
  * Parse a metrics address: "PORT" (loopback), "HOST:PORT" or "[V6]:PORT",
  * HOST a numeric address or "localhost", PORT 0..65535 (0: any free one).
  * Stores the numeric host and the port; *ret_loopback tells whether the

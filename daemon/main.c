@@ -14,6 +14,7 @@
 
 #include "daemon.h"
 #include "fault.h"
+#include "shared.h"
 
 struct event_base *portd_base;
 struct config portd_cfg;
@@ -167,9 +168,8 @@ make_dir(const char *dir, mode_t mode)
 static int
 socket_path(bool explicit_path)
 {
-	char dir[CONFIG_PATH_MAX];
-	const char *env, *xdg;
-	int n;
+	char dir[CONFIG_PATH_MAX], path[CONFIG_PATH_MAX];
+	const char *env;
 
 	if (explicit_path)
 		return 0;
@@ -179,21 +179,14 @@ socket_path(bool explicit_path)
 		strcpy(portd_cfg.socket_path, env);
 		return 0;
 	}
-	if (portd_cfg.system)
-		n = snprintf(dir, sizeof(dir), "/run/portd");
-	else if ((xdg = getenv("XDG_RUNTIME_DIR")) != NULL && *xdg == '/')
-		n = snprintf(dir, sizeof(dir), "%s/portd", xdg);
-	else
-		n = snprintf(
-		    dir, sizeof(dir), "/tmp/portd-%u", (unsigned)geteuid());
-	if (n < 0 || (size_t)n + sizeof("/portd.sock") > sizeof(dir)) {
-		log_warnx("the socket folder's path is too long: %s", dir);
+	if (proto_socket_dir(portd_cfg.system, dir, sizeof(dir)) < 0 ||
+	    proto_socket_path(portd_cfg.system, path, sizeof(path)) < 0) {
+		log_warnx("the socket folder's path is too long");
 		return -1;
 	}
 	if (make_dir(dir, portd_cfg.system ? 0755 : 0700) == -1)
 		return -1;
-	memcpy(portd_cfg.socket_path, dir, (size_t)n);
-	memcpy(portd_cfg.socket_path + n, "/portd.sock", sizeof("/portd.sock"));
+	memcpy(portd_cfg.socket_path, path, sizeof(path));
 	return 0;
 }
 

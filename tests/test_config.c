@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "harness.h"
+#include "shared.h"
 
 static char tmpdir[64];
 static char conf[128]; /* tmpdir/portd.conf */
@@ -831,26 +832,26 @@ START_TEST(parse_duration)
 {
 	int64_t ms;
 
-	ck_assert_int_eq(config_parse_duration("5", 1, &ms), 0);
+	ck_assert_int_eq(proto_duration_parse("5", 1, &ms), 0);
 	ck_assert_int_eq(ms, 5);
-	ck_assert_int_eq(config_parse_duration("5", 1000, &ms), 0);
+	ck_assert_int_eq(proto_duration_parse("5", 1000, &ms), 0);
 	ck_assert_int_eq(ms, 5000);
-	ck_assert_int_eq(config_parse_duration("7ms", 1000, &ms), 0);
+	ck_assert_int_eq(proto_duration_parse("7ms", 1000, &ms), 0);
 	ck_assert_int_eq(ms, 7);
-	ck_assert_int_eq(config_parse_duration("2d", 1, &ms), 0);
+	ck_assert_int_eq(proto_duration_parse("2d", 1, &ms), 0);
 	ck_assert_int_eq(ms, 2 * 86400000);
 	ck_assert_int_eq(
-	    config_parse_duration("9223372036854775807ms", 1, &ms), 0);
+	    proto_duration_parse("9223372036854775807ms", 1, &ms), 0);
 	ck_assert_int_eq(ms, INT64_MAX);
 	ms = 42;
 	ck_assert_int_eq(
-	    config_parse_duration("9223372036854775808ms", 1, &ms), -1);
+	    proto_duration_parse("9223372036854775808ms", 1, &ms), -1);
 	ck_assert_int_eq(
-	    config_parse_duration("9223372036854775807s", 1, &ms), -1);
-	ck_assert_int_eq(config_parse_duration("", 1, &ms), -1);
-	ck_assert_int_eq(config_parse_duration("ms", 1, &ms), -1);
-	ck_assert_int_eq(config_parse_duration("1sec", 1, &ms), -1);
-	ck_assert_int_eq(config_parse_duration(" 1s", 1, &ms), -1);
+	    proto_duration_parse("9223372036854775807s", 1, &ms), -1);
+	ck_assert_int_eq(proto_duration_parse("", 1, &ms), -1);
+	ck_assert_int_eq(proto_duration_parse("ms", 1, &ms), -1);
+	ck_assert_int_eq(proto_duration_parse("1sec", 1, &ms), -1);
+	ck_assert_int_eq(proto_duration_parse(" 1s", 1, &ms), -1);
 	ck_assert_int_eq(ms, 42); /* untouched on failure */
 }
 END_TEST

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "portctl.h"
+#include "shared.h"
 
 #ifndef PORTD_VERSION
 #define PORTD_VERSION "unknown"
@@ -81,29 +82,14 @@ report(struct portd *h, int err, const char *what)
 int64_t
 parse_duration(const char *s, bool want_ms)
 {
-	static const struct {
-		const char *suffix;
-		int64_t ms;
-	} units[] = {{"", 1000}, {"s", 1000}, {"ms", 1}, {"m", 60000},
-	    {"h", 3600000}, {"d", 86400000}};
-	int64_t n;
-	char *end;
+	int64_t ms;
 
-	if (*s < '0' || *s > '9')
+	if (proto_duration_parse(s, PROTO_MS_SECOND, &ms) == -1 ||
+	    ms / PROTO_MS_SECOND > INT32_MAX)
 		return -1;
-	errno = 0;
-	n = strtoll(s, &end, 10);
-	if (errno != 0 || n > INT32_MAX)
-		return -1;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].suffix) != 0)
-			continue;
-		if (!want_ms && units[i].ms < 1000)
-			return -1;
-		n *= units[i].ms;
-		return want_ms ? n : n / 1000;
-	}
-	return -1;
+	if (want_ms)
+		return ms;
+	return ms % PROTO_MS_SECOND == 0 ? ms / PROTO_MS_SECOND : -1;
 }
 
 /* An integer in [min, max], or -1. */

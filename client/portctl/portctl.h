@@ -87,7 +87,9 @@ void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The exit code for a library error, after saying what went wrong. */
 int report(struct portd *h, int err, const char *what);
-/* Seconds (or ms with want_ms) from a duration, or -1. */
+/* Seconds (or ms with want_ms) from a duration in the grammar of
+ * proto_duration_parse (a bare number is seconds); -1 if malformed, too
+ * large, or (without want_ms) not a whole number of seconds. */
 int64_t parse_duration(const char *s, bool want_ms);
 /* An integer in [min, max], or -1. */
 long parse_int(const char *s, long min, long max);

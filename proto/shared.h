@@ -1,0 +1,47 @@
+/*
+ * What the daemon and its clients share besides the wire format: where the
+ * daemon's socket is by default (paths.c) and the duration grammar of the
+ * config file and the command lines (duration.c). One definition each, so
+ * the daemon, libportd and portctl cannot drift apart.
+ */
+#ifndef PORTD_PROTO_SHARED_H
+#define PORTD_PROTO_SHARED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROTO_SOCKET_NAME "portd.sock" /* in the socket folder */
+#define PROTO_SYSTEM_DIR  "/run/portd" /* the system daemon's folder */
+
+/*
+ * The default socket folder: PROTO_SYSTEM_DIR for the system daemon, else
+ * the per-user one, $XDG_RUNTIME_DIR/portd when XDG_RUNTIME_DIR is an
+ * absolute path, or /tmp/portd-$EUID. Returns its length, or -1 when it
+ * does not fit in size bytes.
+ */
+int proto_socket_dir(bool system, char *buf, size_t size);
+/* The default socket path: the folder above and PROTO_SOCKET_NAME. */
+int proto_socket_path(bool system, char *buf, size_t size);
+
+#define PROTO_MS_SECOND INT64_C(1000)
+#define PROTO_MS_MINUTE (60 * PROTO_MS_SECOND)
+#define PROTO_MS_HOUR   (60 * PROTO_MS_MINUTE)
+#define PROTO_MS_DAY    (24 * PROTO_MS_HOUR)
+
+/*
+ * Leading decimal digits of s (at least one, no sign) into *ret; *ret_end
+ * points past them. -1 on no digits or on a value above INT64_MAX.
+ */
+int proto_parse_digits(const char *s, int64_t *ret, const char **ret_end);
+
+/*
+ * Parse a duration: digits, then an optional unit ms, s, m, h or d; a
+ * bare number counts in unit_ms. Stores milliseconds; -1 on bad syntax
+ * or overflow.
+ */
+int proto_duration_parse(const char *s, int64_t unit_ms, int64_t *ret_ms);
+/* A duration in its largest exact unit: "1d", "90s", "1500ms". */
+void proto_duration_format(int64_t ms, char *buf, size_t size);
+
+#endif
