@@ -172,9 +172,8 @@ set_duration(struct config *cfg, const struct key *k, const char *v, char *why,
 
 	/* A bare number is seconds, as everywhere in portd's durations. */
 	if (proto_duration_parse(v, MS_SECOND, &ms) == -1) {
-		snprintf(why, len, "'%.64s' is not a duration (like %s)", v,
-		    k->type == KEY_SECONDS ? "90, 90s, 5m, 2h or 1d"
-		                           : "500ms, 10s or 1m");
+		snprintf(why, len,
+		    "'%.64s' is not a duration: " PROTO_DURATION_FORMS, v);
 		return -1;
 	}
 	if (ms < k->min || ms > k->max) {
@@ -461,7 +460,7 @@ config_set(struct config *cfg, const char *key, const char *value, char *err,
 {
 	const struct key *k;
 	struct config tmp;
-	char why[256];
+	char why[512];
 
 	if ((k = key_find(key)) == NULL) {
 		snprintf(err, errlen, "unknown key '%.64s'", key);
@@ -571,7 +570,7 @@ config_load(struct config *cfg, const char *path, bool optional, char *err,
 	unsigned seen[NKEYS] = {0}; /* line each key was set on, 0 = not */
 	struct config tmp = *cfg;
 	const struct key *k;
-	char msg[512], *key, *value, *eq;
+	char msg[1024], *key, *value, *eq;
 	unsigned line = 0, dt_line = 0;
 	FILE *f;
 	int r;

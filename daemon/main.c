@@ -105,7 +105,8 @@ usage(FILE *f)
 	    "  -h, --help               this text\n"
 	    "  -V, --version            the version\n"
 	    "\n"
-	    "Durations: 90, 90s, 5m, 2h, 1d. Flags override the config "
+	    "Durations are systemd time spans: 90, 90s, 5m, 1h30m, 2d. Flags "
+	    "override the config "
 	    "file.\n"
 	    "See portd(8).\n");
 }
@@ -218,7 +219,7 @@ build_config(struct config *out, char *err, size_t errlen)
 	    config_load(&cfg, file, !opt.explicit_config, err, errlen) == -1)
 		return -1;
 	for (int i = 0; i < opt.nflags; i++) {
-		char e[256];
+		char e[768];
 		if (config_set(&cfg, opt.keys[i], opt.vals[i], e, sizeof(e)) ==
 		    -1) {
 			snprintf(err, errlen, "--%s: %s", opt.keys[i], e);
@@ -237,7 +238,7 @@ static void
 reload_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct config cfg;
-	char err[512];
+	char err[1024];
 
 	(void)sig;
 	(void)what;
@@ -281,7 +282,7 @@ main(int argc, char *argv[])
 {
 	struct config flags_cfg;
 	struct event *sigterm, *sigint, *sighup;
-	char err[512], journal_path[PATH_MAX];
+	char err[1024], journal_path[PATH_MAX];
 	const char *flag_keys[64], *flag_vals[64];
 	bool explicit_socket = false, check_only = false;
 	bool explicit_config = false, system_mode = false;

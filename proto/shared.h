@@ -36,12 +36,24 @@ int proto_socket_path(bool system, char *buf, size_t size);
 int proto_parse_digits(const char *s, int64_t *ret, const char **ret_end);
 
 /*
- * Parse a duration: digits, then an optional unit ms, s, m, h or d; a
- * bare number counts in unit_ms. Stores milliseconds; -1 on bad syntax
- * or overflow.
+ * Parse a duration in systemd's time span grammar (systemd.time(7)): one
+ * or more NUMBER[UNIT], optionally separated by blanks ("1h30m", "1h 30m",
+ * "1.5h", "2d", "500ms"); NUMBER is decimal with an optional fraction;
+ * UNIT is usec, us, msec, ms, seconds, second, sec, s, minutes, minute,
+ * min, m, hours, hour, hr, h, days, day, d, weeks, week, w, months, month,
+ * M (30.44 days), years, year, y (365.25 days); a NUMBER without a UNIT
+ * counts in unit_ms. The sum must be a whole number of milliseconds, at
+ * most INT64_MAX microseconds. Stores milliseconds; -1 on bad syntax or
+ * overflow.
  */
 int proto_duration_parse(const char *s, int64_t unit_ms, int64_t *ret_ms);
 /* A duration in its largest exact unit: "1d", "90s", "1500ms". */
 void proto_duration_format(int64_t ms, char *buf, size_t size);
+
+/* What an error about a bad duration shows as the accepted forms. */
+#define PROTO_DURATION_FORMS                                                   \
+	"a systemd time span like 90, 90s, 5m, 1h30m, 1.5h or 2d: numbers "    \
+	"with units ms, s, m, h, d, w (or sec, min, hour, day, week...); "     \
+	"a bare number is seconds"
 
 #endif

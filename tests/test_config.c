@@ -153,6 +153,23 @@ static const struct valid {
     {"default-ttl", "5m", 300},
     {"default-ttl", "2h", 7200},
     {"default-ttl", "1d", DAY},
+    /* systemd's time spans. */
+    {"default-ttl", "1h30m", 5400},
+    {"default-ttl", "1h 30m", 5400},
+    {"default-ttl", "1.5h", 5400},
+    {"default-ttl", "90min", 5400},
+    {"default-ttl", "1 hour 30 minutes", 5400},
+    {"default-ttl", "1h30", 3630},
+    {"max-ttl", "2 weeks", 14 * DAY},
+    {"max-ttl", "1w2d", 9 * DAY},
+    {"max-ttl", "1M", 2629800},
+    {"max-ttl", "1y", 31557600},
+    {"default-ttl", "500ms500ms", 1},
+    {"max-ttl", "366 days", 366 * DAY},
+    {"request-timeout", "1s500ms", 1500},
+    {"request-timeout", "1.5", 1500},
+    {"request-timeout", "10 s", 10000},
+    {"request-timeout", "100000us", 100},
     {"max-ttl", "1", 1},
     {"max-ttl", "366d", 366 * DAY},
     {"max-ttl", "31622400", 366 * DAY},
@@ -250,11 +267,14 @@ static const struct invalid {
     {"default-ttl", "1500ms", "'1500ms' is not a whole number of seconds"},
     {"default-ttl", "367d", "'367d' is out of range (1s..366d)"},
     {"default-ttl", "31622401", "'31622401' is out of range (1s..366d)"},
-    {"default-ttl", "5w",
-        "'5w' is not a duration (like 90, 90s, 5m, 2h "
-        "or 1d)"},
-    {"default-ttl", "1.5h", NULL},
-    {"default-ttl", "1h30m", NULL},
+    {"default-ttl", "5x", "'5x' is not a duration: " PROTO_DURATION_FORMS},
+    {"default-ttl", "1h30x", NULL},
+    {"default-ttl", "h", NULL},
+    {"default-ttl", "1.5.5h", NULL},
+    {"default-ttl", "1h,30m", NULL},
+    {"default-ttl", "1.0005s",
+        "'1.0005s' is not a duration: " PROTO_DURATION_FORMS},
+    {"default-ttl", "53w", "'53w' is out of range (1s..366d)"},
     {"default-ttl", "-1", NULL},
     {"default-ttl", "s", NULL},
     {"default-ttl", "9223372036854775807d", NULL},
@@ -271,10 +291,10 @@ static const struct invalid {
     {"request-timeout", "3601", "'3601' is out of range (100ms..1h)"},
     {"request-timeout", "3600001ms", NULL},
     {"request-timeout", "2h", NULL},
-    {"request-timeout", "10 s",
-        "'10 s' is not a duration (like 500ms, 10s "
-        "or 1m)"},
+    {"request-timeout", "10 x",
+        "'10 x' is not a duration: " PROTO_DURATION_FORMS},
     {"request-timeout", "10S", NULL},
+    {"request-timeout", "1500us", NULL},
     {"max-output", "65535", "'65535' is out of range (64K..1024M)"},
     {"max-output", "63K", NULL},
     {"max-output", "1073741825", NULL},
@@ -374,7 +394,7 @@ static const struct bad_file {
         "1: key 'quota': '1 # inline comments are values' is not a whole "
         "number"},
     {"\n\n# c\n\n  max-ttl = 1x\n", "5: key 'max-ttl': '1x' is not a "
-                                    "duration (like 90, 90s, 5m, 2h or 1d)"},
+                                    "duration: " PROTO_DURATION_FORMS},
     {"quota = 5\nmax-leases = 9\nquota = 5\n",
         "3: key 'quota': duplicate, first set on line 1"},
     {"portserver-address = @a\n# x\nportserver-address = @a\n",
@@ -830,29 +850,70 @@ END_TEST
 
 START_TEST(parse_duration)
 {
+	static const struct {
+		const char *s;
+		int64_t unit, ms; /* ms -1: refused */
+	} cases[] = {
+	    {"5", 1, 5},
+	    {"5", 1000, 5000},
+	    {"7ms", 1000, 7},
+	    {"2d", 1, 2 * 86400000},
+	    {"1h30m", 1000, 5400000},
+	    {"55s500ms", 1000, 55500},
+	    {"300ms20s", 1000, 20300},
+	    {"0.5s", 1000, 500},
+	    {".5s", 1000, 500},
+	    {"1.", 1000, 1000},
+	    {" 1s ", 1000, 1000},
+	    {"2\th", 1000, 7200000},
+	    {"1000us", 1000, 1},
+	    {"3usec", 1000, -1}, /* finer than a millisecond */
+	    {"1 msec", 1000, 1},
+	    {"2 hr", 1000, 7200000},
+	    {"1 month", 1000, 2629800000},
+	    {"1 year", 1000, 31557600000},
+	    {"0", 1000, 0},
+	    {"0s", 1000, 0},
+	    /* The largest: INT64_MAX microseconds, in whole ms. */
+	    {"9223372036854775ms", 1, 9223372036854775},
+	    {"9223372036854776ms", 1, -1},
+	    {"9223372036854775807ms", 1, -1},
+	    {"9223372036854775808ms", 1, -1},
+	    {"9223372036854775807s", 1, -1},
+	    {"106751991d", 1000, 9223372022400000},
+	    {"106751992d", 1000, -1},
+	    {"100000000000d 1s", 1000, -1},
+	    {"", 1, -1},
+	    {" ", 1, -1},
+	    {"ms", 1, -1},
+	    {"s1", 1, -1},
+	    {"1sek", 1, -1},
+	    {"1S", 1, -1},
+	    {"1H", 1, -1},
+	    {"-1s", 1, -1},
+	    {"+1s", 1, -1},
+	    {"1e3s", 1, -1},
+	    {"1,5h", 1, -1},
+	    {".", 1, -1},
+	    {"1..5s", 1, -1},
+	    {"infinity", 1, -1},
+	};
 	int64_t ms;
 
-	ck_assert_int_eq(proto_duration_parse("5", 1, &ms), 0);
-	ck_assert_int_eq(ms, 5);
-	ck_assert_int_eq(proto_duration_parse("5", 1000, &ms), 0);
-	ck_assert_int_eq(ms, 5000);
-	ck_assert_int_eq(proto_duration_parse("7ms", 1000, &ms), 0);
-	ck_assert_int_eq(ms, 7);
-	ck_assert_int_eq(proto_duration_parse("2d", 1, &ms), 0);
-	ck_assert_int_eq(ms, 2 * 86400000);
-	ck_assert_int_eq(
-	    proto_duration_parse("9223372036854775807ms", 1, &ms), 0);
-	ck_assert_int_eq(ms, INT64_MAX);
-	ms = 42;
-	ck_assert_int_eq(
-	    proto_duration_parse("9223372036854775808ms", 1, &ms), -1);
-	ck_assert_int_eq(
-	    proto_duration_parse("9223372036854775807s", 1, &ms), -1);
-	ck_assert_int_eq(proto_duration_parse("", 1, &ms), -1);
-	ck_assert_int_eq(proto_duration_parse("ms", 1, &ms), -1);
-	ck_assert_int_eq(proto_duration_parse("1sec", 1, &ms), -1);
-	ck_assert_int_eq(proto_duration_parse(" 1s", 1, &ms), -1);
-	ck_assert_int_eq(ms, 42); /* untouched on failure */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ms = 42;
+		int rc = proto_duration_parse(cases[i].s, cases[i].unit, &ms);
+		if (cases[i].ms < 0) {
+			ck_assert_msg(rc == -1, "'%s' parsed as %lld",
+			    cases[i].s, (long long)ms);
+			ck_assert_int_eq(ms, 42); /* untouched on failure */
+		} else {
+			ck_assert_msg(rc == 0, "'%s' refused", cases[i].s);
+			ck_assert_msg(ms == cases[i].ms,
+			    "'%s': %lld, want %lld", cases[i].s, (long long)ms,
+			    (long long)cases[i].ms);
+		}
+	}
 }
 END_TEST
 

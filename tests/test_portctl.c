@@ -590,6 +590,44 @@ START_TEST(lease_references)
 }
 END_TEST
 
+/* --ttl and --timeout take systemd's time spans. */
+START_TEST(systemd_time_spans)
+{
+	static const struct {
+		const char *ttl;
+		const char *want;
+	} spans[] = {
+	    {"1h30m", "\"ttl\":5400,"},
+	    {"1h 30m", "\"ttl\":5400,"},
+	    {"1.5h", "\"ttl\":5400,"},
+	    {"90min", "\"ttl\":5400,"},
+	    {"90", "\"ttl\":90,"},
+	    {"1d", "\"ttl\":86400,"},
+	    {"2 hours 1 sec", "\"ttl\":7201,"},
+	};
+	char id[64];
+	struct run r;
+
+	for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++) {
+		ck_assert_int_eq(
+		    run(&r, NULL,
+		        ARGS("lease", "--ttl", spans[i].ttl, "--json")),
+		    0);
+		ck_assert_msg(strstr(r.out, spans[i].want) != NULL, "%s: %s",
+		    spans[i].ttl, r.out);
+	}
+	json_id(r.out, id, sizeof(id));
+	ck_assert_int_eq(
+	    run(&r, NULL, ARGS("renew", id, "--ttl", "5m30s", "--json")), 0);
+	ck_assert_ptr_nonnull(strstr(r.out, "\"ttl\":330,"));
+	ck_assert_int_eq(
+	    run(&r, NULL, ARGS("--timeout", "2.5s", "status", "--json")), 0);
+	/* Beyond the daemon's max-ttl (1d): its refusal, exit 1. */
+	ck_assert_int_eq(run(&r, NULL, ARGS("lease", "--ttl", "2d")), 1);
+	ck_assert_ptr_nonnull(strstr(r.err, "bad_request"));
+}
+END_TEST
+
 /* Each bad value names the option, the value and what is allowed. */
 static const struct {
 	const char *args[6];
@@ -629,6 +667,31 @@ static const struct {
     {{"claim", "a", "b"},
         "portctl: give exactly one lease: an ID, an ID prefix, a name or a "
         "PORT"},
+    {{"lease", "--ttl", "1h30x"},
+        "portctl: --ttl: '1h30x' is not a duration from 1s to 366d in whole "
+        "seconds; use a systemd time span like 90, 90s, 5m, 1h30m, 1.5h or "
+        "2d: numbers with units ms, s, m, h, d, w (or sec, min, hour, day, "
+        "week...); a bare number is seconds"},
+    {{"lease", "--ttl", "0"},
+        "portctl: --ttl: '0' is not a duration from 1s to 366d in whole "
+        "seconds; use a systemd time span like 90, 90s, 5m, 1h30m, 1.5h or "
+        "2d: numbers with units ms, s, m, h, d, w (or sec, min, hour, day, "
+        "week...); a bare number is seconds"},
+    {{"lease", "--ttl", "367d"},
+        "portctl: --ttl: '367d' is not a duration from 1s to 366d in whole "
+        "seconds; use a systemd time span like 90, 90s, 5m, 1h30m, 1.5h or "
+        "2d: numbers with units ms, s, m, h, d, w (or sec, min, hour, day, "
+        "week...); a bare number is seconds"},
+    {{"renew", "L1", "--ttl", "1500ms"},
+        "portctl: --ttl: '1500ms' is not a duration from 1s to 366d in "
+        "whole seconds; use a systemd time span like 90, 90s, 5m, 1h30m, "
+        "1.5h or 2d: numbers with units ms, s, m, h, d, w (or sec, min, "
+        "hour, day, week...); a bare number is seconds"},
+    {{"status", "--timeout", "soon"},
+        "portctl: --timeout: 'soon' is not a duration from 0 (no limit) to "
+        "24d; use a systemd time span like 90, 90s, 5m, 1h30m, 1.5h or 2d: "
+        "numbers with units ms, s, m, h, d, w (or sec, min, hour, day, "
+        "week...); a bare number is seconds"},
     {{"stop", "now"}, "portctl: unexpected argument 'now'"},
     {{"metrics", "extra"}, "portctl: unexpected argument 'extra'"},
 };
@@ -941,6 +1004,7 @@ main(void)
 	tcase_add_test(tc, status);
 	tcase_add_test(tc, no_daemon);
 	tcase_add_test(tc, lease_references);
+	tcase_add_test(tc, systemd_time_spans);
 	tcase_add_loop_test(tc, usage_errors_name_option_value_range, 0,
 	    sizeof(usage_cases) / sizeof(usage_cases[0]));
 	tcase_add_test(tc, no_daemon_says_what_next);

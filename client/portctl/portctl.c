@@ -75,10 +75,7 @@ report(struct portd *h, int err, const char *what)
 	}
 }
 
-/*
- * Seconds (or ms with want_ms) from "90", "30s", "5m", "2h", "1d", and
- * with want_ms also "500ms". -1 if malformed or too large.
- */
+/* Seconds (or ms with want_ms) from a duration; see portctl.h. */
 int64_t
 parse_duration(const char *s, bool want_ms)
 {
@@ -124,8 +121,9 @@ ttl_option(const char *arg, int *ret_exit)
 	int64_t ttl = parse_duration(arg, false);
 
 	if (ttl <= 0 || ttl > 366 * 86400) {
-		*ret_exit = usage_error("--ttl: '%s' is not a duration from 1s "
-		                        "to 366d (like 90, 90s, 5m, 2h or 1d)",
+		*ret_exit = usage_error(
+		    "--ttl: '%s' is not a duration from 1s to 366d in whole "
+		    "seconds; use " PROTO_DURATION_FORMS,
 		    arg);
 		return -1;
 	}
@@ -147,10 +145,11 @@ global_option(int opt, const char *arg, int *ret_exit)
 		return 1;
 	case OPT_TIMEOUT:
 		if ((ms = parse_duration(arg, true)) < 0 || ms > INT32_MAX) {
-			*ret_exit = usage_error("--timeout: '%s' is not a "
-			                        "duration from 0 (no limit) "
-			                        "to 24d (like 500ms, 5s or 1m)",
-			    arg);
+			*ret_exit =
+			    usage_error("--timeout: '%s' is not a duration "
+			                "from 0 (no limit) "
+			                "to 24d; use " PROTO_DURATION_FORMS,
+			        arg);
 			return -1;
 		}
 		globals.timeout_ms = ms == 0 ? -1 : (int)ms;
@@ -278,7 +277,7 @@ static const struct cmd commands[] = {
         "  --family F         dual (default), ipv4 or ipv6\n"
         "  --port N           this port, if free\n"
         "  --contiguous       consecutive ports\n"
-        "  --ttl DURATION     lifetime: 90, 30s, 5m, 2h, 1d\n"
+        "  --ttl DURATION     lifetime: 90, 30s, 5m, 1h30m, 2d\n"
         "  --name NAME        a label shown by list\n"
         "  --hold H           shared (default for tcp) or exclusive\n"
         "  --scope S          ttl (default) or session\n"
@@ -335,6 +334,7 @@ help(FILE *f)
 	      "                     else $XDG_RUNTIME_DIR/portd/portd.sock)\n"
 	      "  --no-autostart     do not start a per-user portd\n"
 	      "  --timeout DURATION per request (default 5s; 0: none)\n"
+	      "\nA DURATION is a systemd time span: 90, 90s, 5m, 1h30m, 2d...\n"
 	      "  --help, --version\n\n"
 	      "'portctl COMMAND --help' describes COMMAND. Exit status: 0 ok,\n"
 	      "1 the daemon refused, 2 usage, 69 no daemon reachable.\n",
