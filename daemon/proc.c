@@ -91,45 +91,63 @@ exited(int pidfd)
 	return poll(&pfd, 1, 0) != 0;
 }
 
+/* The start of /proc/PID/NAME, NUL-terminated, with open and one read
+ * (stdio would add an fstat and a second read); -1 if pid is gone. */
+static int
+read_proc(pid_t pid, const char *name, char *buf, size_t size)
+{
+	char path[64];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* The real uid of pid, from /proc/PID/status; -1 if gone. */
+static int
+proc_uid(pid_t pid, uid_t *ret_uid)
+{
+	char buf[4096], *p;
+	unsigned uid;
+
+	if (read_proc(pid, "status", buf, sizeof(buf)) == -1 ||
+	    (p = strstr(buf, "\nUid:")) == NULL ||
+	    sscanf(p + 1, "Uid: %u", &uid) != 1)
+		return -1;
+	*ret_uid = uid;
+	return 0;
+}
+
 /* Read start time and real uid of pid from /proc; -1 if gone. */
 int
 proc_identity(pid_t pid, uint64_t *ret_start, uid_t *ret_uid)
 {
-	char path[64], buf[1024], *p;
+	char buf[1024], *p;
 	unsigned long long start = 0;
-	unsigned uid = 0;
-	FILE *f;
 	int field;
-	bool found = false;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((f = fopen(path, "re")) == NULL)
+	if (read_proc(pid, "stat", buf, sizeof(buf)) == -1)
 		return -1;
-	p = fgets(buf, sizeof(buf), f);
-	fclose(f);
 	/* The command name may hold spaces and parentheses: skip past the
 	 * last ')' and count fields from there (state is field 3). */
-	if (p == NULL || (p = strrchr(buf, ')')) == NULL)
+	if ((p = strrchr(buf, ')')) == NULL)
 		return -1;
 	for (field = 2; *p != '\0' && field < 22; p++)
 		if (*p == ' ')
 			field++;
 	if (field != 22 || sscanf(p, "%llu", &start) != 1)
 		return -1;
-
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if ((f = fopen(path, "re")) == NULL)
-		return -1;
-	while (fgets(buf, sizeof(buf), f) != NULL)
-		if (sscanf(buf, "Uid: %u", &uid) == 1) {
-			found = true;
-			break;
-		}
-	fclose(f);
-	if (!found)
+	if (proc_uid(pid, ret_uid) == -1)
 		return -1;
 	*ret_start = start;
-	*ret_uid = uid;
 	return 0;
 }
 
@@ -298,12 +316,35 @@ struct proc *
 proc_watch_pid(
     pid_t pid, uid_t peer_uid, uint64_t want_start, struct proto_error *err)
 {
+	struct proc *p;
+	uid_t uid;
 	int pidfd;
 
 	if (pid <= 1) {
 		proto_error_set(err, PROTO_E_BAD_REQUEST,
 		    "pid %d cannot own a lease", (int)pid);
 		return NULL;
+	}
+	/*
+	 * A pid we already watch: while its pidfd says the process is alive,
+	 * the pid is that process (its number is not free to reuse), so its
+	 * start time is known and no new pidfd is needed. Only the uid is
+	 * read again (a process may change it), then the pidfd asked once
+	 * more, as for a new watch, so the read was of the same process.
+	 */
+	for (p = procs; p != NULL; p = p->next) {
+		if (p->pid != pid || exited(p->pidfd) ||
+		    (want_start != 0 && p->start != want_start))
+			continue;
+		if (proc_uid(pid, &uid) == -1 || exited(p->pidfd))
+			break; /* gone meanwhile: the full path says so */
+		if (peer_uid != 0 && uid != peer_uid) {
+			proto_error_set(err, PROTO_E_FORBIDDEN,
+			    "process %d belongs to another user", (int)pid);
+			return NULL;
+		}
+		p->refs++;
+		return p;
 	}
 	if ((pidfd = pidfd_open_(pid)) == -1) {
 		if (errno == EMFILE || errno == ENFILE)
