@@ -345,9 +345,10 @@ class Client:
             except Error:
                 pass
             if fds is None:
-                raise ConnectionLost(
-                    "the kernel dropped sockets portd sent (MSG_CTRUNC: "
-                    "out of descriptors?); the lease was released", "io")
+                # The stream itself is intact: the client stays usable.
+                raise Error("the kernel dropped sockets portd sent "
+                            "(MSG_CTRUNC: out of descriptors? RLIMIT_NOFILE)"
+                            "; the lease was released", "io")
             raise ProtocolError("portd listed %d sockets but %d arrived; "
                                 "the lease was released" % (want, len(fds)))
         socks = []

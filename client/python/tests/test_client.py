@@ -238,6 +238,30 @@ def test_fd_handoff_with_claim_keeps_the_socket(daemon, client):
     lease.release()
 
 
+def test_sockets_the_kernel_drops_release_the_lease(daemon, client):
+    """At RLIMIT_NOFILE the kernel installs what fits of the descriptors
+    portd sends and sets MSG_CTRUNC: the client closes what arrived,
+    releases the lease and says why; the connection stays usable."""
+    child = run_py("""
+        import os, resource, sys
+        import portd
+        c = portd.Client(sys.argv[1])
+        n = len(os.listdir("/proc/self/fd"))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n + 3, n + 3))
+        try:
+            c.lease(4, proto="both", fd=True)
+            print("no error")
+        except portd.Error as e:
+            print(e.code, "MSG_CTRUNC" in str(e), len(c.list()),
+                  len(os.listdir("/proc/self/fd")) - n)
+    """, args=[daemon.socket], env=clean_env())
+    out, _ = child.communicate(timeout=30)
+    child.stdin.close()
+    # io, the reason named, no lease left, no descriptor leaked.
+    assert out.split() == ["io", "True", "0", "0"], out
+    assert client.list() == []
+
+
 # -- lifetimes ----------------------------------------------------------------
 
 def test_session_lease_ends_when_its_client_closes(daemon, client):
@@ -265,10 +289,10 @@ def test_process_and_ttl_leases_outlive_the_client(daemon, client):
     assert client.release(proc.id) and client.release(ttl.id)
 
 
-def run_py(code, **kw):
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, **kw)
+def run_py(code, args=(), **kw):
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)]
+                            + list(args), stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, **kw)
 
 
 def test_pick_unused_port_is_reclaimed_when_its_process_exits(daemon,
