@@ -234,12 +234,12 @@ class Client:
                     raise self._broken("portd's error reply has no error "
                                        "object", "protocol")
                 raise refusal(err.get("code"), err.get("message"))
-            if truncated:
-                _close_fds(fds)
-                fds = None  # the caller cleans up and raises
-            elif not want_fds:
-                _close_fds(fds)
+            if not want_fds:
+                _close_fds(fds)  # nobody asked for these
                 fds = []
+            elif truncated:
+                _close_fds(fds)
+                fds = None  # the caller releases the lease and raises
             return reply, fds
 
     def _parting_words(self):
