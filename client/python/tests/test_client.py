@@ -14,7 +14,7 @@ import time
 import pytest
 
 import portd
-from conftest import (PORTCTL_BIN, PORTD_BIN, SRC, Daemon, clean_env,
+from conftest import (PORTCTL_BIN, PORTD_BIN, Daemon, clean_env,
                       plain_bind_ok, pool_slice, reuse_bind_listen_ok,
                       wait_until)
 

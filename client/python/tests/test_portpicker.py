@@ -11,13 +11,13 @@ import textwrap
 import time
 import uuid
 
+# Debian's python3-portpicker: required, so a missing one fails the suite
+# instead of skipping it. The tests run it in child processes.
+import portpicker  # noqa: F401
 import pytest
 
 from conftest import (SRC, Daemon, clean_env, plain_bind_ok, pool_slice,
                       wait_until)
-
-# Debian's portpicker, wherever the suite's interpreter finds it.
-portpicker = pytest.importorskip("portpicker")
 
 REQUEST_TIMEOUT = 1  # seconds portd waits for a request's newline
 
