@@ -19,7 +19,7 @@ var bg = context.Background()
 
 func TestDialHello(t *testing.T) {
 	c := dial(t, testDaemon.socket)
-	if c.SocketPath() != testDaemon.socket || c.Source() != "option" {
+	if c.SocketPath() != testDaemon.socket || c.Source() != "explicit" {
 		t.Errorf("connected to %s via %s", c.SocketPath(), c.Source())
 	}
 	if c.DaemonPID != testDaemon.pid || c.UID != os.Getuid() || c.Server.Name != "portd" {

@@ -19,11 +19,11 @@ const (
 	defaultTimeout   = 5 * time.Second
 	protocolVersion  = 1
 	maxReplyBytes    = 64 << 20
-	sourceOption     = "option"
+	sourceOption     = "explicit"
 	sourceEnv        = "PORTD_SOCKET"
 	sourceSystem     = "system"
 	sourceUser       = "user"
-	sourceStarted    = "started"
+	sourceStarted    = "user-started"
 	defaultSbinDirs  = "/usr/local/sbin:/usr/sbin"
 	leaseNameDefault = "go"
 )
@@ -42,7 +42,7 @@ type Options struct {
 // SocketStep is one step of the discovery order.
 type SocketStep struct {
 	Path string
-	// Source: option, PORTD_SOCKET, system or user.
+	// Source: explicit, PORTD_SOCKET, system or user.
 	Source    string
 	Autostart bool
 }

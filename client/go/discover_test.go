@@ -44,7 +44,7 @@ func TestSocketPaths(t *testing.T) {
 			t.Errorf("%+v", got)
 		}
 		if got := SocketPaths(&Options{Socket: "/x/s"}); !reflect.DeepEqual(got,
-			[]SocketStep{{"/x/s", "option", false}}) {
+			[]SocketStep{{"/x/s", "explicit", false}}) {
 			t.Errorf("explicit: %+v", got)
 		}
 		if SocketPaths(&Options{NoAutostart: true})[1].Autostart {
@@ -204,10 +204,10 @@ func TestAutostart(t *testing.T) {
 	defer stopStarted(t, pid, logPath)
 	started := false
 	for _, f := range fs {
-		if f.Path != sock || f.PID != pid || (f.Source != "started" && f.Source != "user") {
+		if f.Path != sock || f.PID != pid || (f.Source != "user-started" && f.Source != "user") {
 			t.Errorf("%+v (want one daemon, pid %d)", f, pid)
 		}
-		started = started || f.Source == "started"
+		started = started || f.Source == "user-started"
 	}
 	if !started {
 		t.Error("none says it started the daemon")
@@ -250,7 +250,7 @@ func TestAutostartNoLogInOpenFolder(t *testing.T) {
 	os.WriteFile(filepath.Join(config, "portd", "portd.conf"), []byte(fmt.Sprintf("pool = %d-%d\n", lo, hi)), 0o600)
 	f := discoverIn(t, "XDG_RUNTIME_DIR="+dir, "XDG_CONFIG_HOME="+config,
 		"PORTD_SYSTEM_SOCKET="+filepath.Join(dir, "none"))
-	if f.Source != "started" {
+	if f.Source != "user-started" {
 		t.Fatalf("%+v", f)
 	}
 	defer stopStarted(t, f.PID, "/dev/null")

@@ -68,8 +68,8 @@ func Dial(ctx context.Context, opts *Options) (*Client, error) {
 // SocketPath is the socket the client is connected to.
 func (c *Client) SocketPath() string { return c.path }
 
-// Source says which discovery step answered: option, PORTD_SOCKET, system,
-// user, or started (the per-user daemon this client started).
+// Source says which discovery step answered: explicit, PORTD_SOCKET, system,
+// user, or user-started (the per-user daemon this client started).
 func (c *Client) Source() string { return c.source }
 
 // Close closes the connection; its session-scoped leases end.

@@ -41,7 +41,7 @@ export declare class PortdError extends Error {
 }
 
 /** Which discovery step answered. */
-export type SocketSource = 'option' | 'PORTD_SOCKET' | 'system' | 'user' | 'started';
+export type SocketSource = 'explicit' | 'PORTD_SOCKET' | 'system' | 'user' | 'user-started';
 
 export interface ClientOptions {
   /** Use this socket alone, never auto-started (else PORTD_SOCKET, else

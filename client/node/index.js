@@ -51,7 +51,7 @@ function env(name) {
 // autostart}; an explicit path or PORTD_SOCKET is the only step.
 function socketPaths(options = {}) {
   if (typeof options.socket === 'string' && options.socket !== '')
-    return [{ path: options.socket, source: 'option', autostart: false }];
+    return [{ path: options.socket, source: 'explicit', autostart: false }];
   const fromEnv = env('PORTD_SOCKET');
   if (fromEnv !== undefined)
     return [{ path: fromEnv, source: 'PORTD_SOCKET', autostart: false }];
@@ -177,7 +177,7 @@ async function discover(options) {
       await sleep(10);
       try {
         const s = await connectOnce(step.path);
-        return { socket: s, path: step.path, source: 'started' };
+        return { socket: s, path: step.path, source: 'user-started' };
       } catch (err) {
         last = err.code ?? err.message;
       }
@@ -188,7 +188,7 @@ async function discover(options) {
   const list = tried.map((t) => `${t.path} (${t.source}: ${t.error})`).join(', ');
   let next;
   if (tried.length === 1)
-    next = `start portd on ${tried[0].path}, or point ${tried[0].source === 'option' ? 'the socket option' : 'PORTD_SOCKET'} at a running daemon`;
+    next = `start portd on ${tried[0].path}, or point ${tried[0].source === 'explicit' ? 'the socket option' : 'PORTD_SOCKET'} at a running daemon`;
   else
     next = 'start one with `portd` (or `systemctl --user start portd.socket`), ' +
       'set PORTD_SOCKET to a running daemon\'s socket, or unset PORTD_NO_AUTOSTART';
@@ -277,8 +277,8 @@ if (typeof Symbol.asyncDispose === 'symbol') {
 class Client {
   constructor(socket, sockPath, source, timeout) {
     this.socketPath = sockPath;
-    // Which discovery step answered: option, PORTD_SOCKET, system, user,
-    // started (the per-user daemon this client auto-started).
+    // Which discovery step answered: explicit, PORTD_SOCKET, system, user,
+    // user-started (the per-user daemon this client auto-started).
     this.source = source;
     this.server = undefined;
     this.daemonPid = undefined;

@@ -22,7 +22,7 @@ test('connect: hello checks the version and says where it connected', async () =
   const c = await portd.connect({ socket: d.socket });
   try {
     assert.equal(c.socketPath, d.socket);
-    assert.equal(c.source, 'option');
+    assert.equal(c.source, 'explicit');
     assert.equal(c.daemonPid, d.pid);
     assert.equal(c.uid, process.getuid());
     assert.equal(c.server.name, 'portd');

@@ -57,7 +57,7 @@ test('socketPaths: the order and its variables', () => {
     ]);
     // An explicit socket is used alone, never auto-started.
     assert.deepEqual(portd.socketPaths({ socket: '/x/s' }),
-      [{ path: '/x/s', source: 'option', autostart: false }]);
+      [{ path: '/x/s', source: 'explicit', autostart: false }]);
     assert.equal(portd.socketPaths({ autostart: false })[1].autostart, false);
   });
   // A relative or unset XDG_RUNTIME_DIR: the /tmp fallback.
@@ -145,9 +145,9 @@ test('auto-start: concurrent clients start one detached per-user daemon', async 
       assert.equal(r.error, undefined, JSON.stringify(r.error));
       assert.equal(r.path, sock);
       assert.equal(r.pid, pid, 'one daemon for all');
-      assert.ok(['started', 'user'].includes(r.source));
+      assert.ok(['user-started', 'user'].includes(r.source));
     }
-    assert.ok(rs.some((r) => r.source === 'started'));
+    assert.ok(rs.some((r) => r.source === 'user-started'));
     // Detached in its own session, stdin/stdout on /dev/null, stderr to
     // portd.log beside the socket in a folder closed to others.
     const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -191,7 +191,7 @@ test('auto-start: no log in a folder others may write to', async () => {
   });
   assert.equal(r.error, undefined, JSON.stringify(r.error));
   try {
-    assert.equal(r.source, 'started');
+    assert.equal(r.source, 'user-started');
     assert.equal(fs.readlinkSync(`/proc/${r.pid}/fd/2`), '/dev/null');
     assert.ok(!fs.existsSync(path.join(dir, 'portd', 'portd.log')));
   } finally {
