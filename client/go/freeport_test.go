@@ -193,7 +193,7 @@ func TestParallelProcesses(t *testing.T) {
 		}()
 	}
 	var all []int
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for _, k := range kids {
 		for k.got.PID == 0 {
 			if time.Now().After(deadline) {

@@ -69,7 +69,7 @@ func startTestDaemon(lo, hi int, args ...string) (*daemon, error) {
 	}
 	d.pid = d.cmd.Process.Pid
 	go func() { d.done <- d.cmd.Wait() }()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if c, err := net.Dial("unix", d.socket); err == nil {
 			c.Close()
@@ -173,7 +173,7 @@ func busy(proto string, ports []int, wait time.Duration) []string {
 
 func waitFor(t *testing.T, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for !f() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -256,9 +256,9 @@ test('top-level lease() shares one connection; asyncDispose releases', async () 
   assert.equal(a.ports.length, 2);
   const c = await portd.connect({ socket: d.socket });
   try {
-    const s = await c.status();
-    // This client and the shared one.
-    assert.equal(s.connections, 2);
+    // This client and the shared one (once the daemon has seen the
+    // earlier tests' clients go).
+    await waitFor('two connections', async () => (await c.status()).connections === 2);
     assert.equal(typeof a[Symbol.asyncDispose], 'function');
     await a[Symbol.asyncDispose]();
     await b[Symbol.asyncDispose]();

@@ -138,7 +138,7 @@ test('auto-start: concurrent clients start one detached per-user daemon', async 
   });
   const sock = path.join(dir, 'portd', 'portd.sock');
   const rs = await Promise.all([0, 1, 2, 3].map(() =>
-    runFixture(project, 'discover.mjs', { env, timeout: 15000 })));
+    runFixture(project, 'discover.mjs', { env, timeout: 30000 })));
   const pid = rs[0].pid;
   try {
     for (const r of rs) {
@@ -187,7 +187,7 @@ test('auto-start: no log in a folder others may write to', async () => {
   const r = await runFixture(project, 'discover.mjs', {
     env: cleanEnv({ XDG_RUNTIME_DIR: dir, XDG_CONFIG_HOME: config,
       PORTD_SYSTEM_SOCKET: path.join(dir, 'no-system.sock') }),
-    timeout: 15000,
+    timeout: 30000,
   });
   assert.equal(r.error, undefined, JSON.stringify(r.error));
   try {

@@ -66,7 +66,7 @@ test('getPort: 16 Node processes, each serving HTTP on its own port', async () =
     const child = child_process.spawn(process.execPath, [file],
       { cwd: project, stdio: ['pipe', 'pipe', 'inherit'] });
     const ready = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${file} did not start`)), 20000);
+      const timer = setTimeout(() => reject(new Error(`${file} did not start`)), 60000);
       readline.createInterface({ input: child.stdout }).once('line', (line) => {
         clearTimeout(timer);
         resolve(JSON.parse(line));

@@ -44,7 +44,7 @@ function canConnect(sock) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function waitFor(what, fn, ms = 5000) {
+async function waitFor(what, fn, ms = 10000) {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -149,7 +149,7 @@ function makeProject() {
 }
 
 // Runs a fixture with node in project; resolves to its JSON output.
-function runFixture(project, file, { timeout = 10000, env = process.env, args = [] } = {}) {
+function runFixture(project, file, { timeout = 30000, env = process.env, args = [] } = {}) {
   return new Promise((resolve, reject) => {
     child_process.execFile(process.execPath, [file, ...args], { cwd: project, timeout, env },
       (err, stdout, stderr) => {
