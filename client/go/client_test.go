@@ -43,7 +43,7 @@ func TestDialHello(t *testing.T) {
 func TestLeaseReleaseHeld(t *testing.T) {
 	c := dial(t, testDaemon.socket)
 	lo, hi := slice(0, 100)
-	l, err := c.Lease(bg, LeaseRequest{Name: "go-one"})
+	l, err := c.Lease(bg, LeaseRequest{Name: "go-one", Scope: ScopeTTL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,9 +236,9 @@ func TestSessionEndsWithClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := c.Lease(bg, LeaseRequest{Scope: ScopeSession})
-	if err != nil {
-		t.Fatal(err)
+	l, err := c.Lease(bg, LeaseRequest{}) // session: the default
+	if err != nil || l.Scope != ScopeSession {
+		t.Fatalf("%+v %v", l, err)
 	}
 	w := dial(t, testDaemon.socket)
 	if !leasedPorts(t, w)[l.Port()] {

@@ -31,7 +31,8 @@ const (
 )
 
 // LeaseRequest is the lease op's fields (docs/protocol.md); the zero
-// value of each means the daemon's default.
+// value of each means the daemon's default, but for Scope, which is
+// ScopeSession by default.
 type LeaseRequest struct {
 	Count      int    // 1-64, default 1
 	Proto      string // TCP (default), UDP or Both
@@ -40,7 +41,7 @@ type LeaseRequest struct {
 	Contiguous bool
 	Hold       string        // Shared (default for TCP) or Exclusive
 	TTL        time.Duration // whole seconds; rounded up
-	Scope      string        // ScopeTTL (default), ScopeSession, ScopeProcess
+	Scope      string        // ScopeSession (default: ends when the Client closes), ScopeTTL, ScopeProcess
 	PID        int           // for ScopeProcess: whose exit ends the lease
 	Name       string        // a label, at most 128 printable ASCII characters
 	FD         bool          // send the bound sockets (Lease.Sockets)
@@ -69,7 +70,12 @@ func (r *LeaseRequest) args() map[string]any {
 	set("contiguous", true, r.Contiguous)
 	set("hold", r.Hold, r.Hold != "")
 	set("ttl", seconds(r.TTL), r.TTL > 0)
-	set("scope", r.Scope, r.Scope != "")
+	// As in the Python client, a Client's lease is tied to it by default.
+	if r.Scope == "" {
+		a["scope"] = ScopeSession
+	} else {
+		a["scope"] = r.Scope
+	}
 	set("pid", r.PID, r.PID != 0)
 	set("name", r.Name, r.Name != "")
 	set("fd", true, r.FD)

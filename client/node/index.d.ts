@@ -173,6 +173,7 @@ export declare class Client {
   /** Sends one request; resolves to the reply (ok: true). */
   request(op: string, args?: Record<string, unknown>): Promise<Record<string, unknown>>;
   hello(): Promise<HelloReply>;
+  /** The default scope is 'session': the lease ends when this client closes. */
   lease(options?: LeaseRequest): Promise<Lease>;
   renew(id: string, ttl?: number): Promise<LeaseInfo>;
   claim(id: string): Promise<LeaseInfo>;
@@ -189,7 +190,8 @@ export declare class Client {
  * connection never keeps the event loop alive while no request is out. */
 export declare function connect(options?: ClientOptions): Promise<Client>;
 
-/** Leases ports on the process's shared connection. */
+/** Leases ports on the process's shared connection. The default scope is
+ * 'process': the lease ends at release() or when this process exits. */
 export declare function lease(options?: LeaseOptions): Promise<Lease>;
 
 export interface GetPortOptions extends ClientOptions, Omit<LeaseRequest, 'port' | 'count'> {

@@ -401,8 +401,10 @@ class Client {
     return r;
   }
 
+  // The default scope is session: the lease ends when this client closes
+  // (as the Python client's Client.lease).
   async lease(options = {}) {
-    const args = leaseArgs(options);
+    const args = { scope: 'session', ...leaseArgs(options) };
     return new Lease(this, (await this.request('lease', args)).lease);
   }
 
@@ -498,10 +500,11 @@ function sharedClient(options) {
   return p;
 }
 
-// Lease ports on the process's shared connection (a session-scoped lease
-// ends when the process does).
+// Lease ports on the process's shared connection. The default scope is
+// process: the lease ends at release() or when this process exits (as the
+// Python client's portd.lease()).
 async function lease(options = {}) {
-  const args = leaseArgs(options);
+  const args = { scope: 'process', ...leaseArgs(options) };
   const c = await sharedClient(options);
   return new Lease(c, (await c.request('lease', args)).lease);
 }

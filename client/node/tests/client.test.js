@@ -37,7 +37,7 @@ test('connect: hello checks the version and says where it connected', async () =
 test('lease: one TCP port, held shared on both families, then released', async () => {
   const c = await portd.connect({ socket: d.socket });
   try {
-    const l = await c.lease({ name: 'node-one' });
+    const l = await c.lease({ name: 'node-one', scope: 'ttl' });
     assert.match(l.id, /^L[0-9a-f]{16}$/);
     assert.equal(l.ports.length, 1);
     assert.equal(l.port, l.ports[0]);
@@ -160,9 +160,9 @@ test('renew and claim update the lease; release by port', async () => {
   }
 });
 
-test('scope session: the lease ends with its connection', async () => {
+test('scope session, a client\'s default: the lease ends with its connection', async () => {
   const c = await portd.connect({ socket: d.socket });
-  const l = await c.lease({ scope: 'session' });
+  const l = await c.lease();
   assert.equal(l.scope, 'session');
   assert.equal(l.ttl, null);
   assert.equal(l.expires, null);
@@ -254,6 +254,9 @@ test('top-level lease() shares one connection; asyncDispose releases', async () 
   const a = await portd.lease({ socket: d.socket, count: 2 });
   const b = await portd.lease({ socket: d.socket });
   assert.equal(a.ports.length, 2);
+  // Their default scope: until release() or the end of this process.
+  assert.equal(a.scope, 'process');
+  assert.equal(a.owner.pid, process.pid);
   const c = await portd.connect({ socket: d.socket });
   try {
     // This client and the shared one (once the daemon has seen the
