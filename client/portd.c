@@ -546,6 +546,9 @@ lease_from_json(struct portd *h, json_object *o, struct portd_lease **ret)
 	l->owner_uid = (uid_t)pl.uid;
 	l->owner_pid = (pid_t)pl.pid;
 	l->held = pl.held;
+	snprintf(
+	    l->state, sizeof(l->state), "%s", proto_state_to_string(pl.state));
+	snprintf(l->reason, sizeof(l->reason), "%s", pl.reason);
 	*ret = l;
 	return 0;
 }

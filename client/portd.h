@@ -176,10 +176,14 @@ struct portd_lease {
 	char name[PORTD_MAX_NAME + 1];
 	uid_t owner_uid;
 	pid_t owner_pid;
-	bool held;       /* false once claimed */
+	bool held;       /* the daemon holds the sockets now */
 	size_t nsockets; /* request.fd: in the order the daemon sent them */
 	struct portd_socket *sockets;
 	char *json; /* the lease object as one line of JSON */
+	/* "held", "claimed" or "unheld" (restored, its port not bindable
+	 * again yet; the daemon retries); "" from an older daemon. */
+	char state[16];
+	char reason[256]; /* why not held or reserved, else "" */
 };
 
 struct portd_counter {

@@ -581,7 +581,14 @@ lease_view(const struct lease *l, struct proto_lease *v)
 	memcpy(v->name, l->name, sizeof(v->name));
 	v->uid = (uint32_t)l->uid;
 	v->pid = l->pid;
-	v->held = l->held;
+	/* Held only where portd holds the sockets now. A lost claimed
+	 * lease stays "claimed", with the reason its port is not reserved. */
+	v->held = l->held && !l->lost;
+	v->state = !l->held  ? PROTO_STATE_CLAIMED
+	           : l->lost ? PROTO_STATE_UNHELD
+	                     : PROTO_STATE_HELD;
+	if (l->lost)
+		snprintf(v->reason, sizeof(v->reason), "%s", l->lost_reason);
 }
 
 const struct held_socket *
@@ -821,7 +828,8 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 		free(l);
 		return -1;
 	}
-	l->held = v->held;
+	/* An unheld lease is one to hold: it was lost at an earlier start. */
+	l->held = v->held || v->state == PROTO_STATE_UNHELD;
 	if (l->held && (l->socks = calloc((size_t)l->nports * 2,
 	                    sizeof(*l->socks))) == NULL) {
 		lease_end(l, NULL);

@@ -30,6 +30,7 @@ static int op_list(struct ctx *, struct proto_error *);
 static int op_status(struct ctx *, struct proto_error *);
 static int op_metrics(struct ctx *, struct proto_error *);
 static int op_stop(struct ctx *, struct proto_error *);
+static int op_who(struct ctx *, struct proto_error *);
 
 static const struct {
 	enum proto_op op;
@@ -44,6 +45,7 @@ static const struct {
     {PROTO_OP_STATUS, op_status},
     {PROTO_OP_METRICS, op_metrics},
     {PROTO_OP_STOP, op_stop},
+    {PROTO_OP_WHO, op_who},
 };
 
 static struct request_counters counters;
@@ -239,6 +241,97 @@ op_list(struct ctx *x, struct proto_error *err)
 }
 
 static json_object *config_json(void);
+/*
+ * The owner's command line (full: /proc/PID/cmdline, arguments joined by
+ * spaces) or only its name (/proc/PID/comm, what ps shows every user);
+ * NULL when the process is gone or is not the lease's any more.
+ */
+static json_object *
+owner_command(pid_t pid, uint64_t want_start, bool full)
+{
+	char path[64], buf[256];
+	uint64_t start;
+	uid_t uid;
+	ssize_t n;
+	int fd;
+
+	if (pid <= 0 || proc_identity(pid, &start, &uid) == -1 ||
+	    (want_start != 0 && start != want_start))
+		return NULL;
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid,
+	    full ? "cmdline" : "comm");
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	for (ssize_t i = 0; i < n; i++)
+		if ((unsigned char)buf[i] < 0x20)
+			buf[i] = ' ';
+		else if ((unsigned char)buf[i] >= 0x7f)
+			buf[i] =
+			    '?'; /* ASCII only: valid JSON whatever it is */
+	while (n > 0 && buf[n - 1] == ' ')
+		buf[--n] = '\0';
+	return json_object_new_string(buf);
+}
+
+/*
+ * who: any user may ask who leases a port. The owner and root see the
+ * whole lease and the owner's command line; another user sees what ps
+ * would show them (uid, pid, process name) and the lease's id, ports,
+ * protocol, state and name, not its timings.
+ */
+static int
+op_who(struct ctx *x, struct proto_error *err)
+{
+	const struct proto_request *req = x->req;
+	struct lease *l = lease_by_port((uint16_t)req->port);
+	struct proto_lease v;
+	json_object *o, *own, *a;
+	bool full;
+
+	(void)err;
+	add(x->reply, "port", json_object_new_int(req->port));
+	add(x->reply, "proto",
+	    json_object_new_string(proto_proto_to_string(req->proto)));
+	if (l != NULL) {
+		lease_view(l, &v);
+		if (!(v.proto & req->proto))
+			l = NULL;
+	}
+	add(x->reply, "leased", json_object_new_boolean(l != NULL));
+	if (l == NULL)
+		return 0;
+	full = lease_allowed(l, conn_uid(x->conn));
+	if (full) {
+		o = lease_json(l);
+	} else {
+		o = json_object_new_object();
+		add(o, "id", json_object_new_string(v.id));
+		a = json_object_new_array();
+		for (int i = 0; i < v.nports; i++)
+			json_object_array_add(
+			    a, json_object_new_int(v.ports[i]));
+		add(o, "ports", a);
+		add(o, "proto",
+		    json_object_new_string(proto_proto_to_string(v.proto)));
+		add(o, "name", json_object_new_string(v.name));
+		own = json_object_new_object();
+		add(own, "uid", json_object_new_int64(v.uid));
+		add(own, "pid", json_object_new_int(v.pid));
+		add(o, "owner", own);
+		add(o, "held", json_object_new_boolean(v.held));
+		add(o, "state",
+		    json_object_new_string(proto_state_to_string(v.state)));
+	}
+	add(x->reply, "lease", o);
+	add(x->reply, "command",
+	    owner_command(v.pid, lease_owner_start(l), full));
+	return 0;
+}
 
 static int
 op_status(struct ctx *x, struct proto_error *err)

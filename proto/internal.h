@@ -23,6 +23,7 @@ extern const struct proto_names proto_names_proto;
 extern const struct proto_names proto_names_family;
 extern const struct proto_names proto_names_hold;
 extern const struct proto_names proto_names_scope;
+extern const struct proto_names proto_names_state;
 extern const struct proto_names proto_names_strategy;
 
 /* The name of v, or NULL. */

@@ -140,9 +140,15 @@ proto_lease_write(const struct proto_lease *l, char *buf, size_t size)
 	PUT(&t, ",\"pid\":");
 	put_int(&t, l->pid);
 	if (l->held)
-		PUT(&t, "},\"held\":true}");
+		PUT(&t, "},\"held\":true,\"state\":");
 	else
-		PUT(&t, "},\"held\":false}");
+		PUT(&t, "},\"held\":false,\"state\":");
+	put_name(&t, proto_state_to_string(l->state));
+	if (l->reason[0] != '\0') {
+		PUT(&t, ",\"reason\":");
+		put_str(&t, l->reason);
+	}
+	PUT(&t, "}");
 	if (t.len < size)
 		buf[t.len] = '\0';
 	else if (size > 0)
@@ -260,6 +266,17 @@ proto_lease_decode(
 	    decode_opt_int(o, "expires", &l->expires, err) == -1 ||
 	    decode_opt_int(o, "created", &l->created, err) == -1 ||
 	    proto_get_string(o, "name", PROTO_MAX_NAME, l->name, err) == -1)
+		return -1;
+	/* Without a state (an older daemon or journal): from held. */
+	l->state = l->held ? PROTO_STATE_HELD : PROTO_STATE_CLAIMED;
+	if (json_object_object_get_ex(o, "state", NULL)) {
+		if (decode_name(o, "state", &proto_names_state,
+		        PROTO_STATE_HELD, PROTO_STATE_UNHELD, &e, err))
+			return -1;
+		l->state = e;
+	}
+	if (proto_get_string(
+	        o, "reason", PROTO_MAX_ERRMSG - 1, l->reason, err) == -1)
 		return -1;
 	if (json_object_object_get_ex(o, "owner", &own)) {
 		n = 0;

@@ -34,6 +34,7 @@ static const char *const op_table[PROTO_OP__MAX] = {
     [PROTO_OP_STATUS] = "status",
     [PROTO_OP_METRICS] = "metrics",
     [PROTO_OP_STOP] = "stop",
+    [PROTO_OP_WHO] = "who",
 };
 
 static const char *const proto_table[] = {
@@ -59,6 +60,12 @@ static const char *const scope_table[] = {
     [PROTO_SCOPE_PROCESS] = "process",
 };
 
+static const char *const state_table[] = {
+    [PROTO_STATE_HELD] = "held",
+    [PROTO_STATE_CLAIMED] = "claimed",
+    [PROTO_STATE_UNHELD] = "unheld",
+};
+
 /* PROTO_STRATEGY_DEFAULT has no name: it is the absence of the field. */
 static const char *const strategy_table[] = {
     [PROTO_STRATEGY_POOL] = "pool",
@@ -76,6 +83,7 @@ const struct proto_names proto_names_proto = TABLE(proto_table);
 const struct proto_names proto_names_family = TABLE(family_table);
 const struct proto_names proto_names_hold = TABLE(hold_table);
 const struct proto_names proto_names_scope = TABLE(scope_table);
+const struct proto_names proto_names_state = TABLE(state_table);
 const struct proto_names proto_names_strategy = TABLE(strategy_table);
 
 const char *
@@ -138,6 +146,7 @@ NAME_LOOKUP(proto, enum proto_proto, "?")
 NAME_LOOKUP(family, enum proto_family, "?")
 NAME_LOOKUP(hold, enum proto_hold, "?")
 NAME_LOOKUP(scope, enum proto_scope, "?")
+NAME_LOOKUP(state, enum proto_state, "?")
 NAME_LOOKUP(strategy, enum proto_strategy, "?")
 
 /* An unknown code, or "none" (no error is no code to send), reads as

@@ -58,6 +58,7 @@ enum proto_op {
 	PROTO_OP_METRICS, /* the Prometheus text, as the HTTP endpoint serves it
 	                   */
 	PROTO_OP_STOP,    /* stop the daemon (root or the daemon's own uid) */
+	PROTO_OP_WHO,
 	PROTO_OP__MAX
 };
 
@@ -66,6 +67,10 @@ enum proto_proto { PROTO_TCP = 1, PROTO_UDP = 2, PROTO_BOTH = 3 };
 enum proto_family { PROTO_FAM_DUAL, PROTO_FAM_IPV4, PROTO_FAM_IPV6 };
 enum proto_hold { PROTO_HOLD_SHARED, PROTO_HOLD_EXCLUSIVE };
 enum proto_scope { PROTO_SCOPE_TTL, PROTO_SCOPE_SESSION, PROTO_SCOPE_PROCESS };
+/* What portd does for a lease's port now: holds its sockets, keeps it
+ * reserved for the owner who claimed it, or cannot hold it (a restored
+ * lease whose port someone else has; retried until held again). */
+enum proto_state { PROTO_STATE_HELD, PROTO_STATE_CLAIMED, PROTO_STATE_UNHELD };
 enum proto_strategy {
 	PROTO_STRATEGY_DEFAULT, /* the daemon's configured strategy */
 	PROTO_STRATEGY_POOL,
@@ -117,7 +122,9 @@ struct proto_lease {
 	char name[PROTO_MAX_NAME + 1];
 	uint32_t uid; /* owner */
 	int32_t pid;  /* owner's pid (the watched pid for process scope) */
-	bool held;    /* false once claimed */
+	bool held;    /* portd holds the sockets now: state held */
+	enum proto_state state;
+	char reason[PROTO_MAX_ERRMSG]; /* unheld: why, else "" */
 };
 
 /* One socket handed over with a reply (fd handoff). */
@@ -146,6 +153,8 @@ const char *proto_hold_to_string(enum proto_hold);
 int proto_hold_from_string(const char *);
 const char *proto_scope_to_string(enum proto_scope);
 int proto_scope_from_string(const char *);
+const char *proto_state_to_string(enum proto_state);
+int proto_state_from_string(const char *);
 const char *proto_strategy_to_string(enum proto_strategy);
 int proto_strategy_from_string(const char *);
 
@@ -217,7 +226,7 @@ json_object *proto_reply_error(json_object *id, const struct proto_error *);
  * json-c writes for the same object with JSON_C_TO_STRING_PLAIN and
  * JSON_C_TO_STRING_NOSLASHESCAPE (proto_serialize).
  */
-#define PROTO_LEASE_TEXT_MAX 2048
+#define PROTO_LEASE_TEXT_MAX 4096
 size_t proto_lease_write(const struct proto_lease *, char *buf, size_t size);
 /*
  * The lease as a value to put into a reply or record: it serializes to

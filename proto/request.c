@@ -21,6 +21,7 @@ static const char *const op_fields[PROTO_OP__MAX][16] = {
     [PROTO_OP_STATUS] = {NULL},
     [PROTO_OP_METRICS] = {NULL},
     [PROTO_OP_STOP] = {NULL},
+    [PROTO_OP_WHO] = {"port", "proto"},
 };
 
 /* Longest TTL the codec lets through; the daemon applies its own maximum. */
@@ -285,6 +286,21 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 		if (proto_get_bool(o, "all", &r->all, err) == -1)
 			goto out;
 		break;
+	case PROTO_OP_WHO: {
+		int64_t port = 0;
+		int e = PROTO_TCP;
+		if (proto_get_int(o, "port", 1, 65535, &port, err) == -1 ||
+		    get_enum(o, "proto", &proto_names_proto, &e, err) == -1)
+			goto out;
+		if (port == 0) {
+			proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "'port' (1-65535) is required");
+			goto out;
+		}
+		r->port = (int)port;
+		r->proto = e;
+		break;
+	}
 	case PROTO_OP_STATUS:
 	case PROTO_OP_METRICS:
 	case PROTO_OP_STOP:

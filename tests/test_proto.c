@@ -996,6 +996,11 @@ lease_reference(const struct proto_lease *l)
 	json_object_object_add(own, "pid", json_object_new_int(l->pid));
 	json_object_object_add(o, "owner", own);
 	json_object_object_add(o, "held", json_object_new_boolean(l->held));
+	json_object_object_add(o, "state",
+	    json_object_new_string(proto_state_to_string(l->state)));
+	if (l->reason[0] != '\0')
+		json_object_object_add(
+		    o, "reason", json_object_new_string(l->reason));
 	return o;
 }
 
@@ -1075,6 +1080,8 @@ lease_round_trip(const struct proto_lease *in)
 	ck_assert_uint_eq(out.uid, in->uid);
 	ck_assert_int_eq(out.pid, in->pid);
 	ck_assert_int_eq(out.held, in->held);
+	ck_assert_int_eq(out.state, in->state);
+	ck_assert_str_eq(out.reason, in->reason);
 }
 
 START_TEST(lease_encode_decode)
@@ -1109,8 +1116,15 @@ START_TEST(lease_encode_decode)
 	l.expires = -1;
 	l.scope = PROTO_SCOPE_SESSION;
 	l.held = false;
+	l.state = PROTO_STATE_CLAIMED;
 	l.name[0] = '\0';
 	lease_round_trip(&l);
+
+	/* A restored lease portd cannot hold: unheld, with its reason. */
+	l.state = PROTO_STATE_UNHELD;
+	strcpy(l.reason, "port 15000 is in use");
+	lease_round_trip(&l);
+	l.reason[0] = '\0';
 
 	/* Extremes: 64 ports, every enum value, the largest ids. */
 	for (int i = 0; i < PROTO_MAX_COUNT; i++)
@@ -1311,7 +1325,7 @@ END_TEST
 START_TEST(enum_names)
 {
 	static const char *const ops[] = {"hello", "lease", "renew", "claim",
-	    "release", "list", "status", "metrics", "stop"};
+	    "release", "list", "status", "metrics", "stop", "who"};
 
 	ck_assert_int_eq(sizeof(ops) / sizeof(ops[0]), PROTO_OP__MAX);
 	for (int i = 0; i < PROTO_OP__MAX; i++)
@@ -1327,6 +1341,10 @@ START_TEST(enum_names)
 	ck_assert_str_eq(
 	    proto_hold_to_string(PROTO_HOLD_EXCLUSIVE), "exclusive");
 	ck_assert_str_eq(proto_scope_to_string(PROTO_SCOPE_TTL), "ttl");
+	ck_assert_str_eq(proto_state_to_string(PROTO_STATE_HELD), "held");
+	ck_assert_str_eq(proto_state_to_string(PROTO_STATE_CLAIMED), "claimed");
+	ck_assert_str_eq(proto_state_to_string(PROTO_STATE_UNHELD), "unheld");
+	ck_assert_int_eq(proto_state_from_string("unheld"), PROTO_STATE_UNHELD);
 	ck_assert_str_eq(proto_scope_to_string(PROTO_SCOPE_SESSION), "session");
 	ck_assert_str_eq(proto_scope_to_string(PROTO_SCOPE_PROCESS), "process");
 }

@@ -79,8 +79,8 @@ cmd_list(int argc, char **argv)
 	    {"all", no_argument, NULL, OPT_ALL},
 	    {"json", no_argument, NULL, OPT_JSON}, {NULL, 0, NULL, 0}};
 	static const char *const head[] = {"ID", "PORTS", "PROTO", "HOLD",
-	    "SCOPE", "UID", "PID", "COMMAND", "NAME", "EXPIRES"};
-	enum { NCOL = 10 };
+	    "STATE", "SCOPE", "UID", "PID", "COMMAND", "NAME", "EXPIRES"};
+	enum { NCOL = 11 };
 	struct portd_lease *leases;
 	struct portd *h;
 	size_t n, width[NCOL];
@@ -137,6 +137,7 @@ cmd_list(int argc, char **argv)
 		snprintf(pid, sizeof(pid), "%d", (int)l->owner_pid);
 		const char *row[NCOL] = {l->id, ports,
 		    portd_proto_name(l->proto), portd_hold_name(l->hold),
+		    l->state[0] ? l->state : (l->held ? "held" : "claimed"),
 		    portd_scope_name(l->scope), uid, pid, comm,
 		    l->name[0] ? l->name : "-", exp};
 		for (int c = 0; c < NCOL; c++) {
