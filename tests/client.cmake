@@ -13,13 +13,12 @@ add_test(NAME client_symbols
 
 # Installs the whole build into a temporary prefix.
 add_test(NAME client_install
-  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/client_install.sh
+  COMMAND ${PORTD_NETNS} ${CMAKE_CURRENT_SOURCE_DIR}/client_install.sh
     ${PROJECT_BINARY_DIR} ${PORTD_SANITIZE})
 set_tests_properties(client_install PROPERTIES TIMEOUT 300)
 
-# bash and zsh completion (installed beside the man pages). Pool ports
-# 30900-30949.
+# bash and zsh completion (installed beside the man pages).
 add_test(NAME completion
-  COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/completion.sh $<TARGET_FILE:portd>
+  COMMAND ${PORTD_NETNS} ${CMAKE_CURRENT_SOURCE_DIR}/completion.sh $<TARGET_FILE:portd>
     $<TARGET_FILE:portctl> ${PROJECT_SOURCE_DIR}/client/completion)
 set_tests_properties(completion PROPERTIES TIMEOUT 60)

@@ -1,13 +1,11 @@
 # Core: the codec, the allocator, the lease table, and the daemon end to end.
 portd_check_test(test_proto test_proto.c)
 # Unit tests of daemon modules link them directly; unit.c stands in for
-# main.c. Ports: test_alloc 28000-28199, test_lease 28200-28399.
+# main.c.
 portd_check_test(test_alloc test_alloc.c unit.c LIBS portd_core)
 portd_check_test(test_lease test_lease.c unit.c LIBS portd_core)
 
-# Integration: a real portd on a private socket. Pool ports per program:
-# test_daemon 29000-29499, test_limits 29500-29999, test_malformed
-# 30000-30499.
+# Integration: a real portd on a private socket.
 portd_check_test(test_daemon test_daemon.c integ.c)
 target_compile_definitions(test_daemon PRIVATE
   PORTD_MAIN_C="${PROJECT_SOURCE_DIR}/daemon/main.c")

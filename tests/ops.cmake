@@ -1,3 +1,3 @@
 # Operations: metrics (promtool, a real HTTP client), status's effective
-# configuration, the stop op. Pool ports: test_ops 30600-30699.
+# configuration, the stop op.
 portd_check_test(test_ops test_ops.c integ.c)

@@ -7,7 +7,7 @@ set(PORTD_TEST_PYTHON /usr/bin/python3 CACHE FILEPATH
   "Python with Debian's pytest, pytest-xdist and portpicker, for the tests")
 foreach(part client fixtures portpicker install)
   add_test(NAME client_python_${part}
-    COMMAND ${PORTD_TEST_PYTHON} -m pytest -p no:cacheprovider -q
+    COMMAND ${PORTD_NETNS} ${PORTD_TEST_PYTHON} -m pytest -p no:cacheprovider -q
       -o addopts= --rootdir ${PROJECT_SOURCE_DIR}/client/python
       ${PROJECT_SOURCE_DIR}/client/python/tests/test_${part}.py)
   set_tests_properties(client_python_${part} PROPERTIES TIMEOUT 180

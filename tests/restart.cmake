@@ -1,6 +1,6 @@
 # State across restarts: the service manager's notify socket and fd store
 # (played by the tests), socket activation, SIGKILL during a lease storm,
-# damaged journals, config reload. Pool ports 25500-25999 only.
+# damaged journals, config reload.
 add_library(portd_svcmgr STATIC svcmgr.c)
 target_link_libraries(portd_svcmgr PUBLIC portd_harness)
 
