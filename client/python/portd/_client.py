@@ -403,6 +403,15 @@ class Client:
         return [Lease(self, o) for o in reply.get("leases") or ()
                 if isinstance(o, dict)]
 
+    def who(self, port, proto=None):
+        """Who leases `port` (any user may ask; proto "tcp", "udp" or None
+        for either): the daemon's reply as a dict with "leased" (bool) and,
+        when leased, "lease" (the whole lease for its owner and root, else
+        its id, ports, proto, name, owner, state) and "command" (the
+        owner's command line, or only its name for other users). Held TCP
+        ports are invisible to ss and lsof; this is where to look."""
+        return self.call("who", port=port, proto=proto)
+
     def status(self):
         """The daemon's status, as the dict it sends: version, server, pid,
         uptime, leases, ports, sockets, connections, pool, ipv6, counters."""
@@ -432,6 +441,9 @@ class Lease:
             (a dual lease on a host without IPv6 says "ipv4").
         hold: "shared" or "exclusive". scope: "ttl", "session", "process".
         held: True while portd holds the sockets; False once claimed.
+        state: "held", "claimed" or "unheld" (a restored lease whose port
+            portd could not bind again yet; reason says why), from daemons
+            that report it, else None.
         ttl, expires (Unix ms), created (Unix ms), name, owner_uid,
         owner_pid.
         sockets: the bound socket.socket objects when the lease was made
@@ -460,6 +472,8 @@ class Lease:
         self.hold = info.get("hold")
         self.scope = info.get("scope")
         self.held = info.get("held")
+        self.state = info.get("state")
+        self.reason = info.get("reason")
         self.ttl = info.get("ttl")
         self.expires = info.get("expires")
         self.created = info.get("created")

@@ -158,6 +158,17 @@ def test_list_and_status(daemon, client):
             client.list(all=True)
 
 
+def test_who_leases_a_port(client):
+    lease = client.lease(name="asked about")
+    assert lease.state == "held"
+    reply = client.who(lease.port)
+    assert reply["leased"] is True and reply["lease"]["id"] == lease.id
+    assert reply["lease"]["name"] == "asked about"
+    assert client.claim(lease).state == "claimed"
+    lease.release()
+    assert client.who(lease.port, proto="tcp")["leased"] is False
+
+
 def test_env_matches_portctl_exec(daemon, client):
     lease = client.lease(3)
     env = lease.env()
