@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon.h"
@@ -563,12 +564,52 @@ undo(struct alloc_result *ret)
 	ret->nsocks = ret->nports = 0;
 }
 
+/*
+ * The first port a process without CAP_NET_BIND_SERVICE may bind
+ * (net.ipv4.ip_unprivileged_port_start, per network namespace; 1024 if
+ * it cannot be read). Read again at most once a second.
+ */
+int
+alloc_unprivileged_start(void)
+{
+	static int value = 1024;
+	static time_t read_at = -1;
+	struct timespec ts;
+	FILE *f;
+	int v;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	if (read_at != -1 && ts.tv_sec == read_at)
+		return value;
+	read_at = ts.tv_sec;
+	f = fopen("/proc/sys/net/ipv4/ip_unprivileged_port_start", "re");
+	if (f != NULL) {
+		if (fscanf(f, "%d", &v) == 1 && v >= 0 && v <= 65536)
+			value = v;
+		fclose(f);
+	}
+	return value;
+}
+
+static int
+privileged(const struct alloc_request *req, uint16_t p, struct proto_error *err)
+{
+	return proto_error_set(err, PROTO_E_PORT_UNAVAILABLE,
+	    "port %u is privileged: below ip_unprivileged_port_start (%d), "
+	    "which only root may lease",
+	    p, req->min_port);
+}
+
 static int
 take_specific(const struct alloc_request *req, struct alloc_result *ret,
     struct proto_error *err)
 {
 	for (int i = 0; i < req->count; i++) {
 		uint16_t p = (uint16_t)(req->port + i);
+		if (p < req->min_port) {
+			undo(ret);
+			return privileged(req, p, err);
+		}
 		if (owners[p] != NULL) {
 			undo(ret);
 			return proto_error_set(err, PROTO_E_PORT_UNAVAILABLE,
@@ -599,7 +640,8 @@ take_ephemeral(const struct alloc_request *req, struct alloc_result *ret,
 			if (e == 0) {
 				/* A claimed lease holds no socket, so the
 				 * kernel may pick its port; ours to refuse. */
-				dup = owners[s->port] != NULL;
+				dup = owners[s->port] != NULL ||
+				      s->port < req->min_port;
 				for (int k = 0; k < ret->nports; k++)
 					dup |= ret->ports[k] == s->port;
 				/* So may another portd's claimed lease. */
@@ -639,6 +681,11 @@ take_pool_one(const struct alloc_request *req, struct alloc_result *ret,
 
 		if (p == -1)
 			break;
+		if (p < req->min_port) {
+			/* Privileged for this client: leave it for root. */
+			fifo_push((uint16_t)p);
+			continue;
+		}
 		stats.examined++;
 		stats.binds++;
 		e = hold_port(req, (uint16_t)p, ret, err);
@@ -673,7 +720,8 @@ take_pool_contiguous(const struct alloc_request *req, struct alloc_result *ret,
 		}
 		for (k = 0; k < req->count; k++) {
 			uint16_t p = (uint16_t)(s + k);
-			if (owners[p] != NULL || (state[p] & ST_RESERVED))
+			if (owners[p] != NULL || (state[p] & ST_RESERVED) ||
+			    p < req->min_port)
 				break;
 		}
 		if (k == req->count) {

@@ -50,6 +50,7 @@ struct alloc_request {
 	int port; /* first specific port, or 0 */
 	bool contiguous;
 	enum proto_strategy strategy;
+	int min_port; /* lower ports are privileged for this client */
 };
 
 /* What alloc_take returns: the ports and the sockets that hold them. */
@@ -90,6 +91,8 @@ int alloc_bind_port(uint16_t port, enum proto_proto proto,
     int *ret_n, struct proto_error *err);
 void *alloc_owner(uint16_t port);
 bool alloc_ipv6(void);
+/* net.ipv4.ip_unprivileged_port_start: lower ports need privilege. */
+int alloc_unprivileged_start(void);
 uint16_t alloc_pool_lo(void);
 uint16_t alloc_pool_hi(void);
 int alloc_pool_size(void);
@@ -293,6 +296,19 @@ int listener_adopt(int fd, const char *path);
 void listener_close(void);
 /* Re-arm accept after a descriptor was freed (EMFILE pause). */
 void listener_resume(void);
+/* Accepting, shared by every listening socket (see listener.c): take
+ * gets an accepted connection, refuse one turned away (caps, out of
+ * descriptors; cred may be NULL), with why; both own fd. */
+struct ucred;
+struct acceptor;
+typedef void (*acceptor_fn)(int fd, const struct ucred *cred, const char *why);
+struct acceptor *acceptor_new(
+    int fd, const char *what, acceptor_fn take, acceptor_fn refuse);
+void acceptor_free(struct acceptor *);
+/* Connections on every socket, or of one uid: what the caps count. */
+int listener_conns(bool of_uid, uid_t uid);
+/* Connections refused for want of a descriptor, since start. */
+uint64_t listener_refused_emfile(void);
 /* Directory of the API socket, for state beside it. */
 const char *listener_path(void);
 
@@ -300,6 +316,8 @@ const char *listener_path(void);
 int portserver_open(const char *addr);
 void portserver_close(void);
 uint64_t portserver_served(void);
+int portserver_count(void);
+int portserver_count_uid(uid_t uid);
 
 /* metrics.c: the Prometheus text, over HTTP (evhttp) and the API. */
 /* Serve /metrics on addr ("PORT", "HOST:PORT", "[V6]:PORT"). */

@@ -316,7 +316,9 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	    .hold = req->hold,
 	    .port = req->port,
 	    .contiguous = req->contiguous,
-	    .strategy = req->strategy};
+	    .strategy = req->strategy,
+	    /* Root may lease what it may bind; nobody else below. */
+	    .min_port = uid == 0 ? 0 : alloc_unprivileged_start()};
 	if (alloc_take(&areq, l, res, err) == -1)
 		goto fail;
 	l->socks = malloc(sizeof(*l->socks) * (size_t)res->nsocks);

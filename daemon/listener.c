@@ -25,8 +25,7 @@ static dev_t sock_dev; /* our socket file, to unlink only it */
 static ino_t sock_ino;
 static char sock_path[CONFIG_PATH_MAX];
 static char lock_path[CONFIG_PATH_MAX + 8];
-static struct event *accept_ev, *pause_ev;
-static bool paused;
+static struct acceptor *api_acceptor;
 
 const char *
 listener_path(void)
@@ -102,6 +101,7 @@ listener_clear_stale(const char *path, const struct sockaddr_un *sun)
 	return 0;
 }
 
+/* The API socket's refusal: one resource_exhausted line, then close. */
 static void
 reject(int fd, const char *msg)
 {
@@ -121,17 +121,98 @@ reject(int fd, const char *msg)
 	close(fd);
 }
 
+/*
+ * Accepting, the same for every listening socket portd serves (the API
+ * socket, the portserver endpoint): peer credentials, the connection caps
+ * counted over both sockets together, and running out of descriptors.
+ *
+ * At EMFILE a listening socket stays readable, so accepting again at once
+ * would spin. portd keeps one spare descriptor: it closes it, accepts the
+ * waiting connection with the freed slot, refuses it (the endpoint says
+ * how), and opens the spare again; then every acceptor pauses until a
+ * connection closes or a second has passed.
+ */
+struct acceptor {
+	int fd;
+	const char *what;
+	acceptor_fn take;
+	acceptor_fn refuse;
+	struct event *ev;
+};
+
+static struct acceptor *acceptors[4];
+static struct event *pause_ev;
+static bool paused;
+static int spare_fd = -1;
+static uint64_t refused_emfile;
+
 static void
-accept_cb(evutil_socket_t lfd, short what, void *arg)
+spare_open(void)
+{
+	if (spare_fd == -1)
+		spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+/* Out of descriptors: refuse what waits on a, through the spare slot. */
+static int
+refuse_with_spare(struct acceptor *a)
+{
+	int n = 0;
+
+	while (spare_fd != -1 && n < 64) {
+		int fd;
+
+		close(spare_fd);
+		spare_fd = -1;
+		fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd != -1) {
+			a->refuse(fd, NULL, "portd is out of descriptors");
+			n++;
+		}
+		spare_open();
+		if (fd == -1)
+			break;
+	}
+	refused_emfile += (uint64_t)n;
+	return n;
+}
+
+/* One line at most every ten seconds, however many are refused. */
+static void
+log_emfile(struct acceptor *a, int e)
+{
+	static int64_t last_ms;
+	int64_t now = portd_clock_real();
+
+	if (last_ms != 0 && now - last_ms < 10000)
+		return;
+	log_warnx("%s: accept: %s; refusing connections (%llu so far)", a->what,
+	    strerror(e), (unsigned long long)refused_emfile);
+	last_ms = now;
+}
+
+static void
+pause_all(void)
 {
 	struct timeval one = {1, 0};
 
+	for (size_t i = 0; i < nitems(acceptors); i++)
+		if (acceptors[i] != NULL)
+			event_del(acceptors[i]->ev);
+	paused = true;
+	evtimer_add(pause_ev, &one);
+}
+
+static void
+accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct acceptor *a = arg;
+
 	(void)what;
-	(void)arg;
 	for (int i = 0; i < 64; i++) {
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
-		int fd;
+		int fd, e;
 
 		if (FAULT_FAIL(ACCEPT))
 			fd = -1;
@@ -142,12 +223,15 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 			if (errno == EAGAIN || errno == EINTR ||
 			    errno == ECONNABORTED)
 				return;
-			/* EMFILE and friends: the socket stays readable, so
-			 * stop watching it and look again in a second. */
-			log_warn("accept (pausing for a second)");
-			event_del(accept_ev);
-			paused = true;
-			evtimer_add(pause_ev, &one);
+			e = errno;
+			if ((e == EMFILE || e == ENFILE) &&
+			    refuse_with_spare(a) > 0 && spare_fd != -1) {
+				log_emfile(a, e);
+				return;
+			}
+			log_warnx("%s: accept: %s; pausing for a second",
+			    a->what, strerror(e));
+			pause_all();
 			return;
 		}
 		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) ==
@@ -157,18 +241,17 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 			continue;
 		}
 		/* Limits before any state is allocated for the peer. */
-		if (conn_count() >= portd_cfg.max_conns) {
-			reject(fd, "too many connections");
+		if (listener_conns(false, 0) >= portd_cfg.max_conns) {
+			a->refuse(fd, &cred, "too many connections");
 			continue;
 		}
-		if (conn_count_uid(cred.uid) >= portd_cfg.max_conns_per_uid) {
-			reject(fd, "too many connections for this uid");
+		if (listener_conns(true, cred.uid) >=
+		    portd_cfg.max_conns_per_uid) {
+			a->refuse(
+			    fd, &cred, "too many connections for this uid");
 			continue;
 		}
-		if (conn_new(fd, cred.uid, cred.pid) == NULL) {
-			reject(fd, "out of memory");
-			continue;
-		}
+		a->take(fd, &cred, NULL);
 	}
 }
 
@@ -184,25 +267,105 @@ pause_cb(evutil_socket_t fd, short what, void *arg)
 void
 listener_resume(void)
 {
-	if (!paused || accept_ev == NULL)
+	if (!paused)
 		return;
 	paused = false;
 	evtimer_del(pause_ev);
-	event_add(accept_ev, NULL);
+	for (size_t i = 0; i < nitems(acceptors); i++)
+		if (acceptors[i] != NULL)
+			event_add(acceptors[i]->ev, NULL);
+}
+
+int
+listener_conns(bool of_uid, uid_t uid)
+{
+	if (of_uid)
+		return conn_count_uid(uid) + portserver_count_uid(uid);
+	return conn_count() + portserver_count();
+}
+
+uint64_t
+listener_refused_emfile(void)
+{
+	return refused_emfile;
+}
+
+struct acceptor *
+acceptor_new(int fd, const char *what, acceptor_fn take, acceptor_fn refuse)
+{
+	struct acceptor *a;
+	size_t i;
+
+	for (i = 0; i < nitems(acceptors) && acceptors[i] != NULL; i++)
+		;
+	if (i == nitems(acceptors) || (a = calloc(1, sizeof(*a))) == NULL)
+		return NULL;
+	a->fd = fd;
+	a->what = what;
+	a->take = take;
+	a->refuse = refuse;
+	if (pause_ev == NULL)
+		pause_ev = evtimer_new(portd_base, pause_cb, NULL);
+	spare_open();
+	a->ev = event_new(portd_base, fd, EV_READ | EV_PERSIST, accept_cb, a);
+	if (pause_ev == NULL || a->ev == NULL ||
+	    (!paused && event_add(a->ev, NULL) == -1)) {
+		if (a->ev != NULL)
+			event_free(a->ev);
+		free(a);
+		log_warnx("cannot watch %s", what);
+		return NULL;
+	}
+	acceptors[i] = a;
+	return a;
+}
+
+void
+acceptor_free(struct acceptor *a)
+{
+	bool any = false;
+
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < nitems(acceptors); i++) {
+		if (acceptors[i] == a)
+			acceptors[i] = NULL;
+		any |= acceptors[i] != NULL;
+	}
+	event_free(a->ev);
+	free(a);
+	if (!any) {
+		if (pause_ev != NULL)
+			event_free(pause_ev);
+		pause_ev = NULL;
+		paused = false;
+		if (spare_fd != -1)
+			close(spare_fd);
+		spare_fd = -1;
+	}
+}
+
+static void
+api_take(int fd, const struct ucred *cred, const char *why)
+{
+	(void)why;
+	if (conn_new(fd, cred->uid, cred->pid) == NULL)
+		reject(fd, "out of memory");
+}
+
+static void
+api_refuse(int fd, const struct ucred *cred, const char *why)
+{
+	(void)cred;
+	reject(fd, why);
 }
 
 static int
 start_accepting(void)
 {
-	accept_ev = event_new(
-	    portd_base, listen_fd, EV_READ | EV_PERSIST, accept_cb, NULL);
-	pause_ev = evtimer_new(portd_base, pause_cb, NULL);
-	if (accept_ev == NULL || pause_ev == NULL ||
-	    event_add(accept_ev, NULL) == -1) {
-		log_warnx("cannot watch the API socket");
-		return -1;
-	}
-	return 0;
+	api_acceptor =
+	    acceptor_new(listen_fd, "the API socket", api_take, api_refuse);
+	return api_acceptor == NULL ? -1 : 0;
 }
 
 int
@@ -276,11 +439,8 @@ listener_close(void)
 {
 	struct stat st;
 
-	if (accept_ev != NULL)
-		event_free(accept_ev);
-	if (pause_ev != NULL)
-		event_free(pause_ev);
-	accept_ev = pause_ev = NULL;
+	acceptor_free(api_acceptor);
+	api_acceptor = NULL;
 	if (listen_fd != -1)
 		close(listen_fd);
 	listen_fd = -1;

@@ -21,7 +21,6 @@
 #include <unistd.h>
 
 #include "daemon.h"
-#include "fault.h"
 
 #define PS_MAX_LINE 32
 /* Google's portserver refuses a request of more than 20 bytes. */
@@ -37,7 +36,7 @@ struct ps_conn {
 };
 
 static int ps_fd = -1;
-static struct event *ps_ev;
+static struct acceptor *ps_acceptor;
 static struct ps_conn *ps_conns;
 static int ps_nconns;
 static bool ps_abstract;
@@ -57,6 +56,7 @@ ps_close(struct ps_conn *c)
 	event_free(c->timer);
 	close(c->fd);
 	free(c);
+	listener_resume();
 }
 
 /* Send the port and close; port 0 (refused): close with nothing written. */
@@ -154,35 +154,30 @@ ps_timer_cb(evutil_socket_t fd, short what, void *arg)
 	ps_close(arg);
 }
 
+/* Refused (caps, out of descriptors): closed with nothing written, as
+ * Google's portserver does; portpicker then picks a port itself. */
 static void
-ps_accept_cb(evutil_socket_t lfd, short what, void *arg)
+ps_refuse(int fd, const struct ucred *cred, const char *why)
+{
+	log_debug("portserver: uid %d refused: %s",
+	    cred != NULL ? (int)cred->uid : -1, why);
+	close(fd);
+}
+
+static void
+ps_take(int fd, const struct ucred *cred, const char *why)
 {
 	struct timeval tv = {.tv_sec = portd_cfg.request_timeout_ms / 1000,
 	    .tv_usec = (portd_cfg.request_timeout_ms % 1000) * 1000};
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
 	struct ps_conn *c;
-	int fd;
 
-	(void)what;
-	(void)arg;
-	if (FAULT_FAIL(ACCEPT))
-		fd = -1;
-	else
-		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd == -1) {
-		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-			log_warn("portserver: accept");
-		return;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
-	    ps_nconns >= portd_cfg.max_conns ||
-	    (c = calloc(1, sizeof(*c))) == NULL) {
+	(void)why;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
 		return;
 	}
 	c->fd = fd;
-	c->uid = cred.uid;
+	c->uid = cred->uid;
 	c->ev = event_new(portd_base, fd, EV_READ | EV_PERSIST, ps_read_cb, c);
 	c->timer = evtimer_new(portd_base, ps_timer_cb, c);
 	if (c->ev == NULL || c->timer == NULL || event_add(c->ev, NULL) == -1 ||
@@ -198,6 +193,22 @@ ps_accept_cb(evutil_socket_t lfd, short what, void *arg)
 	c->next = ps_conns;
 	ps_conns = c;
 	ps_nconns++;
+}
+
+int
+portserver_count(void)
+{
+	return ps_nconns;
+}
+
+int
+portserver_count_uid(uid_t uid)
+{
+	int n = 0;
+
+	for (struct ps_conn *c = ps_conns; c != NULL; c = c->next)
+		n += c->uid == uid;
+	return n;
 }
 
 int
@@ -230,9 +241,9 @@ portserver_open(const char *addr)
 		log_warn("portserver %s", addr);
 		goto fail;
 	}
-	ps_ev = event_new(
-	    portd_base, ps_fd, EV_READ | EV_PERSIST, ps_accept_cb, NULL);
-	if (ps_ev == NULL || event_add(ps_ev, NULL) == -1)
+	ps_acceptor =
+	    acceptor_new(ps_fd, "the portserver endpoint", ps_take, ps_refuse);
+	if (ps_acceptor == NULL)
 		goto fail;
 	snprintf(ps_path, sizeof(ps_path), "%s", addr);
 	log_info("serving the portserver protocol on %s", addr);
@@ -248,9 +259,8 @@ portserver_close(void)
 {
 	while (ps_conns != NULL)
 		ps_close(ps_conns);
-	if (ps_ev != NULL)
-		event_free(ps_ev);
-	ps_ev = NULL;
+	acceptor_free(ps_acceptor);
+	ps_acceptor = NULL;
 	if (ps_fd != -1) {
 		close(ps_fd);
 		if (!ps_abstract && ps_path[0] != '\0')

@@ -1,0 +1,380 @@
+/*
+ * A hostile neighbour and a slow reader must not cost anyone a lease: the
+ * portpicker endpoint under the API socket's discipline (out of
+ * descriptors, connection caps), privileged ports, half-closed clients,
+ * and the memory many clients that never read can pin. Each test starts
+ * a real portd as root and attacks it as root or as nobody.
+ * The privileged-port test runs in a network namespace of its own.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "integ.h"
+
+#define POOL "32100-32599"
+
+static void
+ps_addr(char *buf, size_t len)
+{
+	snprintf(buf, len, "@portd-test-hostile-%d", (int)getpid());
+}
+
+/* A connection to the abstract socket addr ("@name"); -1 on failure. */
+static int
+ps_connect(const char *addr)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	size_t n = strlen(addr);
+	int fd;
+
+	memcpy(sun.sun_path, addr, n);
+	sun.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd != -1 && connect(fd, (struct sockaddr *)&sun,
+	                    (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	                                n)) == -1) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* The portserver's answer on fd within ms: a port, 0 for "0\n", -1 for
+ * a close with nothing written or no answer in time. */
+static int
+ps_read_answer(int fd, int ms)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	char buf[32];
+	ssize_t k;
+
+	if (poll(&pfd, 1, ms) != 1)
+		return -1;
+	k = recv(fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+	if (k <= 0 || buf[k - 1] != '\n')
+		return -1;
+	buf[k] = '\0';
+	return atoi(buf);
+}
+
+/* Ask the portserver at addr for a port for pid. */
+static int
+ps_ask(const char *addr, pid_t pid)
+{
+	char buf[32];
+	int fd = ps_connect(addr), k, port;
+
+	if (fd == -1)
+		return -1;
+	k = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+	if (send(fd, buf, (size_t)k, MSG_NOSIGNAL) != k) {
+		close(fd);
+		return -1;
+	}
+	port = ps_read_answer(fd, 3000);
+	close(fd);
+	return port;
+}
+
+static void
+hello_ok(int fd)
+{
+	json_object *r = harness_call(fd, "{\"op\":\"hello\"}");
+
+	ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
+	json_object_put(r);
+}
+
+/* The reply code of the first line on a fresh API connection after a
+ * hello, or NULL if the daemon closed it or said nothing. */
+static const char *
+fresh_hello_code(const char *sock)
+{
+	static char code[64];
+	int fd = harness_connect(sock);
+	char *line;
+
+	ck_assert_int_ge(fd, 0);
+	(void)send(fd, "{\"op\":\"hello\"}\n", 15, MSG_NOSIGNAL);
+	line = harness_recv_line(fd, 2000, NULL, NULL);
+	close(fd);
+	if (line == NULL)
+		return NULL;
+	snprintf(code, sizeof(code), "%s", line_code(line));
+	free(line);
+	return code;
+}
+
+/*
+ * The portpicker endpoint retried accept without pause at EMFILE: 98 %
+ * CPU and megabytes of log a second, and root's requests timed out. Now
+ * both sockets refuse what waits through the spare descriptor and pause;
+ * over 5 s of connection attempts on both, the daemon stays near idle,
+ * its log stays short, and a connected client is served throughout.
+ */
+START_TEST(regression_portserver_emfile_spins)
+{
+	struct daemon_proc d;
+	struct rlimit low = {.rlim_cur = 40, .rlim_max = 40};
+	char addr[64];
+	int held[64], n = 0, good, fd, ps_refused = 0, api_refused = 0;
+	long cpu0, cpu1, ms;
+	size_t log0;
+
+	ps_addr(addr, sizeof(addr));
+	harness_start(&d, (const char *[]){"--pool", POOL,
+	                      "--portserver-address", addr, NULL});
+	good = harness_connect(d.sock);
+	hello_ok(good);
+	ck_assert_int_eq(prlimit(d.pid, RLIMIT_NOFILE, &low, NULL), 0);
+	/* Take every descriptor the daemon has left. */
+	for (;;) {
+		char *line;
+
+		ck_assert_msg(n < 64, "64 connections and no EMFILE yet");
+		fd = harness_connect(d.sock);
+		ck_assert_int_ge(fd, 0);
+		/* A refused connection may be closed before this. */
+		(void)send(fd, "{\"op\":\"hello\"}\n", 15, MSG_NOSIGNAL);
+		line = harness_recv_line(fd, 1000, NULL, NULL);
+		if (line != NULL && strcmp(line_code(line), "ok") == 0) {
+			held[n++] = fd;
+			free(line);
+			continue;
+		}
+		free(line);
+		close(fd);
+		break;
+	}
+	ck_assert_int_gt(n, 10);
+
+	log0 = strlen(harness_log(&d));
+	cpu0 = proc_cpu_ticks(d.pid);
+	for (int i = 0; i < 20; i++) {
+		const char *code;
+
+		/* A portserver client is refused, not left waiting. */
+		fd = ps_connect(addr);
+		ck_assert_int_ge(fd, 0);
+		ps_refused += wait_closed(fd, 1000);
+		close(fd);
+		/* An API client gets the reason. */
+		code = fresh_hello_code(d.sock);
+		api_refused +=
+		    code != NULL && strcmp(code, "resource_exhausted") == 0;
+		hello_ok(good);
+		usleep(250 * 1000);
+	}
+	cpu1 = proc_cpu_ticks(d.pid);
+	ms = (cpu1 - cpu0) * 1000 / sysconf(_SC_CLK_TCK);
+	ck_assert_msg(ms < 500, "%ld ms of CPU in 5 s at EMFILE", ms);
+	ck_assert_msg(strlen(harness_log(&d)) - log0 < 16384,
+	    "%zu bytes of log in 5 s at EMFILE",
+	    strlen(harness_log(&d)) - log0);
+	ck_assert_int_eq(ps_refused, 20);
+	ck_assert_int_eq(api_refused, 20);
+	printf("EMFILE on both sockets: %ld ms of CPU in 5 s, %zu bytes of "
+	       "log\n",
+	    ms, strlen(harness_log(&d)) - log0);
+
+	/* Descriptors back: both sockets serve again. */
+	while (n > 0)
+		close(held[--n]);
+	usleep(100 * 1000);
+	ck_assert_int_gt(ps_ask(addr, getpid()), 0);
+	fd = harness_connect(d.sock);
+	hello_ok(fd);
+	close(fd);
+	close(good);
+	harness_stop(&d);
+}
+END_TEST
+
+/* Become nobody in a child that holds n portserver connections open and
+ * reports how many are still open after a while; it exits when told. */
+static pid_t
+hold_as_nobody(const char *addr, int n, int *ret_report, int *ret_stop)
+{
+	int rep[2], stop[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe2(rep, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(stop, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		int *fds = calloc((size_t)n, sizeof(int)), open_ = 0;
+		char c;
+
+		close(rep[0]);
+		close(stop[1]);
+		if (fds == NULL || setgroups(0, NULL) == -1 ||
+		    setresgid(NOBODY_UID, NOBODY_UID, NOBODY_UID) == -1 ||
+		    setresuid(NOBODY_UID, NOBODY_UID, NOBODY_UID) == -1)
+			_exit(1);
+		for (int i = 0; i < n; i++)
+			fds[i] = ps_connect(addr);
+		usleep(500 * 1000);
+		for (int i = 0; i < n; i++) {
+			struct pollfd pfd = {.fd = fds[i], .events = POLLIN};
+			if (fds[i] != -1 && poll(&pfd, 1, 0) == 0)
+				open_++;
+		}
+		if (write(rep[1], &open_, sizeof(open_)) != sizeof(open_))
+			_exit(1);
+		(void)read(stop[0], &c, 1);
+		_exit(0);
+	}
+	close(rep[1]);
+	close(stop[0]);
+	*ret_report = rep[0];
+	*ret_stop = stop[1];
+	return pid;
+}
+
+/*
+ * The portpicker endpoint had no per-uid cap: one user holding idle
+ * connections made root's portpicker requests fail. Now the caps count
+ * a uid's connections on both sockets together.
+ */
+START_TEST(regression_portserver_per_uid_cap)
+{
+	struct daemon_proc d;
+	char addr[64];
+	int report, stop, held = -1, fd, status;
+	pid_t kid;
+
+	ps_addr(addr, sizeof(addr));
+	harness_start(&d, (const char *[]){"--pool", POOL,
+	                      "--portserver-address", addr, "--max-connections",
+	                      "64", "--max-connections-per-uid", "16", NULL});
+	kid = hold_as_nobody(addr, 100, &report, &stop);
+	ck_assert_int_eq(read(report, &held, sizeof(held)), sizeof(held));
+	ck_assert_msg(
+	    held == 16, "nobody holds %d portserver connections", held);
+
+	/* Meanwhile root is served on both sockets. */
+	for (int i = 0; i < 20; i++) {
+		int port = ps_ask(addr, getpid());
+		ck_assert_msg(
+		    port > 0, "root's portserver request %d: %d", i, port);
+	}
+	fd = harness_connect(d.sock);
+	hello_ok(fd);
+
+	ck_assert_int_eq(write(stop, "x", 1), 1);
+	ck_assert_int_eq(waitpid(kid, &status, 0), kid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(report);
+	close(stop);
+	hello_ok(fd);
+	close(fd);
+	harness_stop(&d);
+}
+END_TEST
+
+/* A private network namespace with lo up (port 80 is ours alone). */
+static void
+enter_netns(void)
+{
+	struct ifreq ifr = {0};
+	int fd;
+
+	ck_assert_msg(unshare(CLONE_NEWNET) == 0, "unshare(CLONE_NEWNET): %s",
+	    strerror(errno));
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	ck_assert(fd != -1 && ioctl(fd, SIOCGIFFLAGS, &ifr) == 0);
+	ifr.ifr_flags |= IFF_UP;
+	ck_assert(ioctl(fd, SIOCSIFFLAGS, &ifr) == 0);
+	close(fd);
+}
+
+static const char *
+nobody_code(const char *sock, const char *req)
+{
+	static char code[64];
+	struct exchange x;
+	json_object *r;
+
+	exchange_as(NOBODY_UID, sock, req, strlen(req), 1, 3000, 0, &x);
+	r = exchange_reply(&x, 0);
+	snprintf(code, sizeof(code), "%s", reply_ok(r) ? "ok" : reply_error(r));
+	json_object_put(r);
+	exchange_free(&x);
+	return code;
+}
+
+/*
+ * A daemon running as root bound port 80 for any client. Ports below
+ * ip_unprivileged_port_start are refused to a client that could not bind
+ * them itself, whether named by `port` or reached by a `count` range.
+ */
+START_TEST(regression_privileged_port_refused)
+{
+	struct daemon_proc d;
+	char req[128];
+	json_object *r;
+	int fd, start;
+
+	enter_netns();
+	start =
+	    atoi(read_text("/proc/sys/net/ipv4/ip_unprivileged_port_start"));
+	ck_assert_int_gt(start, 81);
+	harness_start(&d,
+	    (const char *[]){"--pool", POOL, "--socket-mode", "0666", NULL});
+	open_dir(&d);
+
+	ck_assert_str_eq(nobody_code(d.sock, "{\"op\":\"lease\",\"port\":80,"
+	                                     "\"fd\":true}\n"),
+	    "port_unavailable");
+	snprintf(req, sizeof(req),
+	    "{\"op\":\"lease\",\"port\":%d,\"count\":4}\n", start - 2);
+	ck_assert_str_eq(nobody_code(d.sock, req), "port_unavailable");
+	/* The refusal bound nothing: port 80 is free. */
+	ck_assert_int_eq(try_bind(AF_INET, SOCK_STREAM, 80, false), 0);
+	ck_assert_int_eq(try_bind(AF_INET, SOCK_STREAM, start - 1, false), 0);
+	/* From the first unprivileged port on, nobody is served. */
+	snprintf(req, sizeof(req),
+	    "{\"op\":\"lease\",\"port\":%d,\"count\":2}\n", start);
+	ck_assert_str_eq(nobody_code(d.sock, req), "ok");
+
+	/* Root may. */
+	fd = harness_connect(d.sock);
+	r = harness_call(fd, "{\"op\":\"lease\",\"port\":80}");
+	ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
+	ck_assert_int_eq(lease_port(r, 0), 80);
+	json_object_put(r);
+	close(fd);
+	harness_stop(&d);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("hostile");
+	TCase *tc = tcase_create("hostile");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, regression_portserver_emfile_spins);
+	tcase_add_test(tc, regression_portserver_per_uid_cap);
+	tcase_add_test(tc, regression_privileged_port_refused);
+	suite_add_tcase(s, tc);
+	return harness_run(s);
+}
