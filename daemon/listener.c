@@ -153,28 +153,30 @@ spare_open(void)
 		spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-/* Out of descriptors: refuse what waits on a, through the spare slot. */
+/*
+ * Out of descriptors: take the connection waiting on a through the spare
+ * slot and refuse it. 1 if one was refused, 0 if none was waiting, -1 if
+ * the slot did not help (the spare is gone, or accept still fails).
+ */
 static int
 refuse_with_spare(struct acceptor *a)
 {
-	int n = 0;
+	int fd, e;
 
-	while (spare_fd != -1 && n < 64) {
-		int fd;
-
-		close(spare_fd);
-		spare_fd = -1;
-		fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd != -1) {
-			a->refuse(fd, NULL, "portd is out of descriptors");
-			n++;
-		}
-		spare_open();
-		if (fd == -1)
-			break;
+	if (spare_fd == -1)
+		return -1;
+	close(spare_fd);
+	spare_fd = -1;
+	fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	e = errno;
+	if (fd != -1) {
+		a->refuse(fd, NULL, "portd is out of descriptors");
+		refused_emfile++;
 	}
-	refused_emfile += (uint64_t)n;
-	return n;
+	spare_open();
+	if (fd != -1)
+		return 1;
+	return e == EAGAIN || e == ECONNABORTED ? 0 : -1;
 }
 
 /* One line at most every ten seconds, however many are refused. */
@@ -212,7 +214,7 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 	for (int i = 0; i < 64; i++) {
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
-		int fd, e;
+		int fd, e, r;
 
 		if (FAULT_FAIL(ACCEPT))
 			fd = -1;
@@ -224,10 +226,13 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 			    errno == ECONNABORTED)
 				return;
 			e = errno;
+			/* Refuse one, then see whether the shortage lasts. */
 			if ((e == EMFILE || e == ENFILE) &&
-			    refuse_with_spare(a) > 0 && spare_fd != -1) {
+			    (r = refuse_with_spare(a)) >= 0 && spare_fd != -1) {
 				log_emfile(a, e);
-				return;
+				if (r == 0)
+					return;
+				continue;
 			}
 			log_warnx("%s: accept: %s; pausing for a second",
 			    a->what, strerror(e));
