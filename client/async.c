@@ -287,30 +287,6 @@ submit(struct portd_async *a, json_object *req, enum kind kind,
 	return 0;
 }
 
-static json_object *
-op_new(const char *op)
-{
-	json_object *o = json_object_new_object();
-
-	if (o != NULL &&
-	    json_object_object_add(o, "op", json_object_new_string(op)) != 0) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
-static json_object *
-op_add(json_object *o, const char *key, json_object *v)
-{
-	if (o == NULL || v == NULL || json_object_object_add(o, key, v) != 0) {
-		json_object_put(v);
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
 PORTD_PUBLIC int
 portd_async_lease(struct portd_async *a, const struct portd_lease_request *req,
     portd_async_cb cb, void *arg)
@@ -346,9 +322,10 @@ portd_async_renew(struct portd_async *a, const char *id, int64_t ttl,
 		return PORTD_E_INVALID;
 	if (valid_id(a, id) < 0)
 		return PORTD_E_INVALID;
-	o = op_add(op_new("renew"), "lease", json_object_new_string(id));
+	o = proto_request_add(proto_request_new(PROTO_OP_RENEW), "lease",
+	    json_object_new_string(id));
 	if (ttl > 0)
-		o = op_add(o, "ttl", json_object_new_int64(ttl));
+		o = proto_request_add(o, "ttl", json_object_new_int64(ttl));
 	return submit(a, o, K_LEASE_OP, cb, arg);
 }
 
@@ -361,7 +338,8 @@ portd_async_claim(
 	if (valid_id(a, id) < 0)
 		return PORTD_E_INVALID;
 	return submit(a,
-	    op_add(op_new("claim"), "lease", json_object_new_string(id)),
+	    proto_request_add(proto_request_new(PROTO_OP_CLAIM), "lease",
+	        json_object_new_string(id)),
 	    K_LEASE_OP, cb, arg);
 }
 
@@ -374,7 +352,8 @@ portd_async_release(
 	if (valid_id(a, id) < 0)
 		return PORTD_E_INVALID;
 	return submit(a,
-	    op_add(op_new("release"), "lease", json_object_new_string(id)),
+	    proto_request_add(proto_request_new(PROTO_OP_RELEASE), "lease",
+	        json_object_new_string(id)),
 	    K_RELEASE, cb, arg);
 }
 
@@ -387,7 +366,8 @@ portd_async_release_port(
 	if (port == 0)
 		return client_fail(a->h, PORTD_E_INVALID, "invalid port 0");
 	return submit(a,
-	    op_add(op_new("release"), "port", json_object_new_int(port)),
+	    proto_request_add(proto_request_new(PROTO_OP_RELEASE), "port",
+	        json_object_new_int(port)),
 	    K_RELEASE, cb, arg);
 }
 

@@ -328,7 +328,7 @@ call(struct portd *h, json_object *req, bool keep_fds, json_object **ret_reply)
 int
 client_refusal(struct portd *h, json_object *reply)
 {
-	const char *code = "internal", *msg = "";
+	const char *code = proto_errcode_to_string(PROTO_E_INTERNAL), *msg = "";
 	json_object *e, *v;
 	int rc;
 
@@ -344,40 +344,13 @@ client_refusal(struct portd *h, json_object *reply)
 	return fail(h, rc, "%s", msg[0] ? msg : code);
 }
 
-/* Build {"op": op}; NULL on allocation failure. */
-static json_object *
-request_new(const char *op)
-{
-	json_object *o = json_object_new_object();
-
-	if (o != NULL &&
-	    json_object_object_add(o, "op", json_object_new_string(op)) != 0) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
-/* Add key: value to o, or drop o on failure (then o is NULL). */
-static json_object *
-request_add(json_object *o, const char *key, json_object *value)
-{
-	if (o == NULL || value == NULL ||
-	    json_object_object_add(o, key, value) != 0) {
-		json_object_put(value);
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
 static int
 hello(struct portd *h)
 {
-	json_object *req = request_new("hello"), *reply, *v;
+	json_object *req = proto_request_new(PROTO_OP_HELLO), *reply, *v;
 	int rc;
 
-	req = request_add(
+	req = proto_request_add(
 	    req, "version", json_object_new_int(PORTD_PROTOCOL_VERSION));
 	rc = call(h, req, false, &reply);
 	if (rc == PORTD_E_NOMEM || rc == PORTD_E_TIMEOUT || rc == PORTD_E_IO ||
@@ -607,35 +580,38 @@ client_lease_request(
 	    (unsigned)r->strategy > PORTD_STRATEGY_EPHEMERAL || r->ttl < 0 ||
 	    r->pid < 0 || r->count > INT32_MAX)
 		return fail(h, PORTD_E_INVALID, "lease: invalid request field");
-	o = request_new("lease");
+	o = proto_request_new(PROTO_OP_LEASE);
 	if (r->count != 0)
-		o = request_add(o, "count", json_object_new_int64(r->count));
+		o = proto_request_add(
+		    o, "count", json_object_new_int64(r->count));
 	if (r->proto != PORTD_PROTO_DEFAULT)
-		o = request_add(o, "proto",
+		o = proto_request_add(o, "proto",
 		    json_object_new_string(portd_proto_name(r->proto)));
 	if (r->family != PORTD_FAMILY_DEFAULT)
-		o = request_add(o, "family",
+		o = proto_request_add(o, "family",
 		    json_object_new_string(portd_family_name(r->family)));
 	if (r->port != 0)
-		o = request_add(o, "port", json_object_new_int(r->port));
+		o = proto_request_add(o, "port", json_object_new_int(r->port));
 	if (r->contiguous)
-		o = request_add(o, "contiguous", json_object_new_boolean(1));
+		o = proto_request_add(
+		    o, "contiguous", json_object_new_boolean(1));
 	if (r->hold != PORTD_HOLD_DEFAULT)
-		o = request_add(o, "hold",
+		o = proto_request_add(o, "hold",
 		    json_object_new_string(portd_hold_name(r->hold)));
 	if (r->ttl > 0)
-		o = request_add(o, "ttl", json_object_new_int64(r->ttl));
+		o = proto_request_add(o, "ttl", json_object_new_int64(r->ttl));
 	if (r->scope != PORTD_SCOPE_DEFAULT)
-		o = request_add(o, "scope",
+		o = proto_request_add(o, "scope",
 		    json_object_new_string(portd_scope_name(r->scope)));
 	if (r->pid != 0)
-		o = request_add(o, "pid", json_object_new_int64(r->pid));
+		o = proto_request_add(o, "pid", json_object_new_int64(r->pid));
 	if (r->name != NULL)
-		o = request_add(o, "name", json_object_new_string(r->name));
+		o = proto_request_add(
+		    o, "name", json_object_new_string(r->name));
 	if (r->fd)
-		o = request_add(o, "fd", json_object_new_boolean(1));
+		o = proto_request_add(o, "fd", json_object_new_boolean(1));
 	if (r->strategy != PORTD_STRATEGY_DEFAULT)
-		o = request_add(o, "strategy",
+		o = proto_request_add(o, "strategy",
 		    json_object_new_string(portd_strategy_name(r->strategy)));
 	if (o == NULL)
 		return fail(h, PORTD_E_NOMEM, "lease: out of memory");
@@ -652,7 +628,7 @@ release_quietly(struct portd *h, const char *id)
 
 	memcpy(msg, h->errmsg, sizeof(msg));
 	if (call(h,
-	        request_add(request_new("release"), "lease",
+	        proto_request_add(proto_request_new(PROTO_OP_RELEASE), "lease",
 	            json_object_new_string(id)),
 	        false, &reply) == 0)
 		json_object_put(reply);
@@ -763,7 +739,7 @@ lease_op(struct portd *h, json_object *o, const char *id,
 		json_object_put(o);
 		return fail(h, PORTD_E_INVALID, "invalid lease id");
 	}
-	o = request_add(o, "lease", json_object_new_string(id));
+	o = proto_request_add(o, "lease", json_object_new_string(id));
 	if ((rc = call(h, o, false, &reply)) < 0)
 		return rc;
 	if (ret_lease != NULL) {
@@ -783,9 +759,9 @@ portd_renew(struct portd *h, const char *id, int64_t ttl,
 
 	if (h == NULL)
 		return PORTD_E_INVALID;
-	o = request_new("renew");
+	o = proto_request_new(PROTO_OP_RENEW);
 	if (ttl > 0)
-		o = request_add(o, "ttl", json_object_new_int64(ttl));
+		o = proto_request_add(o, "ttl", json_object_new_int64(ttl));
 	return lease_op(h, o, id, ret_lease);
 }
 
@@ -794,7 +770,7 @@ portd_claim(struct portd *h, const char *id, struct portd_lease **ret_lease)
 {
 	if (h == NULL)
 		return PORTD_E_INVALID;
-	return lease_op(h, request_new("claim"), id, ret_lease);
+	return lease_op(h, proto_request_new(PROTO_OP_CLAIM), id, ret_lease);
 }
 
 /* release: answers {"released": [ports]}; returns how many. */
@@ -822,8 +798,8 @@ portd_release(struct portd *h, const char *id)
 		return PORTD_E_INVALID;
 	if (id == NULL || !proto_lease_id_valid(id, strlen(id)))
 		return fail(h, PORTD_E_INVALID, "invalid lease id");
-	return release(h, request_add(request_new("release"), "lease",
-	                      json_object_new_string(id)));
+	return release(h, proto_request_add(proto_request_new(PROTO_OP_RELEASE),
+	                      "lease", json_object_new_string(id)));
 }
 
 PORTD_PUBLIC int
@@ -833,8 +809,8 @@ portd_release_port(struct portd *h, uint16_t port)
 		return PORTD_E_INVALID;
 	if (port == 0)
 		return fail(h, PORTD_E_INVALID, "invalid port 0");
-	return release(h, request_add(request_new("release"), "port",
-	                      json_object_new_int(port)));
+	return release(h, proto_request_add(proto_request_new(PROTO_OP_RELEASE),
+	                      "port", json_object_new_int(port)));
 }
 
 PORTD_PUBLIC int
@@ -848,9 +824,9 @@ portd_list(struct portd *h, bool all, struct portd_lease **ret_leases,
 
 	if (h == NULL || ret_leases == NULL || ret_count == NULL)
 		return PORTD_E_INVALID;
-	o = request_new("list");
+	o = proto_request_new(PROTO_OP_LIST);
 	if (all)
-		o = request_add(o, "all", json_object_new_boolean(1));
+		o = proto_request_add(o, "all", json_object_new_boolean(1));
 	if ((rc = call(h, o, false, &reply)) < 0)
 		return rc;
 	if (!json_object_object_get_ex(reply, "leases", &a) ||
@@ -912,7 +888,8 @@ portd_status(struct portd *h, struct portd_status **ret_status)
 
 	if (h == NULL || ret_status == NULL)
 		return PORTD_E_INVALID;
-	if ((rc = call(h, request_new("status"), false, &reply)) < 0)
+	if ((rc = call(h, proto_request_new(PROTO_OP_STATUS), false, &reply)) <
+	    0)
 		return rc;
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		goto nomem;
@@ -1000,7 +977,8 @@ portd_metrics(struct portd *h, char **ret_text)
 
 	if (h == NULL || ret_text == NULL)
 		return PORTD_E_INVALID;
-	if ((rc = call(h, request_new("metrics"), false, &reply)) < 0)
+	if ((rc = call(h, proto_request_new(PROTO_OP_METRICS), false, &reply)) <
+	    0)
 		return rc;
 	if (!json_object_object_get_ex(reply, "text", &v) ||
 	    !json_object_is_type(v, json_type_string))
@@ -1024,7 +1002,7 @@ portd_stop(struct portd *h, int64_t *ret_leases)
 
 	if (h == NULL)
 		return PORTD_E_INVALID;
-	if ((rc = call(h, request_new("stop"), false, &reply)) < 0)
+	if ((rc = call(h, proto_request_new(PROTO_OP_STOP), false, &reply)) < 0)
 		return rc;
 	pid = get_int(reply, "pid");
 	leases = get_int(reply, "leases");

@@ -266,7 +266,8 @@ int
 alloc_marker_name(enum proto_proto proto, uint16_t port, char *buf, size_t len)
 {
 	return snprintf(buf, len, "portd/port/%s/%u",
-	    proto == PROTO_UDP ? "udp" : "tcp", port);
+	    proto_proto_to_string(proto == PROTO_UDP ? PROTO_UDP : PROTO_TCP),
+	    port);
 }
 
 /* Bind the marker of one protocol's port; 0 or an errno value

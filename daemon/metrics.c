@@ -173,8 +173,8 @@ static void
 render_ends(struct evbuffer *b)
 {
 	const struct lease_counters *lc = lease_counters();
-	static const char *const reasons[] = {
-	    "released", "expired", "session", "process"};
+	static const char *const reasons[] = {            /* not wire names */
+	    "released", "expired", "session", "process"}; /* not wire names */
 	uint64_t v[] = {
 	    lc->released, lc->expired, lc->session_ended, lc->process_ended};
 

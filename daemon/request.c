@@ -401,9 +401,7 @@ config_json(void)
 	snprintf(buf, sizeof(buf), "%u-%u", alloc_pool_lo(), alloc_pool_hi());
 	add(o, "pool", json_object_new_string(buf));
 	add(o, "strategy",
-	    json_object_new_string(c->strategy == PROTO_STRATEGY_EPHEMERAL
-	                               ? "ephemeral"
-	                               : "pool"));
+	    json_object_new_string(proto_strategy_to_string(c->strategy)));
 	add(o, "quota", json_object_new_int(c->quota));
 	add(o, "max-leases", json_object_new_int(c->max_leases));
 	add(o, "default-ttl", json_object_new_int64(c->default_ttl));

@@ -214,6 +214,15 @@ int proto_request_parse(const char *line, size_t len, struct proto_request *ret,
     struct proto_error *err);
 void proto_request_clear(struct proto_request *);
 
+/*
+ * Building a request, on the client's side: {"op": name of op}, and a
+ * field added to it. Both return NULL on allocation failure; add then
+ * drops o and value, so calls can be chained and checked once.
+ */
+json_object *proto_request_new(enum proto_op op);
+json_object *proto_request_add(
+    json_object *o, const char *key, json_object *value);
+
 /* Replies: {"id":…,"ok":true} and {"id":…,"ok":false,"error":{…}}. */
 json_object *proto_reply_ok(json_object *id);
 json_object *proto_reply_error(json_object *id, const struct proto_error *);

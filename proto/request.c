@@ -350,3 +350,29 @@ proto_reply_error(json_object *id, const struct proto_error *err)
 	json_object_object_add(o, "error", e);
 	return o;
 }
+
+json_object *
+proto_request_new(enum proto_op op)
+{
+	json_object *o = json_object_new_object();
+
+	if (o != NULL &&
+	    json_object_object_add(
+	        o, "op", json_object_new_string(proto_op_to_string(op))) != 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_object *
+proto_request_add(json_object *o, const char *key, json_object *value)
+{
+	if (o == NULL || value == NULL ||
+	    json_object_object_add(o, key, value) != 0) {
+		json_object_put(value);
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}

@@ -20,3 +20,8 @@ set_tests_properties(format PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60)
 # The codec's fuzz target (tests/fuzz/README.md).
 portd_fuzz_target(fuzz_proto fuzz/fuzz_proto.c LIBS portd_proto
   SEEDS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/seeds MAX_LEN 512)
+
+# Every wire name is spelled once, in proto/names.c (tests/wire_names.py).
+add_test(NAME wire_names COMMAND python3
+  ${CMAKE_CURRENT_SOURCE_DIR}/wire_names.py ${PROJECT_SOURCE_DIR})
+set_tests_properties(wire_names PROPERTIES TIMEOUT 60)

@@ -137,8 +137,7 @@ cmd_list(int argc, char **argv)
 		snprintf(pid, sizeof(pid), "%d", (int)l->owner_pid);
 		const char *row[NCOL] = {l->id, ports,
 		    portd_proto_name(l->proto), portd_hold_name(l->hold),
-		    l->state[0] ? l->state : (l->held ? "held" : "claimed"),
-		    portd_scope_name(l->scope), uid, pid, comm,
+		    l->state, portd_scope_name(l->scope), uid, pid, comm,
 		    l->name[0] ? l->name : "-", exp};
 		for (int c = 0; c < NCOL; c++) {
 			if ((cells[i][c] = strdup(row[c])) == NULL) {
