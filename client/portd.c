@@ -10,6 +10,7 @@
 #include "client.h"
 #include "portd.h"
 #include "proto.h"
+#include "shared.h"
 
 struct portd {
 	struct io io;
@@ -17,6 +18,7 @@ struct portd {
 	int64_t next_id;
 	bool broken; /* connection closed after a desynchronizing error */
 	char path[108];
+	const char *via; /* which discovery step answered (portd_socket_via) */
 	char errmsg[PROTO_MAX_ERRMSG + 64];
 };
 
@@ -426,6 +428,34 @@ connect_socket(
 	    h->path, PORTD_AUTOSTART_WAIT_MS, strerror(-rc));
 }
 
+/*
+ * Discovery step 3: the system socket, when a daemon answers there. Its
+ * path is $PORTD_SYSTEM_SOCKET when set (tests, packagers). 0 when
+ * connected and greeted; else -1, with h->path left at the system path.
+ */
+static int
+connect_system(struct portd *h)
+{
+	const char *env = getenv("PORTD_SYSTEM_SOCKET");
+	int n;
+
+	if (env != NULL && env[0] != '\0')
+		n = snprintf(h->path, sizeof(h->path), "%s", env);
+	else
+		n = proto_socket_path(true, h->path, sizeof(h->path));
+	if (n < 0 || (size_t)n >= sizeof(h->path))
+		return -1;
+	if (io_connect(&h->io, h->path) != 0)
+		return -1;
+	if (hello(h) != 0) {
+		io_close(&h->io);
+		h->io.fd = -1;
+		h->broken = false;
+		return -1;
+	}
+	return 0;
+}
+
 PORTD_PUBLIC int
 portd_connect(const struct portd_options *opts, struct portd **ret_handle)
 {
@@ -450,8 +480,34 @@ portd_connect(const struct portd_options *opts, struct portd **ret_handle)
 	if (spawn_socket_path(
 	        opts->socket, h->path, sizeof(h->path), &is_default) < 0)
 		rc = fail(h, PORTD_E_INVALID, "socket path too long");
-	else if ((rc = connect_socket(h, opts, is_default)) == 0)
-		rc = hello(h);
+	else if (!is_default) {
+		h->via = opts->socket != NULL && opts->socket[0] != '\0'
+		             ? "explicit"
+		             : "PORTD_SOCKET";
+		if ((rc = connect_socket(h, opts, false)) == 0)
+			rc = hello(h);
+	} else if (connect_system(h) == 0) {
+		h->via = "system";
+		rc = 0;
+	} else {
+		char sys[sizeof(h->path)];
+
+		snprintf(sys, sizeof(sys), "%s", h->path);
+		spawn_socket_path(NULL, h->path, sizeof(h->path), &is_default);
+		h->via = "user";
+		if ((rc = connect_socket(h, opts, true)) == 0)
+			rc = hello(h);
+		if (rc == PORTD_E_NO_DAEMON) {
+			char msg[sizeof(h->errmsg)];
+
+			snprintf(msg, sizeof(msg), "%s", h->errmsg);
+			fail(h, rc,
+			    "%s; tried the system socket %s and the user "
+			    "socket %s: start one (systemctl enable --now "
+			    "portd.socket, or portd &), or set PORTD_SOCKET",
+			    msg, sys, h->path);
+		}
+	}
 	if (rc < 0) {
 		if (opts->errbuf != NULL && opts->errbuf_size > 0)
 			snprintf(
@@ -476,6 +532,12 @@ PORTD_PUBLIC const char *
 portd_socket_path(const struct portd *h)
 {
 	return h != NULL ? h->path : "";
+}
+
+PORTD_PUBLIC const char *
+portd_socket_via(const struct portd *h)
+{
+	return h != NULL && h->via != NULL ? h->via : "";
 }
 
 PORTD_PUBLIC const char *

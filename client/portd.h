@@ -109,8 +109,10 @@ enum portd_strategy {
 /* Options of portd_connect(). Zeroed fields mean the defaults. */
 struct portd_options {
 	/*
-	 * API socket path. NULL: $PORTD_SOCKET if set and not empty, else
-	 * the per-user default $XDG_RUNTIME_DIR/portd/portd.sock, or
+	 * API socket path, used alone. NULL: $PORTD_SOCKET if set and not
+	 * empty (used alone), else the system socket /run/portd/portd.sock
+	 * ($PORTD_SYSTEM_SOCKET when set) if a daemon answers there, else the
+	 * per-user default $XDG_RUNTIME_DIR/portd/portd.sock, or
 	 * /tmp/portd-$UID/portd.sock without XDG_RUNTIME_DIR.
 	 */
 	const char *socket;
@@ -233,6 +235,14 @@ void portd_close(struct portd *h);
 
 /* The socket path this handle uses (or tried). Valid until portd_close. */
 const char *portd_socket_path(const struct portd *h);
+
+/*
+ * Which step of the discovery order found the daemon (docs/protocol.md,
+ * "Finding the daemon"): "explicit" (portd_options.socket), "PORTD_SOCKET",
+ * "system" (a daemon answered on the system socket, or $PORTD_SYSTEM_SOCKET)
+ * or "user" (the per-user socket, perhaps auto-started).
+ */
+const char *portd_socket_via(const struct portd *h);
 
 /*
  * Text of the last failure on h: the daemon's message for its refusals,

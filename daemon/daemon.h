@@ -291,6 +291,9 @@ int listener_open(const char *path, mode_t mode);
 /* A socket file at path: 0 if there is none or it was stale and is gone;
  * -1 (logged) if it is live or not a socket, which are left alone. */
 int listener_clear_stale(const char *path, const struct sockaddr_un *sun);
+/* Whether the peer of an accepted Unix connection is in portd's network
+ * namespace (SO_NETNS_COOKIE; true where the kernel cannot tell). */
+bool listener_same_netns(int fd);
 /* Take over a listening socket systemd made (socket activation). */
 int listener_adopt(int fd, const char *path);
 void listener_close(void);

@@ -101,11 +101,57 @@ listener_clear_stale(const char *path, const struct sockaddr_un *sun)
 	return 0;
 }
 
-/* The API socket's refusal: one resource_exhausted line, then close. */
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+/* The cookie of portd's own network namespace: 0 unknown, 1 none. */
+static uint64_t own_netns;
+
+/* Why a peer in another network namespace is refused (forbidden). */
+static const char netns_why[] =
+    "you are in another network namespace than this portd: its ports "
+    "would be no use to you; run a portd in your namespace (see portd(8), "
+    "\"Network namespaces\")";
+
+static uint64_t
+netns_cookie(int fd)
+{
+	uint64_t c = 0;
+	socklen_t len = sizeof(c);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &c, &len) == -1)
+		return 0;
+	return c;
+}
+
+bool
+listener_same_netns(int fd)
+{
+	uint64_t peer;
+
+	if (own_netns == 0) {
+		/* A socket of our own: the namespace we bind ports in. */
+		int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		own_netns = s == -1 ? 0 : netns_cookie(s);
+		if (s != -1)
+			close(s);
+		if (own_netns == 0)
+			own_netns = 1; /* kernel older than 5.14: no check */
+	}
+	/* An accepted Unix connection belongs to the client's namespace. */
+	return own_netns == 1 || (peer = netns_cookie(fd)) == 0 ||
+	       peer == own_netns;
+}
+
+/* The API socket's refusal: one error line (resource_exhausted, or
+ * forbidden for another network namespace), then close. */
 static void
 reject(int fd, const char *msg)
 {
-	struct proto_error err = {.code = PROTO_E_RESOURCE_EXHAUSTED};
+	struct proto_error err = {.code = msg == netns_why
+	                                      ? PROTO_E_FORBIDDEN
+	                                      : PROTO_E_RESOURCE_EXHAUSTED};
 	json_object *r;
 	char *line;
 	size_t len;
@@ -243,6 +289,16 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 		    -1) {
 			log_warn("SO_PEERCRED");
 			close(fd);
+			continue;
+		}
+		/* Ports belong to a network namespace: a port of ours is no
+		 * use to a client in another one (a container given the
+		 * socket by a bind mount), and would be given silently. */
+		if (!listener_same_netns(fd)) {
+			log_info("%s: refused uid %u pid %d: another network "
+			         "namespace",
+			    a->what, (unsigned)cred.uid, (int)cred.pid);
+			a->refuse(fd, &cred, netns_why);
 			continue;
 		}
 		/* Limits before any state is allocated for the peer. */

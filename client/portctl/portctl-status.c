@@ -1,8 +1,24 @@
 /* portctl status: the daemon's status. */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "portctl.h"
+
+/* Why this daemon answered: the step of the discovery order. */
+static const char *
+via_text(const char *via)
+{
+	if (strcmp(via, "explicit") == 0)
+		return "--socket (used alone)";
+	if (strcmp(via, "PORTD_SOCKET") == 0)
+		return "$PORTD_SOCKET (used alone)";
+	if (strcmp(via, "system") == 0)
+		return "the system socket: a daemon answers there";
+	if (strcmp(via, "user") == 0)
+		return "the per-user socket: no system daemon answered";
+	return "?";
+}
 
 int
 cmd_status(int argc, char **argv)
@@ -37,6 +53,7 @@ cmd_status(int argc, char **argv)
 		printf("server       %s (protocol %" PRId64 ")\n", s->server,
 		    s->version);
 		printf("socket       %s\n", portd_socket_path(h));
+		printf("found by     %s\n", via_text(portd_socket_via(h)));
 		printf("pid          %d\n", (int)s->pid);
 		printf("uptime       %s\n", span);
 		printf("leases       %" PRId64 "\n", s->leases);

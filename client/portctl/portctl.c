@@ -331,6 +331,8 @@ help(FILE *f)
 	fputs("\nOptions (also after COMMAND):\n"
 	      "  --socket PATH      the daemon's socket (default: "
 	      "$PORTD_SOCKET,\n"
+	      "                     else /run/portd/portd.sock if a daemon "
+	      "answers,\n"
 	      "                     else $XDG_RUNTIME_DIR/portd/portd.sock)\n"
 	      "  --no-autostart     do not start a per-user portd\n"
 	      "  --timeout DURATION per request (default 5s; 0: none)\n"

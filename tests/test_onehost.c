@@ -1,0 +1,309 @@
+/*
+ * One host: which daemon a client finds, a client in another network
+ * namespace, who holds a port, and a restored lease that cannot hold its
+ * port. Runs in its own network namespace (root), so the default pool
+ * and the system socket's name are its own; exits 77 (skipped) where
+ * none can be made.
+ */
+#include <errno.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "integ.h"
+#include "portd.h"
+
+#define POOL "25600-25699"
+
+static const char *const pool_args[] = {"--pool", POOL, NULL};
+
+static int
+enter_netns(void)
+{
+	struct ifreq ifr = {0};
+	int fd;
+
+	if (unshare(CLONE_NEWNET) == -1)
+		return -1;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (fd == -1 || ioctl(fd, SIOCGIFFLAGS, &ifr) == -1 ||
+	    (ifr.ifr_flags |= IFF_UP, ioctl(fd, SIOCSIFFLAGS, &ifr)) == -1)
+		return -1;
+	close(fd);
+	return 0;
+}
+
+/*
+ * In a child with a private XDG_RUNTIME_DIR and no PORTD_SOCKET: connect
+ * with libportd's discovery and write which step answered to the pipe.
+ */
+static void
+discover(const char *system_sock, const char *xdg, bool autostart, char *via,
+    size_t size)
+{
+	int p[2];
+	pid_t pid;
+	ssize_t n;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		struct portd_options o = {
+		    .autostart = autostart, .daemon_path = harness_portd_bin};
+		struct portd *h;
+		const char *v;
+
+		unsetenv("PORTD_SOCKET");
+		unsetenv("PORTD_NO_AUTOSTART");
+		setenv("PORTD_SYSTEM_SOCKET", system_sock, 1);
+		setenv("XDG_RUNTIME_DIR", xdg, 1);
+		v = portd_connect(&o, &h) == 0 ? portd_socket_via(h) : "none";
+		if (write(p[1], v, strlen(v)) < 0)
+			_exit(1);
+		portd_close(h);
+		_exit(0);
+	}
+	close(p[1]);
+	n = read(p[0], via, size - 1);
+	via[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+}
+
+/* A client with no PORTD_SOCKET uses a daemon on the system socket and
+ * starts none of its own; without one, it starts its per-user daemon. */
+START_TEST(discovery_prefers_the_system_socket)
+{
+	struct daemon_proc sys;
+	char xdg[] = "/tmp/portd-xdg-XXXXXX", user_sock[128], via[32];
+	struct stat st;
+	int fd;
+
+	ck_assert_ptr_nonnull(mkdtemp(xdg));
+	snprintf(user_sock, sizeof(user_sock), "%s/portd/portd.sock", xdg);
+	harness_start(&sys, pool_args);
+
+	discover(sys.sock, xdg, true, via, sizeof(via));
+	ck_assert_str_eq(via, "system");
+	ck_assert_int_eq(lstat(user_sock, &st), -1);
+
+	/* Nothing answers there: the per-user daemon, started for us. */
+	harness_stop(&sys);
+	discover(sys.sock, xdg, true, via, sizeof(via));
+	ck_assert_str_eq(via, "user");
+	ck_assert_int_eq(lstat(user_sock, &st), 0);
+	/* Stop it: it is ours, found through its lock file's pid. */
+	fd = harness_connect(user_sock);
+	ck_assert_int_ge(fd, 0);
+	{
+		json_object *r = harness_call(fd, "{\"op\":\"hello\"}");
+		pid_t pid = (pid_t)reply_int(r, "pid");
+		json_object_put(r);
+		close(fd);
+		ck_assert_int_eq(kill(pid, SIGTERM), 0);
+	}
+}
+END_TEST
+
+/* A client in another network namespace (a container given the socket
+ * by a bind mount) is refused with a clear error and gets no lease. */
+START_TEST(other_netns_refused)
+{
+	struct daemon_proc d;
+	char line[512] = "";
+	json_object *r;
+	int p[2], c;
+	pid_t pid;
+	ssize_t n;
+
+	harness_start(&d, pool_args);
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		char *reply;
+		int fd;
+
+		if (unshare(CLONE_NEWNET) == -1 ||
+		    (fd = harness_connect(d.sock)) == -1)
+			_exit(1);
+		harness_send(fd, "{\"op\":\"lease\"}\n", 15);
+		reply = harness_recv_line(fd, 2000, NULL, NULL);
+		if (reply == NULL ||
+		    write(p[1], reply, strlen(reply)) != (ssize_t)strlen(reply))
+			_exit(2);
+		_exit(0);
+	}
+	close(p[1]);
+	n = read(p[0], line, sizeof(line) - 1);
+	line[n > 0 ? n : 0] = '\0';
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	ck_assert_str_eq(line_code(line), "forbidden");
+	ck_assert_msg(strstr(line, "network namespace") != NULL, "%s", line);
+
+	c = harness_connect(d.sock);
+	r = harness_call(c, "{\"op\":\"status\"}");
+	ck_assert_int_eq(reply_int(r, "leases"), 0);
+	json_object_put(r);
+	close(c);
+	harness_stop(&d);
+}
+END_TEST
+
+/* who, as root and as uid 65534: a held lease, a claimed one, a port
+ * nobody leases. Another uid sees the owner, name and state only. */
+START_TEST(who_answers_any_user)
+{
+	static const char *const args[] = {
+	    "--pool", POOL, "--socket-mode", "0666", NULL};
+	struct daemon_proc d;
+	struct exchange x;
+	json_object *r, *w;
+	char req[256];
+	int c, held, claimed;
+
+	harness_start(&d, args);
+	open_dir(&d);
+	c = harness_connect(d.sock);
+	r = harness_call(c, "{\"op\":\"lease\",\"name\":\"web\"}");
+	held = lease_port(r, 0);
+	json_object_put(r);
+	r = harness_call(c, "{\"op\":\"lease\",\"name\":\"db\"}");
+	claimed = lease_port(r, 0);
+	json_object_put(harness_call(
+	    c, "{\"op\":\"claim\",\"lease\":\"%s\"}", lease_id(r)));
+	json_object_put(r);
+
+	w = harness_call(c, "{\"op\":\"who\",\"port\":%d}", held);
+	ck_assert(reply_ok(w));
+	ck_assert(json_object_get_boolean(reply_get(w, "leased")));
+	ck_assert_str_eq(reply_str(w, "lease.state"), "held");
+	ck_assert_str_eq(reply_str(w, "lease.name"), "web");
+	ck_assert_int_eq(reply_int(w, "lease.owner.uid"), 0);
+	ck_assert_ptr_nonnull(strstr(reply_str(w, "command"), "test_onehost"));
+	ck_assert_ptr_nonnull(reply_get(w, "lease.expires"));
+	json_object_put(w);
+
+	snprintf(req, sizeof(req), "{\"op\":\"who\",\"port\":%d}\n", claimed);
+	exchange_as(NOBODY_UID, d.sock, req, strlen(req), 1, 2000, 0, &x);
+	w = exchange_reply(&x, 0);
+	ck_assert(reply_ok(w));
+	ck_assert_str_eq(reply_str(w, "lease.state"), "claimed");
+	ck_assert_str_eq(reply_str(w, "lease.name"), "db");
+	ck_assert_int_eq(reply_int(w, "lease.owner.uid"), 0);
+	/* Not the timings, and only the process name. */
+	ck_assert_ptr_null(reply_get(w, "lease.expires"));
+	ck_assert_str_eq(reply_str(w, "command"), "test_onehost");
+	json_object_put(w);
+	exchange_free(&x);
+
+	snprintf(req, sizeof(req), "{\"op\":\"who\",\"port\":%d}\n", 25699);
+	exchange_as(NOBODY_UID, d.sock, req, strlen(req), 1, 2000, 0, &x);
+	w = exchange_reply(&x, 0);
+	ck_assert(reply_ok(w));
+	ck_assert(!json_object_get_boolean(reply_get(w, "leased")));
+	json_object_put(w);
+	exchange_free(&x);
+	/* UDP of a TCP lease: not leased. */
+	w = harness_call(
+	    c, "{\"op\":\"who\",\"port\":%d,\"proto\":\"udp\"}", held);
+	ck_assert(!json_object_get_boolean(reply_get(w, "leased")));
+	json_object_put(w);
+	close(c);
+	harness_stop(&d);
+}
+END_TEST
+
+/*
+ * An fd lease whose client kept the socket, portd killed and started
+ * again: the port cannot be bound again while the client has it, so the
+ * lease says held: false, state unheld, with the reason, and status
+ * counts it; once the client closes, a retry holds it again (a plain
+ * bind fails). It used to say held: true and never bind again.
+ */
+START_TEST(regression_restored_fd_lease_claimed_held)
+{
+	struct daemon_proc d;
+	json_object *r;
+	int c, fds[4], nfds = 0, port;
+	bool held = false;
+
+	harness_start(&d, pool_args);
+	c = harness_connect(d.sock);
+	r = harness_call_fds(c, fds, &nfds, "{\"op\":\"lease\",\"fd\":true}");
+	ck_assert_int_eq(nfds, 1);
+	port = lease_port(r, 0);
+	json_object_put(r);
+	close(c);
+	harness_kill(&d, SIGKILL);
+	harness_restart(&d, pool_args);
+
+	c = harness_connect(d.sock);
+	r = harness_call(c, "{\"op\":\"list\"}");
+	ck_assert_int_eq(json_object_array_length(reply_get(r, "leases")), 1);
+	{
+		json_object *l =
+		    json_object_array_get_idx(reply_get(r, "leases"), 0);
+		ck_assert(!json_object_get_boolean(reply_get(l, "held")));
+		ck_assert_str_eq(reply_str(l, "state"), "unheld");
+		ck_assert_ptr_nonnull(strstr(reply_str(l, "reason"), "in use"));
+	}
+	json_object_put(r);
+	r = harness_call(c, "{\"op\":\"status\"}");
+	ck_assert_int_eq(reply_int(r, "unheld"), 1);
+	ck_assert_int_eq(reply_int(r, "sockets"), 0);
+	json_object_put(r);
+
+	close(fds[0]);
+	for (int64_t end = now_ms() + 3000; !held && now_ms() < end;
+	     usleep(50000)) {
+		json_object *l;
+
+		r = harness_call(c, "{\"op\":\"list\"}");
+		l = json_object_array_get_idx(reply_get(r, "leases"), 0);
+		held = json_object_get_boolean(reply_get(l, "held"));
+		json_object_put(r);
+	}
+	ck_assert_msg(held, "not held again within 3 s");
+	ck_assert_int_eq(
+	    try_bind(AF_INET, SOCK_STREAM, port, false), EADDRINUSE);
+	r = harness_call(c, "{\"op\":\"status\"}");
+	ck_assert_int_eq(reply_int(r, "unheld"), 0);
+	ck_assert_int_eq(reply_int(r, "sockets"), 1);
+	json_object_put(r);
+	close(c);
+	harness_stop(&d);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("onehost");
+	TCase *tc = tcase_create("onehost");
+
+	if (enter_netns() == -1) {
+		fprintf(stderr, "no private network namespace (%s): skipped\n",
+		    strerror(errno));
+		return 77;
+	}
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, discovery_prefers_the_system_socket);
+	tcase_add_test(tc, other_netns_refused);
+	tcase_add_test(tc, who_answers_any_user);
+	tcase_add_test(tc, regression_restored_fd_lease_claimed_held);
+	suite_add_tcase(s, tc);
+	return harness_run(s);
+}
