@@ -73,10 +73,15 @@ function series(what, fig, srv,    a, n, r, v) {
 }
 
 # The ratio portd / peer of each repetition (both measured side by side).
-function ratios(what, fig, peer,    a, n, r, x, y) {
+function ratios(what, fig, peer) {
+	return ratios2(what, fig, "portd", peer)
+}
+
+# The ratio num / peer of each repetition.
+function ratios2(what, fig, num, peer,    a, n, r, x, y) {
 	n = 0
 	for (r = 1; r <= nrep[fig]; r++) {
-		x = what == "med" ? med[fig, "portd", r] : ops[fig, "portd", r]
+		x = what == "med" ? med[fig, num, r] : ops[fig, num, r]
 		y = what == "med" ? med[fig, peer, r] : ops[fig, peer, r]
 		if (x != "" && y != "" && y + 0 > 0)
 			a[++n] = x / y
@@ -216,6 +221,9 @@ END {
 	series("ops", "ps-4", "google")
 	printf "| portserver requests/s, 4 clients | %s | %s | %s | %s |\n", \
 	    x, y, z, spread("ops")
+	ratios2("ops", "ps-4", "floor", "google")
+	printf "| portserver requests/s, 4 clients: floor / Google's " \
+	    "portserver | | | %s | |\n", spread("x")
 	series("med", "ps-4", "portd")
 	x = spread("us")
 	series("med", "ps-4", "floor")
