@@ -569,3 +569,26 @@ func TestRegressionCancelAfterReturnSparesNextRequest(t *testing.T) {
 		}
 	}
 }
+
+func TestWhoAndState(t *testing.T) {
+	c := dial(t, testDaemon.socket)
+	l, err := c.Lease(bg, LeaseRequest{Name: "whom"})
+	if err != nil || l.State != "held" {
+		t.Fatalf("%+v %v", l, err)
+	}
+	w, err := c.Who(bg, l.Port(), "")
+	if err != nil || !w.Leased || w.Port != l.Port() || w.Lease == nil || w.Lease.ID != l.ID ||
+		w.Lease.Name != "whom" || w.Command == "" {
+		t.Fatalf("who: %+v %v", w, err)
+	}
+	if err := l.Claim(bg); err != nil || l.State != "claimed" {
+		t.Fatalf("claim: %+v %v", l, err)
+	}
+	if w, err := c.Who(bg, l.Port(), TCP); err != nil || w.Lease.State != "claimed" {
+		t.Fatalf("who after claim: %+v %v", w, err)
+	}
+	l.Release(bg)
+	if w, err := c.Who(bg, l.Port(), ""); err != nil || w.Leased || w.Lease != nil {
+		t.Fatalf("who after release: %+v %v", w, err)
+	}
+}

@@ -148,6 +148,10 @@ type Lease struct {
 	Name    string
 	Owner   Owner
 	Held    bool
+	// State: held, claimed, or unheld (a restored lease whose port portd
+	// could not bind again yet; Reason says why). Empty from older daemons.
+	State  string
+	Reason string
 	// Sockets, for a lease made with FD, in the order the daemon listed them.
 	Sockets []Socket
 
@@ -171,6 +175,8 @@ type wireLease struct {
 	Name    string `json:"name"`
 	Owner   Owner  `json:"owner"`
 	Held    bool   `json:"held"`
+	State   string `json:"state"`
+	Reason  string `json:"reason"`
 }
 
 func (w *wireLease) lease(c *Client) (*Lease, error) {
@@ -184,7 +190,7 @@ func (w *wireLease) lease(c *Client) (*Lease, error) {
 	}
 	l := &Lease{ID: w.ID, Ports: w.Ports, Proto: w.Proto, Family: w.Family, IPv6: w.IPv6,
 		Scope: w.Scope, Hold: w.Hold, Created: time.UnixMilli(w.Created), Name: w.Name,
-		Owner: w.Owner, Held: w.Held, client: c}
+		Owner: w.Owner, Held: w.Held, State: w.State, Reason: w.Reason, client: c}
 	if w.TTL != nil {
 		l.TTL = time.Duration(*w.TTL) * time.Second
 	}
@@ -319,6 +325,49 @@ func (c *Client) List(ctx context.Context, all bool) ([]*Lease, error) {
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// WhoReply says who leases a port.
+type WhoReply struct {
+	Port   int
+	Proto  string
+	Leased bool
+	// Lease: the whole lease for its owner and root, else its ID, Ports,
+	// Proto, Name, Owner, Held and State. Nil when not leased.
+	Lease *Lease
+	// Command: the owner's command line (its process name for other
+	// users), "" if unknown.
+	Command string
+}
+
+// Who asks who leases port (any user may ask); proto "" means any.
+func (c *Client) Who(ctx context.Context, port int, proto string) (*WhoReply, error) {
+	var r struct {
+		Port    int        `json:"port"`
+		Proto   string     `json:"proto"`
+		Leased  bool       `json:"leased"`
+		Lease   *wireLease `json:"lease"`
+		Command *string    `json:"command"`
+	}
+	args := map[string]any{"port": port}
+	if proto != "" {
+		args["proto"] = proto
+	}
+	if _, err := c.do(ctx, "who", args, &r); err != nil {
+		return nil, err
+	}
+	w := &WhoReply{Port: r.Port, Proto: r.Proto, Leased: r.Leased}
+	if r.Command != nil {
+		w.Command = *r.Command
+	}
+	if r.Lease != nil {
+		l, err := r.Lease.lease(c)
+		if err != nil {
+			return nil, err
+		}
+		w.Lease = l
+	}
+	return w, nil
 }
 
 // Status is the daemon's status reply.

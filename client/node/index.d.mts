@@ -101,6 +101,21 @@ export interface LeaseInfo {
   name: string;
   owner: { uid: number; pid: number };
   held: boolean;
+  /** held, claimed, or unheld (a restored lease whose port portd could not
+   * bind again yet; reason says why). Absent from daemons before it. */
+  state?: 'held' | 'claimed' | 'unheld';
+  reason?: string;
+}
+
+export interface WhoReply {
+  port: number;
+  proto: Proto;
+  leased: boolean;
+  /** The whole lease for its owner and root, else its id, ports, proto,
+   * name, owner, held and state. */
+  lease?: Partial<LeaseInfo>;
+  /** The owner's command line (its process name for other users), or null. */
+  command?: string | null;
 }
 
 export declare class Lease implements LeaseInfo {
@@ -120,6 +135,8 @@ export declare class Lease implements LeaseInfo {
   readonly name: string;
   readonly owner: { uid: number; pid: number };
   readonly held: boolean;
+  readonly state?: 'held' | 'claimed' | 'unheld';
+  readonly reason?: string;
   /** Ends the lease; resolves to its ports. */
   release(): Promise<number[]>;
   /** Resets the expiry to now + ttl seconds (default: the lease's TTL). */
@@ -180,6 +197,8 @@ export declare class Client {
   /** A lease id, or any port of the lease. Resolves to the released ports. */
   release(idOrPort: string | number): Promise<number[]>;
   list(options?: { all?: boolean }): Promise<LeaseInfo[]>;
+  /** Who leases a port (any user may ask). */
+  who(port: number, proto?: Proto): Promise<WhoReply>;
   status(): Promise<Status>;
   /** Closes the connection; its session-scoped leases end. */
   close(): void;

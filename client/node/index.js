@@ -206,7 +206,7 @@ function checkTimeout(t) {
 // The lease object's fields as the protocol defines them; anything else a
 // newer daemon sends is ignored.
 const LEASE_FIELDS = ['id', 'ports', 'proto', 'family', 'ipv6', 'scope', 'hold',
-  'ttl', 'expires', 'created', 'name', 'owner', 'held'];
+  'ttl', 'expires', 'created', 'name', 'owner', 'held', 'state', 'reason'];
 
 function checkLeaseObject(obj) {
   if (obj === null || typeof obj !== 'object' || typeof obj.id !== 'string' ||
@@ -427,6 +427,17 @@ class Client {
 
   async list(options = {}) {
     return (await this.request('list', options.all ? { all: true } : {})).leases;
+  }
+
+  // Who leases a port (any user may ask): {port, proto, leased, lease,
+  // command}; another user's lease is shown in part.
+  async who(port, proto) {
+    const args = { port };
+    if (proto !== undefined) args.proto = proto;
+    const r = await this.request('who', args);
+    delete r.ok;
+    delete r.id;
+    return r;
   }
 
   async status() {

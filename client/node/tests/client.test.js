@@ -305,3 +305,24 @@ test('pipelined requests on one connection come back in order', async () => {
     c.close();
   }
 });
+
+test('who names the lease of a port; state follows claim', async () => {
+  const c = await portd.connect({ socket: d.socket });
+  try {
+    const l = await c.lease({ name: 'whom' });
+    assert.equal(l.state, 'held');
+    const w = await c.who(l.port);
+    assert.equal(w.port, l.port);
+    assert.equal(w.leased, true);
+    assert.equal(w.lease.id, l.id);
+    assert.equal(w.lease.name, 'whom');
+    assert.equal(typeof w.command, 'string');
+    await l.claim();
+    assert.equal(l.state, 'claimed');
+    assert.equal((await c.who(l.port, 'tcp')).lease.state, 'claimed');
+    await l.release();
+    assert.equal((await c.who(l.port)).leased, false);
+  } finally {
+    c.close();
+  }
+});
