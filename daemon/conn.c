@@ -6,6 +6,7 @@
  * freed later from the event loop, never inside its own callback.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +26,7 @@ struct outmsg {
 	char *buf;
 	size_t len, off;
 	int nfds;
-	int fds[PROTO_MAX_COUNT * 2];
+	int fds[PROTO_MAX_SOCKETS];
 };
 
 struct conn {
@@ -216,13 +217,16 @@ conn_close_all(void)
 }
 
 /* Send one error line and close once it is flushed. */
-static void
-conn_fail(struct conn *c, enum proto_errcode code, const char *msg)
+static void __attribute__((format(printf, 3, 4)))
+conn_fail(struct conn *c, enum proto_errcode code, const char *fmt, ...)
 {
 	struct proto_error err = {.code = code};
 	json_object *r;
+	va_list ap;
 
-	snprintf(err.message, sizeof(err.message), "%s", msg);
+	va_start(ap, fmt);
+	vsnprintf(err.message, sizeof(err.message), fmt, ap);
+	va_end(ap);
 	r = proto_reply_error(NULL, &err);
 	if (r != NULL)
 		conn_reply(c, r, NULL, 0);
@@ -249,7 +253,7 @@ conn_process(struct conn *c)
 			break;
 		if ((size_t)p.pos > PROTO_MAX_LINE) {
 			conn_fail(c, PROTO_E_REQUEST_TOO_LARGE,
-			    "request line exceeds 65536 bytes");
+			    "request line exceeds %d bytes", PROTO_MAX_LINE);
 			return;
 		}
 		if ((line = malloc((size_t)p.pos + 1)) == NULL) {
@@ -270,7 +274,7 @@ conn_process(struct conn *c)
 		return;
 	if (evbuffer_get_length(c->in) > PROTO_MAX_LINE) {
 		conn_fail(c, PROTO_E_REQUEST_TOO_LARGE,
-		    "request line exceeds 65536 bytes");
+		    "request line exceeds %d bytes", PROTO_MAX_LINE);
 		return;
 	}
 	/* Deadline: from the first byte of a request to its '\n'. */
@@ -372,7 +376,7 @@ conn_write(struct conn *c)
 		struct iovec iov = {
 		    .iov_base = m->buf + m->off, .iov_len = m->len - m->off};
 		union {
-			char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_COUNT * 2)];
+			char buf[CMSG_SPACE(sizeof(int) * PROTO_MAX_SOCKETS)];
 			struct cmsghdr align;
 		} cbuf;
 		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
@@ -485,11 +489,10 @@ conn_reply(struct conn *c, json_object *reply, int *fds, int nfds)
 }
 
 bool
-conn_fd_budget(struct conn *c, int nfds)
+conn_fd_budget(struct conn *c)
 {
 	int unread = 0;
 
-	(void)nfds;
 	/* Descriptors in flight are charged to portd's uid; a client that
 	 * never reads could make sendmsg fail for everyone. Once the
 	 * socket's send queue is empty the client has read them all. */

@@ -58,7 +58,7 @@ struct alloc_result {
 	int nports;
 	uint16_t ports[PROTO_MAX_COUNT];
 	int nsocks;
-	struct held_socket socks[PROTO_MAX_COUNT * 2];
+	struct held_socket socks[PROTO_MAX_SOCKETS];
 	enum proto_family family; /* dual may become ipv4 without IPv6 */
 	bool ipv6;
 };
@@ -253,7 +253,7 @@ uint64_t conn_accepted(const struct conn *);
 int conn_count(void);
 int conn_count_uid(uid_t uid);
 /* Whether conn may be sent another fd-carrying reply now. */
-bool conn_fd_budget(struct conn *, int nfds);
+bool conn_fd_budget(struct conn *);
 void conn_close_all(void);
 
 /* proc.c: processes that own leases, watched through pidfds. */

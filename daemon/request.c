@@ -15,7 +15,7 @@ struct ctx {
 	struct conn *conn;
 	const struct proto_request *req;
 	json_object *reply; /* the success reply, {"id","ok":true} so far */
-	int fds[PROTO_MAX_COUNT * 2];
+	int fds[PROTO_MAX_SOCKETS];
 	int nfds;
 };
 
@@ -128,7 +128,7 @@ op_lease(struct ctx *x, struct proto_error *err)
 	pid_t pid = conn_pid(x->conn);
 	int n;
 
-	if (req->fd && !conn_fd_budget(x->conn, 0))
+	if (req->fd && !conn_fd_budget(x->conn))
 		return proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
 		    "too many unread replies carrying sockets on this "
 		    "connection; read them first");

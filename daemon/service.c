@@ -305,7 +305,7 @@ void
 service_store(const char *id, const struct held_socket *socks, int n)
 {
 	char msg[128];
-	int fds[PROTO_MAX_COUNT * 2];
+	int fds[PROTO_MAX_SOCKETS];
 
 	if (!have_notify || n == 0)
 		return;

@@ -27,6 +27,9 @@
 #define PROTO_MAX_REQID  256         /* bytes of a string request id */
 #define PROTO_MAX_ERRMSG 256         /* bytes of an error message */
 
+/* Sockets of one lease: a TCP and a UDP one for each port (proto both). */
+#define PROTO_MAX_SOCKETS (PROTO_MAX_COUNT * 2)
+
 enum proto_errcode {
 	PROTO_E_NONE = 0,
 	PROTO_E_BAD_REQUEST,
