@@ -40,6 +40,7 @@ struct conn {
 	size_t outbytes;
 	bool reading;   /* rev is armed */
 	bool draining;  /* close once the output is flushed */
+	bool eof;       /* half-closed: answer what came, then drain */
 	bool dead;      /* closed; memory freed later */
 	int fd_replies; /* fd-carrying replies the client may not have read */
 	TAILQ_ENTRY(conn) entry;
@@ -277,6 +278,22 @@ conn_process(struct conn *c)
 		    "request line exceeds %d bytes", PROTO_MAX_LINE);
 		return;
 	}
+	if (c->eof) {
+		/* Half-closed: the rest of the input waits until the
+		 * client has read enough; the deadline counts from the
+		 * last progress (conn_write_cb), not from the EOF. */
+		if (c->outbytes > portd_cfg.max_output) {
+			timer_arm(c, portd_cfg.request_timeout_ms);
+			return;
+		}
+		/* Every complete request is answered; a partial one left
+		 * can never end. Close once the replies are out. */
+		evbuffer_drain(c->in, evbuffer_get_length(c->in));
+		c->draining = true;
+		timer_arm(c, portd_cfg.request_timeout_ms);
+		conn_flush(c);
+		return;
+	}
 	/* Deadline: from the first byte of a request to its '\n'. */
 	if (c->outbytes > portd_cfg.max_output) {
 		reading(c, false);
@@ -337,13 +354,8 @@ conn_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (n == 0) {
 		/* Half-close: answer the complete requests, then go. */
 		reading(c, false);
+		c->eof = true;
 		conn_process(c);
-		if (c->dead)
-			return;
-		evbuffer_drain(c->in, evbuffer_get_length(c->in));
-		c->draining = true;
-		timer_arm(c, portd_cfg.request_timeout_ms);
-		conn_flush(c);
 		return;
 	}
 	conn_process(c);
@@ -442,7 +454,8 @@ conn_flush(struct conn *c)
 	/* Back-pressure: read again once the client caught up. */
 	if (!c->draining && !c->reading &&
 	    c->outbytes <= portd_cfg.max_output / 2) {
-		reading(c, true);
+		if (!c->eof)
+			reading(c, true);
 		evtimer_del(c->timer);
 		conn_process(c);
 	}
@@ -455,8 +468,9 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->outbytes > portd_cfg.max_output / 2 && !c->draining)
-		timer_arm(c, portd_cfg.request_timeout_ms); /* progress */
+	/* The client reads: progress, so the deadline starts again. */
+	if (c->draining || c->eof || c->outbytes > portd_cfg.max_output / 2)
+		timer_arm(c, portd_cfg.request_timeout_ms);
 	conn_flush(c);
 }
 

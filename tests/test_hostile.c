@@ -365,6 +365,120 @@ START_TEST(regression_privileged_port_refused)
 }
 END_TEST
 
+/* Fork a writer that sends len bytes on fd and then half-closes it. */
+static pid_t
+write_then_shut(int fd, const char *buf, size_t len)
+{
+	pid_t pid = fork();
+
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		while (len > 0) {
+			ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+			if (n <= 0)
+				_exit(1);
+			buf += n;
+			len -= (size_t)n;
+		}
+		_exit(shutdown(fd, SHUT_WR) == 0 ? 0 : 1);
+	}
+	return pid;
+}
+
+/* Read replies slowly (chunk bytes every pause_ms) until EOF; returns
+ * the number of ok replies, checking their ids run 0, 1, 2, ... */
+static int
+read_slowly(int fd, size_t chunk, int pause_ms)
+{
+	static char buf[1 << 16];
+	size_t len = 0;
+	int got = 0;
+
+	for (;;) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		char *line, *nl;
+		ssize_t k;
+
+		if (poll(&pfd, 1, 5000) != 1)
+			break;
+		k = recv(fd, buf + len,
+		    chunk < sizeof(buf) - len ? chunk : sizeof(buf) - len, 0);
+		if (k <= 0)
+			break;
+		len += (size_t)k;
+		line = buf;
+		while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))) {
+			json_object *r;
+
+			*nl = '\0';
+			r = json_tokener_parse(line);
+			ck_assert_msg(r != NULL && reply_ok(r), "reply %d: %s",
+			    got, line);
+			ck_assert_int_eq(reply_int(r, "id"), got);
+			json_object_put(r);
+			got++;
+			line = nl + 1;
+		}
+		len -= (size_t)(line - buf);
+		memmove(buf, line, len);
+		usleep((useconds_t)pause_ms * 1000);
+	}
+	return got;
+}
+
+/*
+ * After shutdown(SHUT_WR) the drain deadline ran from the EOF and the
+ * requests past the output cap were thrown away: 8,000 pipelined
+ * requests read slowly got about a third of their replies. Now every
+ * complete request is answered while the client keeps reading, and the
+ * deadline measures a lack of progress.
+ */
+START_TEST(regression_half_close_slow_reader)
+{
+	enum { NREQ = 8000, NLEASE = 300 };
+	struct daemon_proc d;
+	char *reqs = malloc((size_t)NREQ * 48);
+	size_t len = 0;
+	int fd, status, got;
+	json_object *r;
+	pid_t w;
+
+	ck_assert_ptr_nonnull(reqs);
+	harness_start(&d,
+	    (const char *[]){"--pool", POOL, "--request-timeout", "1s", NULL});
+	for (int i = 0; i < NREQ; i++)
+		len += (size_t)sprintf(
+		    reqs + len, "{\"op\":\"hello\",\"id\":%d}\n", i);
+	fd = harness_connect(d.sock);
+	w = write_then_shut(fd, reqs, len);
+	/* About 2.5 s of reading (760 kB), well past the 1 s deadline. */
+	got = read_slowly(fd, 16384, 50);
+	ck_assert_int_eq(waitpid(w, &status, 0), w);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_int_eq(got, NREQ);
+	close(fd);
+
+	/* Leases: each one created is answered. */
+	len = 0;
+	for (int i = 0; i < NLEASE; i++)
+		len += (size_t)sprintf(reqs + len,
+		    "{\"op\":\"lease\",\"id\":%d,\"scope\":\"ttl\"}\n", i);
+	fd = harness_connect(d.sock);
+	w = write_then_shut(fd, reqs, len);
+	got = read_slowly(fd, 1024, 20); /* about 2 s */
+	ck_assert_int_eq(waitpid(w, &status, 0), w);
+	ck_assert_int_eq(got, NLEASE);
+	close(fd);
+	fd = harness_connect(d.sock);
+	r = harness_call(fd, "{\"op\":\"status\"}");
+	ck_assert_int_eq(reply_int(r, "leases"), NLEASE);
+	json_object_put(r);
+	close(fd);
+	free(reqs);
+	harness_stop(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -375,6 +489,7 @@ main(void)
 	tcase_add_test(tc, regression_portserver_emfile_spins);
 	tcase_add_test(tc, regression_portserver_per_uid_cap);
 	tcase_add_test(tc, regression_privileged_port_refused);
+	tcase_add_test(tc, regression_half_close_slow_reader);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }
