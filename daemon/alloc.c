@@ -139,6 +139,20 @@ read_reserved(void)
 }
 
 static bool
+sysctl_is_one(const char *path)
+{
+	char buf[8] = "";
+	FILE *f = fopen(path, "re");
+	bool one;
+
+	if (f == NULL)
+		return false;
+	one = fgets(buf, sizeof(buf), f) != NULL && buf[0] == '1';
+	fclose(f);
+	return one;
+}
+
+static bool
 probe_ipv6(void)
 {
 	struct sockaddr_in6 sin6 = {
@@ -150,7 +164,25 @@ probe_ipv6(void)
 		return false;
 	ok = bind(fd, (struct sockaddr *)&sin6, sizeof(sin6)) == 0;
 	close(fd);
-	return ok;
+	/* With disable_ipv6 the wildcard still binds (and holds IPv4
+	 * through V6ONLY off), but no IPv6 address works: ask the sysctl,
+	 * which is per network namespace. */
+	return ok &&
+	       !sysctl_is_one("/proc/sys/net/ipv6/conf/all/disable_ipv6") &&
+	       !sysctl_is_one("/proc/sys/net/ipv6/conf/lo/disable_ipv6");
+}
+
+bool
+alloc_reprobe_ipv6(void)
+{
+	bool was = have_ipv6;
+
+	have_ipv6 = probe_ipv6();
+	if (have_ipv6 != was)
+		log_notice("IPv6 is %s now: new dual leases hold %s",
+		    have_ipv6 ? "available" : "disabled",
+		    have_ipv6 ? "IPv4 and IPv6" : "IPv4 only");
+	return have_ipv6;
 }
 
 int
@@ -176,7 +208,9 @@ alloc_init(uint16_t lo, uint16_t hi)
 	contig_cursor = lo;
 	have_ipv6 = probe_ipv6();
 	if (!have_ipv6)
-		log_notice("IPv6 is not available: dual leases hold IPv4 only");
+		log_notice("IPv6 is not available (or disable_ipv6 is set): "
+		           "dual leases hold IPv4 only, ipv6 leases are "
+		           "refused");
 	return 0;
 }
 
@@ -442,7 +476,9 @@ bind_error(int e, uint16_t port, struct proto_error *err)
 	case EAFNOSUPPORT:
 	case EADDRNOTAVAIL:
 		proto_error_set(err, PROTO_E_PORT_UNAVAILABLE,
-		    "IPv6 is not available on this host");
+		    "IPv6 is not available on this host (no IPv6, or "
+		    "net.ipv6.conf.*.disable_ipv6 is set): lease family ipv4 "
+		    "or dual instead");
 		break;
 	case EMFILE:
 	case ENFILE:

@@ -91,6 +91,8 @@ int alloc_bind_port(uint16_t port, enum proto_proto proto,
     int *ret_n, struct proto_error *err);
 void *alloc_owner(uint16_t port);
 bool alloc_ipv6(void);
+/* Probe IPv6 again (reload): the socket layer and disable_ipv6. */
+bool alloc_reprobe_ipv6(void);
 /* net.ipv4.ip_unprivileged_port_start: lower ports need privilege. */
 int alloc_unprivileged_start(void);
 uint16_t alloc_pool_lo(void);

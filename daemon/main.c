@@ -244,6 +244,7 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	(void)arg;
 	service_reloading(false);
+	alloc_reprobe_ipv6();
 	if (build_config(&cfg, err, sizeof(err)) == -1) {
 		log_warnx("reload: %s; keeping the running configuration", err);
 		service_reloading(true);

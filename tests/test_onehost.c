@@ -288,6 +288,53 @@ START_TEST(regression_restored_fd_lease_claimed_held)
 }
 END_TEST
 
+static int
+write_sysctl(const char *path, const char *v)
+{
+	FILE *f = fopen(path, "we");
+
+	if (f == NULL)
+		return -1;
+	fputs(v, f);
+	return fclose(f);
+}
+
+/* IPv6 disabled by sysctl: socket(AF_INET6) and bind([::]) still work,
+ * and portd used to say ipv6: true and grant family ipv6 leases. */
+START_TEST(regression_disable_ipv6_seen)
+{
+	struct daemon_proc d;
+	json_object *r;
+	int c;
+
+	/* Each Check test runs in its own process: this namespace is the
+	 * test's alone. */
+	ck_assert_int_eq(enter_netns(), 0);
+	ck_assert_int_eq(
+	    write_sysctl("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1\n"), 0);
+	harness_start(&d, pool_args);
+	c = harness_connect(d.sock);
+	r = harness_call(c, "{\"op\":\"status\"}");
+	ck_assert(!json_object_get_boolean(reply_get(r, "ipv6")));
+	json_object_put(r);
+	r = harness_call(c, "{\"op\":\"lease\"}");
+	ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
+	ck_assert_str_eq(reply_str(r, "lease.family"), "ipv4");
+	ck_assert(!json_object_get_boolean(reply_get(r, "lease.ipv6")));
+	json_object_put(r);
+	r = harness_call(c, "{\"op\":\"lease\",\"family\":\"ipv6\"}");
+	ck_assert_str_eq(reply_error(r), "port_unavailable");
+	ck_assert_ptr_nonnull(
+	    strstr(reply_str(r, "error.message"), "disable_ipv6"));
+	json_object_put(r);
+	r = harness_call(c, "{\"op\":\"status\"}");
+	ck_assert_int_eq(reply_int(r, "leases"), 1);
+	json_object_put(r);
+	close(c);
+	harness_stop(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -304,6 +351,7 @@ main(void)
 	tcase_add_test(tc, other_netns_refused);
 	tcase_add_test(tc, who_answers_any_user);
 	tcase_add_test(tc, regression_restored_fd_lease_claimed_held);
+	tcase_add_test(tc, regression_disable_ipv6_seen);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }
