@@ -137,71 +137,27 @@ portd_strerror(int err)
 	return "Unknown error";
 }
 
-PORTD_PUBLIC const char *
-portd_proto_name(enum portd_proto p)
-{
-	int v = OUT(proto_out, p);
-	return v < 0 ? "?" : proto_proto_to_string((enum proto_proto)v);
-}
+/*
+ * portd_X_name and portd_X_from_name: our value through its table to the
+ * protocol's, and the protocol's name table (proto/names.c) for the name.
+ */
+#define NAME_LOOKUP(kind, table)                                               \
+	PORTD_PUBLIC const char *portd_##kind##_name(enum portd_##kind v)      \
+	{                                                                      \
+		int p = OUT(table, v);                                         \
+		return p < 0 ? "?" : proto_##kind##_to_string(p);              \
+	}                                                                      \
+	PORTD_PUBLIC int portd_##kind##_from_name(const char *name)            \
+	{                                                                      \
+		return IN(                                                     \
+		    table, proto_##kind##_from_string(name), PORTD_E_INVALID); \
+	}
 
-PORTD_PUBLIC const char *
-portd_family_name(enum portd_family f)
-{
-	int v = OUT(family_out, f);
-	return v < 0 ? "?" : proto_family_to_string((enum proto_family)v);
-}
-
-PORTD_PUBLIC const char *
-portd_hold_name(enum portd_hold h)
-{
-	int v = OUT(hold_out, h);
-	return v < 0 ? "?" : proto_hold_to_string((enum proto_hold)v);
-}
-
-PORTD_PUBLIC const char *
-portd_scope_name(enum portd_scope s)
-{
-	int v = OUT(scope_out, s);
-	return v < 0 ? "?" : proto_scope_to_string((enum proto_scope)v);
-}
-
-PORTD_PUBLIC const char *
-portd_strategy_name(enum portd_strategy s)
-{
-	int v = OUT(strategy_out, s);
-	return v < 0 ? "?" : proto_strategy_to_string((enum proto_strategy)v);
-}
-
-PORTD_PUBLIC int
-portd_proto_from_name(const char *name)
-{
-	return IN(proto_out, proto_proto_from_string(name), PORTD_E_INVALID);
-}
-
-PORTD_PUBLIC int
-portd_family_from_name(const char *name)
-{
-	return IN(family_out, proto_family_from_string(name), PORTD_E_INVALID);
-}
-
-PORTD_PUBLIC int
-portd_hold_from_name(const char *name)
-{
-	return IN(hold_out, proto_hold_from_string(name), PORTD_E_INVALID);
-}
-
-PORTD_PUBLIC int
-portd_scope_from_name(const char *name)
-{
-	return IN(scope_out, proto_scope_from_string(name), PORTD_E_INVALID);
-}
-
-PORTD_PUBLIC int
-portd_strategy_from_name(const char *name)
-{
-	return IN(
-	    strategy_out, proto_strategy_from_string(name), PORTD_E_INVALID);
-}
+NAME_LOOKUP(proto, proto_out)
+NAME_LOOKUP(family, family_out)
+NAME_LOOKUP(hold, hold_out)
+NAME_LOOKUP(scope, scope_out)
+NAME_LOOKUP(strategy, strategy_out)
 
 /* Record a failure on h and return err. */
 static int __attribute__((format(printf, 3, 4)))
