@@ -228,8 +228,9 @@ const char *journal_path(void);
 
 /* service.c: socket activation, sd_notify, the fd store. */
 int service_init(void);
-int service_api_fd(void);       /* the activated API socket, or -1 */
-int service_stored_count(void); /* sockets passed back from the store */
+int service_api_fd(void);        /* the activated API socket, or -1 */
+int service_portserver_fd(void); /* the passed "portserver" socket, or -1 */
+int service_stored_count(void);  /* sockets passed back from the store */
 int service_take_stored(
     const char *id, uint16_t port, enum proto_proto, enum proto_family);
 void service_drop_strays(void);
@@ -319,6 +320,9 @@ const char *listener_path(void);
 
 /* portserver.c: portpicker's portserver protocol on a second socket. */
 int portserver_open(const char *addr);
+/* Serve the portserver protocol on a listening socket passed by the
+ * service manager (named "portserver"). */
+int portserver_adopt(int fd);
 void portserver_close(void);
 uint64_t portserver_served(void);
 int portserver_count(void);

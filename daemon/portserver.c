@@ -11,6 +11,7 @@
  * process exits.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +253,30 @@ fail:
 	close(ps_fd);
 	ps_fd = -1;
 	return -1;
+}
+
+int
+portserver_adopt(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	/* The service manager made it and owns its name: never unlinked. */
+	if (fl == -1 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) == -1 ||
+	    fcntl(fd, F_SETFD, FD_CLOEXEC) == -1) {
+		log_warn("adopting the portserver socket");
+		return -1;
+	}
+	ps_fd = fd;
+	ps_abstract = true; /* nothing of ours to unlink */
+	ps_acceptor =
+	    acceptor_new(ps_fd, "the portserver endpoint", ps_take, ps_refuse);
+	if (ps_acceptor == NULL) {
+		ps_fd = -1;
+		close(fd);
+		return -1;
+	}
+	log_info("serving the portserver protocol on the passed socket");
+	return 0;
 }
 
 void

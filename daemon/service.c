@@ -34,6 +34,7 @@ struct stored {
 static struct stored *stored;
 static int nstored;
 static int api_fd = -1;
+static int portserver_fd = -1;
 static bool have_notify;
 static struct event *watchdog_ev, *status_ev;
 static bool status_dirty;
@@ -179,7 +180,12 @@ service_init(void)
 			snprintf(stored[nstored].name,
 			    sizeof(stored[nstored].name), "%s", name);
 			nstored++;
-		} else if (api_fd == -1) {
+		} else if (strcmp(name, "portserver") == 0 &&
+		           portserver_fd == -1) {
+			/* portd-portserver.socket: portpicker's endpoint,
+			 * served from boot, before any API call. */
+			portserver_fd = fd;
+		} else if (api_fd == -1 && strcmp(name, "portserver") != 0) {
 			api_fd = fd;
 		} else {
 			log_warnx("closing an unexpected passed descriptor "
@@ -228,6 +234,12 @@ int
 service_api_fd(void)
 {
 	return api_fd;
+}
+
+int
+service_portserver_fd(void)
+{
+	return portserver_fd;
 }
 
 /* What a stored socket holds: port, proto and family. */

@@ -4,3 +4,10 @@
 portd_check_test(test_onehost test_onehost.c integ.c LIBS libportd
   TIMEOUT 120)
 set_tests_properties(test_onehost PROPERTIES SKIP_RETURN_CODE 77)
+
+# The portpicker endpoint under socket activation, by name.
+add_test(NAME portserver_activation
+  COMMAND ${PORTD_NETNS} ${CMAKE_CURRENT_SOURCE_DIR}/portserver_activation.sh
+    $<TARGET_FILE:portd> $<TARGET_FILE:portctl>)
+set_tests_properties(portserver_activation PROPERTIES SKIP_RETURN_CODE 77
+  TIMEOUT 60)

@@ -51,7 +51,7 @@ if verify system "$tmp/bad/portd-bad.service" 2>/dev/null; then
 fi
 
 for mode in system user; do
-	for unit in portd.service portd.socket; do
+	for unit in portd.service portd.socket portd-portserver.socket; do
 		if [ ! -f "$dir/$mode/$unit" ]; then
 			echo "FAIL: $dir/$mode/$unit missing" >&2
 			fail=1
