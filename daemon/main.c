@@ -391,6 +391,16 @@ main(int argc, char *argv[])
 	if ((portd_base = event_base_new()) == NULL)
 		fatalx("cannot create the event base");
 	portd_started_ms = portd_clock_real();
+	/* Before any socket answers: a client may stop portd as soon as it
+	 * sees one, and the signal waits for the loop, which starts once
+	 * the leases are restored. */
+	sigterm = evsignal_new(portd_base, SIGTERM, stop_cb, NULL);
+	sigint = evsignal_new(portd_base, SIGINT, stop_cb, NULL);
+	sighup = evsignal_new(portd_base, SIGHUP, reload_cb, NULL);
+	if (sigterm == NULL || sigint == NULL || sighup == NULL ||
+	    evsignal_add(sigterm, NULL) || evsignal_add(sigint, NULL) ||
+	    evsignal_add(sighup, NULL))
+		fatalx("cannot watch signals");
 	if (socket_path(explicit_socket) == -1)
 		fatalx("no usable socket path");
 	if (alloc_init(portd_cfg.pool_lo, portd_cfg.pool_hi) == -1)
@@ -436,13 +446,6 @@ main(int argc, char *argv[])
 	}
 	service_drop_strays();
 
-	sigterm = evsignal_new(portd_base, SIGTERM, stop_cb, NULL);
-	sigint = evsignal_new(portd_base, SIGINT, stop_cb, NULL);
-	sighup = evsignal_new(portd_base, SIGHUP, reload_cb, NULL);
-	if (sigterm == NULL || sigint == NULL || sighup == NULL ||
-	    evsignal_add(sigterm, NULL) || evsignal_add(sigint, NULL) ||
-	    evsignal_add(sighup, NULL))
-		fatalx("cannot watch signals");
 	log_info("portd %s ready: pool %u-%u, quota %d, %d lease(s)",
 	    PORTD_VERSION, portd_cfg.pool_lo, portd_cfg.pool_hi,
 	    portd_cfg.quota, lease_count());
