@@ -300,13 +300,22 @@ proc_watch_peer(int connfd, pid_t pid, uid_t uid, uint64_t accepted,
 			log_warn("pidfd");
 		return watch_checked(pid, pidfd, uid, 0, 0, err);
 	}
+	if (errno == EMFILE || errno == ENFILE) {
+		proto_error_set(
+		    err, PROTO_E_RESOURCE_EXHAUSTED, "out of descriptors");
+		return NULL;
+	}
 	if (errno != ENOPROTOOPT && errno != EINVAL)
 		log_debug("SO_PEERPIDFD: %s", strerror(errno));
 	/* Older kernels: the pid from SO_PEERCRED, and a process that
 	 * started after the connection was accepted is not our peer. */
 	if ((pidfd = pidfd_open_(pid)) == -1) {
-		proto_error_set(err, PROTO_E_NOT_FOUND,
-		    "the connecting process %d has exited", (int)pid);
+		if (errno == EMFILE || errno == ENFILE)
+			proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
+			    "out of descriptors");
+		else
+			proto_error_set(err, PROTO_E_NOT_FOUND,
+			    "the connecting process %d has exited", (int)pid);
 		return NULL;
 	}
 	return watch_checked(pid, pidfd, uid, accepted, 0, err);

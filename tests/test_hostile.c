@@ -135,6 +135,7 @@ START_TEST(regression_portserver_emfile_spins)
 	int held[64], n = 0, good, fd, ps_refused = 0, api_refused = 0;
 	long cpu0, cpu1, ms;
 	size_t log0;
+	json_object *r;
 
 	ps_addr(addr, sizeof(addr));
 	harness_start(&d, (const char *[]){"--pool", POOL,
@@ -180,6 +181,13 @@ START_TEST(regression_portserver_emfile_spins)
 		hello_ok(good);
 		usleep(250 * 1000);
 	}
+	/* A process lease needs a pidfd: out of descriptors, not a
+	 * process that is gone. */
+	r = harness_call(good, "{\"op\":\"lease\",\"scope\":\"process\"}");
+	ck_assert_msg(
+	    !reply_ok(r) && strcmp(reply_error(r), "resource_exhausted") == 0,
+	    "%s", json_object_to_json_string(r));
+	json_object_put(r);
 	cpu1 = proc_cpu_ticks(d.pid);
 	ms = (cpu1 - cpu0) * 1000 / sysconf(_SC_CLK_TCK);
 	ck_assert_msg(ms < 500, "%ld ms of CPU in 5 s at EMFILE", ms);
