@@ -1010,6 +1010,31 @@ portd_metrics(struct portd *h, char **ret_text)
 }
 
 PORTD_PUBLIC int
+portd_who(
+    struct portd *h, uint16_t port, enum portd_proto proto, char **ret_json)
+{
+	json_object *req, *reply;
+	const char *js;
+	int rc;
+
+	if (h == NULL || ret_json == NULL || port == 0 ||
+	    (proto != PORTD_PROTO_TCP && proto != PORTD_PROTO_UDP))
+		return PORTD_E_INVALID;
+	req = proto_request_new(PROTO_OP_WHO);
+	req = proto_request_add(req, "port", json_object_new_int(port));
+	req = proto_request_add(req, "proto",
+	    json_object_new_string(proto == PORTD_PROTO_UDP ? "udp" : "tcp"));
+	if ((rc = call(h, req, false, &reply)) < 0)
+		return rc;
+	js = json_object_to_json_string_ext(
+	    reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	if (js == NULL || (*ret_json = strdup(js)) == NULL)
+		rc = fail(h, PORTD_E_NOMEM, "who: out of memory");
+	json_object_put(reply);
+	return rc;
+}
+
+PORTD_PUBLIC int
 portd_stop(struct portd *h, int64_t *ret_leases)
 {
 	json_object *reply;

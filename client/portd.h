@@ -245,6 +245,14 @@ const char *portd_socket_path(const struct portd *h);
 const char *portd_socket_via(const struct portd *h);
 
 /*
+ * Who leases port for proto (TCP or UDP), as the daemon tells any user:
+ * *ret_json is the reply line ("leased", and "lease" and "command" when
+ * it is), malloc'd, freed by the caller. docs/protocol.md, op who.
+ */
+int portd_who(
+    struct portd *h, uint16_t port, enum portd_proto proto, char **ret_json);
+
+/*
  * Text of the last failure on h: the daemon's message for its refusals,
  * a description for local failures, "" when the last call succeeded.
  * Valid until the next call on h. NULL-safe (returns "").

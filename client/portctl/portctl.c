@@ -296,6 +296,10 @@ static const struct cmd commands[] = {
     {"list", cmd_list, "[--all] [--json]",
         "List your leases (every user's with --all, root only).\n"},
     {"status", cmd_status, "[--json]", "Show the daemon's status.\n"},
+    {"who", cmd_who, "PORT[/tcp|/udp] [--json]",
+        "Who holds a port, for any user: the daemon's lease (owner, name,\n"
+        "state, command) and what the kernel shows (held TCP ports are\n"
+        "bound, non-listening sockets, which ss and lsof cannot see).\n"},
     {"stop", cmd_stop, "",
         "Stop the daemon (root or the daemon's own user), as SIGTERM\n"
         "does: no lease ends, its next start restores them. Waits until\n"

@@ -120,6 +120,8 @@ int lease_resolve(struct portd *h, const char *ref, char *ret_id);
 int cmd_list(int argc, char **argv);
 /* portctl-status.c */
 int cmd_status(int argc, char **argv);
+/* portctl-who.c */
+int cmd_who(int argc, char **argv);
 /* portctl-ops.c */
 int cmd_stop(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
