@@ -1022,8 +1022,8 @@ portd_who(
 		return PORTD_E_INVALID;
 	req = proto_request_new(PROTO_OP_WHO);
 	req = proto_request_add(req, "port", json_object_new_int(port));
-	req = proto_request_add(req, "proto",
-	    json_object_new_string(proto == PORTD_PROTO_UDP ? "udp" : "tcp"));
+	req = proto_request_add(
+	    req, "proto", json_object_new_string(portd_proto_name(proto)));
 	if ((rc = call(h, req, false, &reply)) < 0)
 		return rc;
 	js = json_object_to_json_string_ext(

@@ -12,7 +12,7 @@ _portctl_leases()
 _portctl()
 {
 	local cur prev words cword cmd i
-	local commands="lease release renew claim list status stop metrics exec"
+	local commands="lease release renew claim list status stop metrics who exec"
 	local global="--socket --no-autostart --timeout --help"
 	local lease_opts="-n --count --proto --family --port --contiguous --ttl --name --hold --strategy"
 
@@ -78,7 +78,7 @@ _portctl()
 		fi ;;
 	list)
 		COMPREPLY=($(compgen -W "--all --json $global" -- "$cur")) ;;
-	status)
+	status | who)
 		COMPREPLY=($(compgen -W "--json $global" -- "$cur")) ;;
 	stop | metrics)
 		COMPREPLY=($(compgen -W "$global" -- "$cur")) ;;

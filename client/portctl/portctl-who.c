@@ -131,8 +131,8 @@ scan_markers(unsigned port, bool tcp)
 
 	if (f == NULL)
 		return 0;
-	snprintf(
-	    want, sizeof(want), "@portd/port/%s/%u", tcp ? "tcp" : "udp", port);
+	snprintf(want, sizeof(want), "@portd/port/%s/%u",
+	    portd_proto_name(tcp ? PORTD_PROTO_TCP : PORTD_PROTO_UDP), port);
 	while (fgets(line, sizeof(line), f) != NULL) {
 		unsigned long ino;
 		char name[128];
@@ -220,7 +220,8 @@ cmd_who(int argc, char **argv)
 	static const struct option opts[] = {GLOBAL_OPTIONS,
 	    {"json", no_argument, NULL, OPT_JSON}, {NULL, 0, NULL, 0}};
 	struct portd *h = NULL;
-	char *json = NULL, *end;
+	char *json = NULL, *end, table6[8];
+	const char *name;
 	bool tcp = true, as_json = false;
 	unsigned long port;
 	int opt, rc, ex = 0, listed = 0, e;
@@ -241,6 +242,7 @@ cmd_who(int argc, char **argv)
 		return usage_error(
 		    "'%s' is not PORT, PORT/tcp or PORT/udp", argv[optind]);
 	tcp = strcmp(end, "/udp") != 0;
+	name = portd_proto_name(tcp ? PORTD_PROTO_TCP : PORTD_PROTO_UDP);
 	if ((ex = open_daemon(&h)) != 0)
 		return ex;
 	rc = portd_who(
@@ -256,12 +258,13 @@ cmd_who(int argc, char **argv)
 		portd_close(h);
 		return 0;
 	}
-	printf("%lu/%s\n", port, tcp ? "tcp" : "udp");
+	printf("%lu/%s\n", port, name);
 	print_daemon(json, h);
 	free(json);
 	portd_close(h);
-	listed += scan_table(tcp ? "tcp" : "udp", (unsigned)port, tcp);
-	listed += scan_table(tcp ? "tcp6" : "udp6", (unsigned)port, tcp);
+	snprintf(table6, sizeof(table6), "%s6", name);
+	listed += scan_table(name, (unsigned)port, tcp);
+	listed += scan_table(table6, (unsigned)port, tcp);
 	listed += scan_markers((unsigned)port, tcp);
 	if (listed == 0) {
 		e = probe_bind((unsigned)port, tcp);
