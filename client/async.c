@@ -304,71 +304,50 @@ portd_async_lease(struct portd_async *a, const struct portd_lease_request *req,
 	return submit(a, o, req->fd ? K_LEASE_FD : K_LEASE, cb, arg);
 }
 
+/* renew, claim and release by id or by port: one request, one kind. */
 static int
-valid_id(struct portd_async *a, const char *id)
+submit_id(struct portd_async *a, enum proto_op op, const char *id,
+    uint16_t port, int64_t ttl, enum kind kind, portd_async_cb cb, void *arg)
 {
-	if (id == NULL || !proto_lease_id_valid(id, strlen(id)))
-		return client_fail(a->h, PORTD_E_INVALID, "invalid lease id");
-	return 0;
+	json_object *o;
+	int rc;
+
+	if (a == NULL)
+		return PORTD_E_INVALID;
+	if ((rc = client_id_request(a->h, op, id, port, ttl, &o)) < 0)
+		return rc;
+	return submit(a, o, kind, cb, arg);
 }
 
 PORTD_PUBLIC int
 portd_async_renew(struct portd_async *a, const char *id, int64_t ttl,
     portd_async_cb cb, void *arg)
 {
-	json_object *o;
-
-	if (a == NULL)
-		return PORTD_E_INVALID;
-	if (valid_id(a, id) < 0)
-		return PORTD_E_INVALID;
-	o = proto_request_add(proto_request_new(PROTO_OP_RENEW), "lease",
-	    json_object_new_string(id));
-	if (ttl > 0)
-		o = proto_request_add(o, "ttl", json_object_new_int64(ttl));
-	return submit(a, o, K_LEASE_OP, cb, arg);
+	return submit_id(a, PROTO_OP_RENEW, id, 0, ttl, K_LEASE_OP, cb, arg);
 }
 
 PORTD_PUBLIC int
 portd_async_claim(
     struct portd_async *a, const char *id, portd_async_cb cb, void *arg)
 {
-	if (a == NULL)
-		return PORTD_E_INVALID;
-	if (valid_id(a, id) < 0)
-		return PORTD_E_INVALID;
-	return submit(a,
-	    proto_request_add(proto_request_new(PROTO_OP_CLAIM), "lease",
-	        json_object_new_string(id)),
-	    K_LEASE_OP, cb, arg);
+	return submit_id(a, PROTO_OP_CLAIM, id, 0, 0, K_LEASE_OP, cb, arg);
 }
 
 PORTD_PUBLIC int
 portd_async_release(
     struct portd_async *a, const char *id, portd_async_cb cb, void *arg)
 {
-	if (a == NULL)
-		return PORTD_E_INVALID;
-	if (valid_id(a, id) < 0)
-		return PORTD_E_INVALID;
-	return submit(a,
-	    proto_request_add(proto_request_new(PROTO_OP_RELEASE), "lease",
-	        json_object_new_string(id)),
-	    K_RELEASE, cb, arg);
+	return submit_id(a, PROTO_OP_RELEASE, id, 0, 0, K_RELEASE, cb, arg);
 }
 
 PORTD_PUBLIC int
 portd_async_release_port(
     struct portd_async *a, uint16_t port, portd_async_cb cb, void *arg)
 {
-	if (a == NULL)
-		return PORTD_E_INVALID;
-	if (port == 0)
+	if (a != NULL && port == 0)
 		return client_fail(a->h, PORTD_E_INVALID, "invalid port 0");
-	return submit(a,
-	    proto_request_add(proto_request_new(PROTO_OP_RELEASE), "port",
-	        json_object_new_int(port)),
-	    K_RELEASE, cb, arg);
+	return submit_id(
+	    a, PROTO_OP_RELEASE, NULL, port, 0, K_RELEASE, cb, arg);
 }
 
 /* Send what the socket takes. 0, or a negative error. */

@@ -12,6 +12,8 @@
 
 #include <json-c/json.h>
 
+#include "proto.h"
+
 struct portd;
 struct portd_lease;
 struct portd_lease_request;
@@ -83,6 +85,9 @@ int64_t client_next_id(struct portd *h);
 int client_lease_request(
     struct portd *h, const struct portd_lease_request *r, json_object **ret);
 /* The error code (and message on h) of a refusal reply. */
+/* renew, claim and release by id, or release by port (id NULL). */
+int client_id_request(struct portd *h, enum proto_op op, const char *id,
+    uint16_t port, int64_t ttl, json_object **ret);
 int client_refusal(struct portd *h, json_object *reply);
 /* The lease of an ok reply. */
 int client_reply_lease(

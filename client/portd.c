@@ -305,12 +305,13 @@ client_refusal(struct portd *h, json_object *reply)
 static int
 hello(struct portd *h)
 {
-	json_object *req = proto_request_new(PROTO_OP_HELLO), *reply, *v;
+	struct proto_request pr;
+	json_object *reply, *v;
 	int rc;
 
-	req = proto_request_add(
-	    req, "version", json_object_new_int(PORTD_PROTOCOL_VERSION));
-	rc = call(h, req, false, &reply);
+	proto_request_init(&pr, PROTO_OP_HELLO);
+	pr.version = PORTD_PROTOCOL_VERSION;
+	rc = call(h, proto_request_encode(&pr), false, &reply);
 	if (rc == PORTD_E_NOMEM || rc == PORTD_E_TIMEOUT || rc == PORTD_E_IO ||
 	    rc == PORTD_E_PROTOCOL)
 		return rc;
@@ -589,6 +590,7 @@ int
 client_lease_request(
     struct portd *h, const struct portd_lease_request *r, json_object **ret)
 {
+	struct proto_request pr;
 	json_object *o;
 
 	if ((unsigned)r->proto > PORTD_PROTO_BOTH ||
@@ -598,42 +600,57 @@ client_lease_request(
 	    (unsigned)r->strategy > PORTD_STRATEGY_EPHEMERAL || r->ttl < 0 ||
 	    r->pid < 0 || r->count > INT32_MAX)
 		return fail(h, PORTD_E_INVALID, "lease: invalid request field");
-	o = proto_request_new(PROTO_OP_LEASE);
+	if (r->name != NULL && strlen(r->name) > PROTO_MAX_NAME)
+		return fail(h, PORTD_E_INVALID,
+		    "lease: name longer than %d bytes", PROTO_MAX_NAME);
+	proto_request_init(&pr, PROTO_OP_LEASE);
 	if (r->count != 0)
-		o = proto_request_add(
-		    o, "count", json_object_new_int64(r->count));
+		pr.count = (int)r->count;
 	if (r->proto != PORTD_PROTO_DEFAULT)
-		o = proto_request_add(o, "proto",
-		    json_object_new_string(portd_proto_name(r->proto)));
+		pr.proto = OUT(proto_out, r->proto);
 	if (r->family != PORTD_FAMILY_DEFAULT)
-		o = proto_request_add(o, "family",
-		    json_object_new_string(portd_family_name(r->family)));
-	if (r->port != 0)
-		o = proto_request_add(o, "port", json_object_new_int(r->port));
-	if (r->contiguous)
-		o = proto_request_add(
-		    o, "contiguous", json_object_new_boolean(1));
-	if (r->hold != PORTD_HOLD_DEFAULT)
-		o = proto_request_add(o, "hold",
-		    json_object_new_string(portd_hold_name(r->hold)));
-	if (r->ttl > 0)
-		o = proto_request_add(o, "ttl", json_object_new_int64(r->ttl));
+		pr.family = OUT(family_out, r->family);
+	pr.port = r->port;
+	pr.contiguous = r->contiguous;
+	if ((pr.has_hold = r->hold != PORTD_HOLD_DEFAULT))
+		pr.hold = OUT(hold_out, r->hold);
+	if ((pr.has_ttl = r->ttl > 0))
+		pr.ttl = r->ttl;
 	if (r->scope != PORTD_SCOPE_DEFAULT)
-		o = proto_request_add(o, "scope",
-		    json_object_new_string(portd_scope_name(r->scope)));
-	if (r->pid != 0)
-		o = proto_request_add(o, "pid", json_object_new_int64(r->pid));
+		pr.scope = OUT(scope_out, r->scope);
+	pr.pid = r->pid;
 	if (r->name != NULL)
-		o = proto_request_add(
-		    o, "name", json_object_new_string(r->name));
-	if (r->fd)
-		o = proto_request_add(o, "fd", json_object_new_boolean(1));
+		strcpy(pr.name, r->name);
+	pr.fd = r->fd;
 	if (r->strategy != PORTD_STRATEGY_DEFAULT)
-		o = proto_request_add(o, "strategy",
-		    json_object_new_string(portd_strategy_name(r->strategy)));
-	if (o == NULL)
+		pr.strategy = OUT(strategy_out, r->strategy);
+	if ((o = proto_request_encode(&pr)) == NULL)
 		return fail(h, PORTD_E_NOMEM, "lease: out of memory");
 	*ret = o;
+	return 0;
+}
+
+/*
+ * A request on one lease (renew with ttl > 0, claim, release) or, with
+ * id NULL, a release by port. 0 or a negative error.
+ */
+int
+client_id_request(struct portd *h, enum proto_op op, const char *id,
+    uint16_t port, int64_t ttl, json_object **ret)
+{
+	struct proto_request pr;
+
+	proto_request_init(&pr, op);
+	if (id == NULL && port != 0)
+		pr.port = port;
+	else if (id == NULL || !proto_lease_id_valid(id, strlen(id)))
+		return fail(h, PORTD_E_INVALID, "invalid lease id");
+	else
+		strcpy(pr.lease, id);
+	if ((pr.has_ttl = ttl > 0))
+		pr.ttl = ttl;
+	if ((*ret = proto_request_encode(&pr)) == NULL)
+		return fail(h, PORTD_E_NOMEM, "out of memory");
 	return 0;
 }
 
@@ -642,13 +659,11 @@ static void
 release_quietly(struct portd *h, const char *id)
 {
 	char msg[sizeof(h->errmsg)];
-	json_object *reply;
+	json_object *o, *reply;
 
 	memcpy(msg, h->errmsg, sizeof(msg));
-	if (call(h,
-	        proto_request_add(proto_request_new(PROTO_OP_RELEASE), "lease",
-	            json_object_new_string(id)),
-	        false, &reply) == 0)
+	if (client_id_request(h, PROTO_OP_RELEASE, id, 0, 0, &o) == 0 &&
+	    call(h, o, false, &reply) == 0)
 		json_object_put(reply);
 	memcpy(h->errmsg, msg, sizeof(msg));
 }
@@ -746,18 +761,17 @@ portd_lease(struct portd *h, const struct portd_lease_request *req,
 
 /* renew and claim: an op on one lease id that answers with the lease. */
 static int
-lease_op(struct portd *h, json_object *o, const char *id,
+lease_op(struct portd *h, enum proto_op op, const char *id, int64_t ttl,
     struct portd_lease **ret_lease)
 {
 	struct portd_lease *l;
-	json_object *reply;
+	json_object *o, *reply;
 	int rc;
 
-	if (id == NULL || !proto_lease_id_valid(id, strlen(id))) {
-		json_object_put(o);
-		return fail(h, PORTD_E_INVALID, "invalid lease id");
-	}
-	o = proto_request_add(o, "lease", json_object_new_string(id));
+	if (h == NULL)
+		return PORTD_E_INVALID;
+	if ((rc = client_id_request(h, op, id, 0, ttl, &o)) < 0)
+		return rc;
 	if ((rc = call(h, o, false, &reply)) < 0)
 		return rc;
 	if (ret_lease != NULL) {
@@ -773,22 +787,13 @@ PORTD_PUBLIC int
 portd_renew(struct portd *h, const char *id, int64_t ttl,
     struct portd_lease **ret_lease)
 {
-	json_object *o;
-
-	if (h == NULL)
-		return PORTD_E_INVALID;
-	o = proto_request_new(PROTO_OP_RENEW);
-	if (ttl > 0)
-		o = proto_request_add(o, "ttl", json_object_new_int64(ttl));
-	return lease_op(h, o, id, ret_lease);
+	return lease_op(h, PROTO_OP_RENEW, id, ttl, ret_lease);
 }
 
 PORTD_PUBLIC int
 portd_claim(struct portd *h, const char *id, struct portd_lease **ret_lease)
 {
-	if (h == NULL)
-		return PORTD_E_INVALID;
-	return lease_op(h, proto_request_new(PROTO_OP_CLAIM), id, ret_lease);
+	return lease_op(h, PROTO_OP_CLAIM, id, 0, ret_lease);
 }
 
 /* release: answers {"released": [ports]}; returns how many. */
@@ -812,23 +817,30 @@ release(struct portd *h, json_object *o)
 PORTD_PUBLIC int
 portd_release(struct portd *h, const char *id)
 {
+	json_object *o;
+	int rc;
+
 	if (h == NULL)
 		return PORTD_E_INVALID;
-	if (id == NULL || !proto_lease_id_valid(id, strlen(id)))
-		return fail(h, PORTD_E_INVALID, "invalid lease id");
-	return release(h, proto_request_add(proto_request_new(PROTO_OP_RELEASE),
-	                      "lease", json_object_new_string(id)));
+	if ((rc = client_id_request(h, PROTO_OP_RELEASE, id, 0, 0, &o)) < 0)
+		return rc;
+	return release(h, o);
 }
 
 PORTD_PUBLIC int
 portd_release_port(struct portd *h, uint16_t port)
 {
+	json_object *o;
+	int rc;
+
 	if (h == NULL)
 		return PORTD_E_INVALID;
 	if (port == 0)
 		return fail(h, PORTD_E_INVALID, "invalid port 0");
-	return release(h, proto_request_add(proto_request_new(PROTO_OP_RELEASE),
-	                      "port", json_object_new_int(port)));
+	if ((rc = client_id_request(h, PROTO_OP_RELEASE, NULL, port, 0, &o)) <
+	    0)
+		return rc;
+	return release(h, o);
 }
 
 PORTD_PUBLIC int
@@ -836,16 +848,16 @@ portd_list(struct portd *h, bool all, struct portd_lease **ret_leases,
     size_t *ret_count)
 {
 	struct portd_lease *arr = NULL, *l;
-	json_object *o, *reply, *a;
+	struct proto_request pr;
+	json_object *reply, *a;
 	size_t n = 0;
 	int rc;
 
 	if (h == NULL || ret_leases == NULL || ret_count == NULL)
 		return PORTD_E_INVALID;
-	o = proto_request_new(PROTO_OP_LIST);
-	if (all)
-		o = proto_request_add(o, "all", json_object_new_boolean(1));
-	if ((rc = call(h, o, false, &reply)) < 0)
+	proto_request_init(&pr, PROTO_OP_LIST);
+	pr.all = all;
+	if ((rc = call(h, proto_request_encode(&pr), false, &reply)) < 0)
 		return rc;
 	if (!json_object_object_get_ex(reply, "leases", &a) ||
 	    !json_object_is_type(a, json_type_array)) {
@@ -1013,18 +1025,18 @@ PORTD_PUBLIC int
 portd_who(
     struct portd *h, uint16_t port, enum portd_proto proto, char **ret_json)
 {
-	json_object *req, *reply;
+	struct proto_request pr;
+	json_object *reply;
 	const char *js;
 	int rc;
 
 	if (h == NULL || ret_json == NULL || port == 0 ||
 	    (proto != PORTD_PROTO_TCP && proto != PORTD_PROTO_UDP))
 		return PORTD_E_INVALID;
-	req = proto_request_new(PROTO_OP_WHO);
-	req = proto_request_add(req, "port", json_object_new_int(port));
-	req = proto_request_add(
-	    req, "proto", json_object_new_string(portd_proto_name(proto)));
-	if ((rc = call(h, req, false, &reply)) < 0)
+	proto_request_init(&pr, PROTO_OP_WHO);
+	pr.port = port;
+	pr.proto = OUT(proto_out, proto);
+	if ((rc = call(h, proto_request_encode(&pr), false, &reply)) < 0)
 		return rc;
 	js = json_object_to_json_string_ext(
 	    reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);

@@ -218,6 +218,16 @@ int proto_request_parse(const char *line, size_t len, struct proto_request *ret,
 void proto_request_clear(struct proto_request *);
 
 /*
+ * The other direction, for clients: init gives the request of op that an
+ * empty line of that op parses to; encode is the inverse of parse (the
+ * object, "op" first, then "id" if set and the op's fields in the order
+ * of the protocol's tables, each left out at its default), so that
+ * parse(encode(r)) gives r back. NULL on allocation failure.
+ */
+void proto_request_init(struct proto_request *r, enum proto_op op);
+json_object *proto_request_encode(const struct proto_request *r);
+
+/*
  * Building a request, on the client's side: {"op": name of op}, and a
  * field added to it. Both return NULL on allocation failure; add then
  * drops o and value, so calls can be chained and checked once.

@@ -178,6 +178,15 @@ get_lease_id(json_object *o, struct proto_request *r, bool required,
 	return 0;
 }
 
+void
+proto_request_init(struct proto_request *r, enum proto_op op)
+{
+	memset(r, 0, sizeof(*r));
+	r->op = op;
+	r->count = 1;
+	r->proto = PROTO_TCP;
+}
+
 int
 proto_request_parse(const char *line, size_t len, struct proto_request *r,
     struct proto_error *err)
@@ -186,10 +195,7 @@ proto_request_parse(const char *line, size_t len, struct proto_request *r,
 	const char *opname;
 	int op, rc = -1;
 
-	memset(r, 0, sizeof(*r));
-	r->op = PROTO_OP__MAX; /* until the line names a known op */
-	r->count = 1;
-	r->proto = PROTO_TCP;
+	proto_request_init(r, PROTO_OP__MAX); /* until the line names an op */
 	err->code = PROTO_E_NONE;
 	err->message[0] = '\0';
 
@@ -373,6 +379,87 @@ proto_request_add(json_object *o, const char *key, json_object *value)
 		json_object_put(value);
 		json_object_put(o);
 		return NULL;
+	}
+	return o;
+}
+
+/* Add key: value to o unless o is already NULL (see proto_request_add). */
+#define PUT(o, key, value) ((o) = proto_request_add((o), key, value))
+#define PUT_NAME(o, key, kind, v)                                              \
+	PUT(o, key, json_object_new_string(proto_##kind##_to_string(v)))
+
+static json_object *
+encode_lease(json_object *o, const struct proto_request *r)
+{
+	if (r->count != 1)
+		PUT(o, "count", json_object_new_int(r->count));
+	if (r->proto != PROTO_TCP)
+		PUT_NAME(o, "proto", proto, r->proto);
+	if (r->family != PROTO_FAM_DUAL)
+		PUT_NAME(o, "family", family, r->family);
+	if (r->port != 0)
+		PUT(o, "port", json_object_new_int(r->port));
+	if (r->contiguous)
+		PUT(o, "contiguous", json_object_new_boolean(1));
+	if (r->has_hold)
+		PUT_NAME(o, "hold", hold, r->hold);
+	if (r->has_ttl)
+		PUT(o, "ttl", json_object_new_int64(r->ttl));
+	if (r->scope != PROTO_SCOPE_TTL)
+		PUT_NAME(o, "scope", scope, r->scope);
+	if (r->pid != 0)
+		PUT(o, "pid", json_object_new_int64(r->pid));
+	if (r->name[0] != '\0')
+		PUT(o, "name", json_object_new_string(r->name));
+	if (r->fd)
+		PUT(o, "fd", json_object_new_boolean(1));
+	if (r->strategy != PROTO_STRATEGY_DEFAULT)
+		PUT_NAME(o, "strategy", strategy, r->strategy);
+	return o;
+}
+
+json_object *
+proto_request_encode(const struct proto_request *r)
+{
+	json_object *o;
+
+	if ((unsigned)r->op >= PROTO_OP__MAX)
+		return NULL;
+	o = proto_request_new(r->op);
+	if (r->id != NULL)
+		PUT(o, "id", json_object_get(r->id));
+	switch (r->op) {
+	case PROTO_OP_HELLO:
+		if (r->version != 0)
+			PUT(o, "version", json_object_new_int64(r->version));
+		break;
+	case PROTO_OP_LEASE:
+		o = encode_lease(o, r);
+		break;
+	case PROTO_OP_RENEW:
+	case PROTO_OP_CLAIM:
+	case PROTO_OP_RELEASE:
+		if (r->lease[0] != '\0')
+			PUT(o, "lease", json_object_new_string(r->lease));
+		if (r->op == PROTO_OP_RENEW && r->has_ttl)
+			PUT(o, "ttl", json_object_new_int64(r->ttl));
+		if (r->op == PROTO_OP_RELEASE && r->port != 0)
+			PUT(o, "port", json_object_new_int(r->port));
+		break;
+	case PROTO_OP_LIST:
+		if (r->all)
+			PUT(o, "all", json_object_new_boolean(1));
+		break;
+	case PROTO_OP_WHO:
+		PUT(o, "port", json_object_new_int(r->port));
+		if (r->proto != PROTO_TCP)
+			PUT_NAME(o, "proto", proto, r->proto);
+		break;
+	case PROTO_OP_STATUS:
+	case PROTO_OP_METRICS:
+	case PROTO_OP_STOP:
+	case PROTO_OP__MAX:
+		break;
 	}
 	return o;
 }
