@@ -65,6 +65,7 @@ static const struct key keys[] = {
     {"log-level", KEY_LOGLEVEL, 0, 0, 0},
     {"metrics-address", KEY_METRICS, 0, 0, 0},
     {"metrics-allow-remote", KEY_BOOL, F(metrics_remote), 0, 0},
+    {"allow-ephemeral-pool", KEY_BOOL, F(allow_ephemeral_pool), 0, 0},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -506,6 +507,40 @@ config_check_metrics(const struct config *cfg, char *err, size_t errlen)
 }
 
 int
+config_check_ephemeral(
+    const struct config *cfg, const char *range_file, char *err, size_t errlen)
+{
+	unsigned lo, hi;
+	FILE *f;
+	int n;
+
+	if (cfg->strategy != PROTO_STRATEGY_POOL)
+		return 0;
+	if ((f = fopen(range_file, "re")) == NULL)
+		return 0; /* no such knob: nothing to compare with */
+	n = fscanf(f, "%u %u", &lo, &hi);
+	fclose(f);
+	if (n != 2 || lo > hi || cfg->pool_hi < lo || cfg->pool_lo > hi)
+		return 0;
+	/* The kernel hands these ports to any connect() and bind(0): a
+	 * claimed or portserver lease (no socket held) can be taken. */
+	snprintf(err, errlen,
+	    "the pool %u-%u overlaps the kernel's ephemeral range %u-%u "
+	    "(net.ipv4.ip_local_port_range): the kernel may give its ports "
+	    "to any program, so claimed and portserver leases are not safe; "
+	    "move the pool, or narrow the range",
+	    cfg->pool_lo, cfg->pool_hi, lo, hi);
+	if (cfg->system && !cfg->allow_ephemeral_pool) {
+		size_t used = strlen(err);
+		snprintf(err + used, errlen - used,
+		    "; a system daemon refuses it unless "
+		    "allow-ephemeral-pool = yes (--allow-ephemeral-pool)");
+		return -1;
+	}
+	return 1;
+}
+
+int
 config_check(struct config *cfg, char *err, size_t errlen)
 {
 	if (cfg->default_ttl <= cfg->max_ttl)
@@ -701,4 +736,6 @@ config_write(const struct config *cfg, FILE *f)
 	fprintf(f, "metrics-address = %s\n", cfg->metrics);
 	fprintf(f, "metrics-allow-remote = %s\n",
 	    cfg->metrics_remote ? "yes" : "no");
+	fprintf(f, "allow-ephemeral-pool = %s\n",
+	    cfg->allow_ephemeral_pool ? "yes" : "no");
 }

@@ -22,6 +22,7 @@ struct config {
 	char portserver[CONFIG_PATH_MAX];  /* "" = off; "@name" abstract */
 	char metrics[CONFIG_ADDR_MAX];     /* "" = off; HOST:PORT (HTTP) */
 	bool metrics_remote;               /* a non-loopback metrics host */
+	bool allow_ephemeral_pool;         /* --system: pool may overlap it */
 	int log_level;                     /* LOG_ERR..LOG_DEBUG */
 
 	uint16_t pool_lo, pool_hi;    /* inclusive */
@@ -86,6 +87,17 @@ int config_check_metrics(const struct config *cfg, char *err, size_t errlen);
  */
 int config_parse_hostport(const char *s, char *ret_host, size_t hostlen,
     uint16_t *ret_port, bool *ret_loopback, char *why, size_t whylen);
+
+/*
+ * The pool against the kernel's ephemeral range, as range_file
+ * (/proc/sys/net/ipv4/ip_local_port_range) gives it: 0 when they do not
+ * overlap (or the strategy is not pool, or the file is unreadable); 1
+ * with a warning in err when they do; -1 with the refusal in err when
+ * they do in system mode without allow-ephemeral-pool.
+ */
+#define CONFIG_EPHEMERAL_RANGE "/proc/sys/net/ipv4/ip_local_port_range"
+int config_check_ephemeral(
+    const struct config *cfg, const char *range_file, char *err, size_t errlen);
 
 /* Parse a byte count: digits, then an optional K or M (1024-based). */
 int config_parse_bytes(const char *s, uint64_t *ret_bytes);

@@ -48,6 +48,7 @@ static const struct option longopts[] = {
     {"portserver-address", required_argument, NULL, 0},
     {"metrics-address", required_argument, NULL, 0},
     {"metrics-allow-remote", no_argument, NULL, 'R'},
+    {"allow-ephemeral-pool", no_argument, NULL, 'E'},
     {NULL, 0, NULL, 0},
 };
 
@@ -102,6 +103,10 @@ usage(FILE *f)
 	    "[V6]:PORT\n"
 	    "      --metrics-allow-remote  let metrics-address be beyond "
 	    "loopback\n"
+	    "      --allow-ephemeral-pool  start in --system mode even when "
+	    "the "
+	    "pool\n"
+	    "                           overlaps ip_local_port_range\n"
 	    "  -h, --help               this text\n"
 	    "  -V, --version            the version\n"
 	    "\n"
@@ -204,7 +209,7 @@ static int
 build_config(struct config *out, char *err, size_t errlen)
 {
 	struct config cfg;
-	char file[PATH_MAX];
+	char file[PATH_MAX], warn[512];
 
 	config_defaults(&cfg);
 	cfg.system = opt.system;
@@ -229,6 +234,15 @@ build_config(struct config *out, char *err, size_t errlen)
 	if (config_check(&cfg, err, errlen) == -1 ||
 	    config_check_metrics(&cfg, err, errlen) == -1)
 		return -1;
+	switch (config_check_ephemeral(
+	    &cfg, CONFIG_EPHEMERAL_RANGE, warn, sizeof(warn))) {
+	case -1:
+		snprintf(err, errlen, "%s", warn);
+		return -1;
+	case 1:
+		log_warnx("%s", warn);
+		break;
+	}
 	*out = cfg;
 	return 0;
 }
@@ -297,7 +311,7 @@ main(int argc, char *argv[])
 	    (ch = getopt_long(argc, argv, "s:fc:l:hV", longopts, &idx)) != -1) {
 		/* Settings are kept, in order, until the config file is read:
 		 * a bounded list, and a clear error past its end. */
-		if ((ch == 0 || ch == 'l' || ch == 'R') &&
+		if ((ch == 0 || ch == 'l' || ch == 'R' || ch == 'E') &&
 		    nflags == (int)nitems(flag_keys)) {
 			fprintf(stderr,
 			    "portd: too many settings on the command line "
@@ -344,6 +358,10 @@ main(int argc, char *argv[])
 			break;
 		case 'R':
 			flag_keys[nflags] = "metrics-allow-remote";
+			flag_vals[nflags++] = "yes";
+			break;
+		case 'E':
+			flag_keys[nflags] = "allow-ephemeral-pool";
 			flag_vals[nflags++] = "yes";
 			break;
 		case 'h':

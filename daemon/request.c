@@ -420,6 +420,8 @@ config_json(void)
 	    metrics_bound() ? json_object_new_string(metrics_bound()) : NULL);
 	add(o, "metrics-allow-remote",
 	    json_object_new_boolean(c->metrics_remote));
+	add(o, "allow-ephemeral-pool",
+	    json_object_new_boolean(c->allow_ephemeral_pool));
 	add(o, "log-level",
 	    json_object_new_string(c->log_level >= 0 && c->log_level <= 7
 	                               ? levels[c->log_level]

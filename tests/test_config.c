@@ -38,6 +38,7 @@ assert_same(const struct config *a, const struct config *b)
 	ck_assert_str_eq(a->portserver, b->portserver);
 	ck_assert_str_eq(a->metrics, b->metrics);
 	ck_assert_int_eq(a->metrics_remote, b->metrics_remote);
+	ck_assert_int_eq(a->allow_ephemeral_pool, b->allow_ephemeral_pool);
 	ck_assert_int_eq(a->log_level, b->log_level);
 	ck_assert_uint_eq(a->pool_lo, b->pool_lo);
 	ck_assert_uint_eq(a->pool_hi, b->pool_hi);
@@ -124,6 +125,8 @@ field(const struct config *cfg, const char *key)
 		return cfg->log_level;
 	if (strcmp(key, "metrics-allow-remote") == 0)
 		return cfg->metrics_remote;
+	if (strcmp(key, "allow-ephemeral-pool") == 0)
+		return cfg->allow_ephemeral_pool;
 	ck_abort_msg("no field for key %s", key);
 	return -1;
 }
@@ -214,6 +217,8 @@ static const struct valid {
     {"metrics-allow-remote", "off", 0},
     {"metrics-allow-remote", "false", 0},
     {"metrics-allow-remote", "0", 0},
+    {"allow-ephemeral-pool", "yes", 1},
+    {"allow-ephemeral-pool", "no", 0},
 };
 
 START_TEST(valid_value)
@@ -439,7 +444,8 @@ START_TEST(every_key)
 	                   "portserver-address = @portserver\n"
 	                   "log-level = debug\n"
 	                   "metrics-address = [::1]:9464\n"
-	                   "metrics-allow-remote = yes\n";
+	                   "metrics-allow-remote = yes\n"
+	                   "allow-ephemeral-pool = yes\n";
 
 	ck_assert_msg(load(text, &cfg, err, sizeof(err)) == 0, "%s", err);
 	ck_assert_uint_eq(cfg.pool_lo, 30000);
@@ -459,6 +465,7 @@ START_TEST(every_key)
 	ck_assert_int_eq(cfg.log_level, LOG_DEBUG);
 	ck_assert_str_eq(cfg.metrics, "[::1]:9464");
 	ck_assert(cfg.metrics_remote);
+	ck_assert(cfg.allow_ephemeral_pool);
 	ck_assert(cfg.default_ttl_set);
 	/* What the file does not name keeps its value. */
 	ck_assert(!cfg.system);
@@ -990,12 +997,73 @@ START_TEST(example_file)
 	}
 	fclose(in);
 	ck_assert_int_eq(fclose(out), 0);
-	ck_assert_int_eq(keys, 16); /* every key */
+	ck_assert_int_eq(keys, 17); /* every key */
 	config_defaults(&cfg);
 	ck_assert_msg(
 	    config_load(&cfg, conf, false, err, sizeof(err)) == 0, "%s", err);
 	cfg.default_ttl_set = false;
 	assert_same(&cfg, &def);
+}
+END_TEST
+
+/*
+ * The pool against a written ip_local_port_range, at the edges of the
+ * overlap, in both modes, and with the override.
+ */
+START_TEST(ephemeral_overlap)
+{
+	static const struct {
+		const char *pool, *range;
+		bool system, allow;
+		int strategy, want;
+	} cases[] = {
+	    {"15000-24999", "32768\t60999\n", false, false, 0, 0},
+	    {"15000-32767", "32768\t60999\n", true, false, 0, 0},
+	    {"15000-32768", "32768\t60999\n", false, false, 0, 1},
+	    {"15000-32768", "32768\t60999\n", true, false, 0, -1},
+	    {"15000-32768", "32768\t60999\n", true, true, 0, 1},
+	    {"60999-61000", "32768 60999", false, false, 0, 1},
+	    {"61000-65535", "32768 60999", true, false, 0, 0},
+	    {"1-65535", "32768 60999", true, false, 0, -1},
+	    {"40000-40010", "32768 60999", true, false, 1, 0}, /* ephemeral */
+	    {"40000-40010", "garbage", true, false, 0, 0},
+	    {"40000-40010", NULL, true, false, 0, 0}, /* no such file */
+	};
+	char range[160], err[512];
+	struct config cfg;
+
+	snprintf(range, sizeof(range), "%s/ip_local_port_range", tmpdir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		FILE *f;
+
+		unlink(range);
+		if (cases[i].range != NULL) {
+			ck_assert_ptr_nonnull(f = fopen(range, "w"));
+			fputs(cases[i].range, f);
+			ck_assert_int_eq(fclose(f), 0);
+		}
+		config_defaults(&cfg);
+		ck_assert_int_eq(
+		    config_set(&cfg, "pool", cases[i].pool, err, sizeof(err)),
+		    0);
+		cfg.system = cases[i].system;
+		cfg.allow_ephemeral_pool = cases[i].allow;
+		cfg.strategy = cases[i].strategy ? PROTO_STRATEGY_EPHEMERAL
+		                                 : PROTO_STRATEGY_POOL;
+		err[0] = '\0';
+		ck_assert_msg(config_check_ephemeral(&cfg, range, err,
+		                  sizeof(err)) == cases[i].want,
+		    "case %zu (pool %s): %s", i, cases[i].pool, err);
+		if (cases[i].want != 0)
+			ck_assert_msg(strstr(err, "overlaps the kernel's "
+			                          "ephemeral range") != NULL,
+			    "%s", err);
+		if (cases[i].want == -1)
+			ck_assert_msg(
+			    strstr(err, "allow-ephemeral-pool") != NULL, "%s",
+			    err);
+	}
+	unlink(range);
 }
 END_TEST
 
@@ -1017,6 +1085,7 @@ main(void)
 	tcase_add_test(tc, set_unknown);
 	tcase_add_test(tc, portserver_length);
 	tcase_add_test(tc, metrics_remote_check);
+	tcase_add_test(tc, ephemeral_overlap);
 	tcase_add_test(tc, parse_duration);
 	tcase_add_test(tc, parse_bytes);
 	suite_add_tcase(s, tc);

@@ -977,6 +977,7 @@ static const char *const known_flags[] = {
     "portserver-address",
     "metrics-address",
     "metrics-allow-remote",
+    "allow-ephemeral-pool",
 };
 
 struct flagset {

@@ -336,6 +336,71 @@ START_TEST(regression_disable_ipv6_seen)
 }
 END_TEST
 
+/* Poll d's log for text for up to ms; true once it is there. */
+static bool
+log_shows(struct daemon_proc *d, const char *text, int ms)
+{
+	for (int64_t end = now_ms() + ms; now_ms() < end; usleep(20000))
+		if (strstr(harness_log(d), text) != NULL)
+			return true;
+	return strstr(harness_log(d), text) != NULL;
+}
+
+#define OVERLAP "overlaps the kernel's ephemeral range 25650-60999"
+
+/*
+ * A pool inside ip_local_port_range: a per-user daemon warns and runs, a
+ * --system daemon refuses to start unless allowed, and a SIGHUP that
+ * finds the overlap keeps the running configuration of a system daemon.
+ * It used to start without a word.
+ */
+START_TEST(regression_ephemeral_pool_overlap_silent)
+{
+	static const char *const sys_args[] = {
+	    "--system", "--pool", POOL, NULL};
+	static const char *const allowed_args[] = {
+	    "--system", "--pool", POOL, "--allow-ephemeral-pool", NULL};
+	static const char *const range =
+	    "/proc/sys/net/ipv4/ip_local_port_range";
+	struct daemon_proc d;
+	int status;
+	pid_t pid;
+
+	ck_assert_int_eq(enter_netns(), 0);
+	ck_assert_int_eq(write_sysctl(range, "25650 60999\n"), 0);
+
+	pid = harness_spawn(&d, sys_args);
+	status = harness_wait_exit(pid, 5000);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2,
+	    "status %#x: %s", status, harness_log(&d));
+	ck_assert_msg(
+	    strstr(harness_log(&d), OVERLAP) != NULL, "%s", harness_log(&d));
+	ck_assert_ptr_nonnull(
+	    strstr(harness_log(&d), "allow-ephemeral-pool = yes"));
+	d.pid = 0;
+	harness_stop(&d);
+
+	harness_start(&d, allowed_args);
+	ck_assert_msg(log_shows(&d, OVERLAP, 0), "%s", harness_log(&d));
+	harness_stop(&d);
+
+	harness_start(&d, pool_args);
+	ck_assert_msg(log_shows(&d, OVERLAP, 0), "%s", harness_log(&d));
+	harness_stop(&d);
+
+	/* Outside the range at start, inside it at the reload. */
+	ck_assert_int_eq(write_sysctl(range, "32768 60999\n"), 0);
+	harness_start(&d, sys_args);
+	ck_assert_ptr_null(strstr(harness_log(&d), "ephemeral range"));
+	ck_assert_int_eq(write_sysctl(range, "25650 60999\n"), 0);
+	ck_assert_int_eq(kill(d.pid, SIGHUP), 0);
+	ck_assert_msg(log_shows(&d, "keeping the running configuration", 3000),
+	    "%s", harness_log(&d));
+	ck_assert_ptr_nonnull(strstr(harness_log(&d), OVERLAP));
+	harness_stop(&d);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -353,6 +418,7 @@ main(void)
 	tcase_add_test(tc, who_answers_any_user);
 	tcase_add_test(tc, regression_restored_fd_lease_claimed_held);
 	tcase_add_test(tc, regression_disable_ipv6_seen);
+	tcase_add_test(tc, regression_ephemeral_pool_overlap_silent);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }
