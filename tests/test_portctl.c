@@ -506,6 +506,75 @@ START_TEST(exec_claims_exclusive_and_udp)
 }
 END_TEST
 
+/* socketserver.TCPServer: allow_reuse_address is False, so no
+ * SO_REUSEADDR. Serves "hi" to each connection on argv[1]. */
+static const char tcpserver[] =
+    "import socketserver, sys\n"
+    "class H(socketserver.BaseRequestHandler):\n"
+    "    def handle(self):\n"
+    "        self.request.sendall(b'hi')\n"
+    "socketserver.TCPServer(('127.0.0.1', int(sys.argv[1])), H)"
+    ".serve_forever()\n";
+
+/*
+ * exec with a server that does not set SO_REUSEADDR: the default shared
+ * hold makes it fail, and portctl says what to run instead; with --hold
+ * exclusive it serves on {port}. It used to fail with nothing but the
+ * server's "Address already in use".
+ */
+START_TEST(regression_exec_no_reuseaddr_unexplained)
+{
+	const char *const args[] = {"exec", "--hold", "exclusive", "--",
+	    "python3", "-c", tcpserver, "{port}", NULL};
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	struct run r;
+	char buf[8] = "";
+	bool held = true;
+	int port, fd = -1;
+	pid_t pid;
+
+	ck_assert_int_ne(
+	    run(&r, NULL,
+	        ARGS("exec", "--", "python3", "-c", tcpserver, "{port}")),
+	    0);
+	ck_assert_msg(
+	    strstr(r.err, "Address already in use") != NULL, "%s", r.err);
+	ck_assert_msg(strstr(r.err, "binds without SO_REUSEADDR") != NULL &&
+	                  strstr(r.err, "--hold exclusive") != NULL,
+	    "%s", r.err);
+	/* An ordinary failure of a command on an exclusive lease: no hint. */
+	ck_assert_int_eq(run(&r, NULL,
+	                     ARGS("exec", "--hold", "exclusive", "--", "sh",
+	                         "-c", "exit 3")),
+	    3);
+	ck_assert_ptr_null(strstr(r.err, "SO_REUSEADDR"));
+
+	pid = spawn_portctl(d.dir, NULL, NULL, args);
+	port = wait_for_lease(&held);
+	sin.sin_port = htons((uint16_t)port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int i = 0; i < 1000; i++) {
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+			break;
+		close(fd);
+		fd = -1;
+		usleep(10000);
+	}
+	ck_assert_msg(fd >= 0, "TCPServer never listened on %d", port);
+	ck_assert_int_eq(read(fd, buf, 2), 2);
+	ck_assert_str_eq(buf, "hi");
+	close(fd);
+	/* Claimed: portd let go of the port for the server. */
+	wait_for_lease(&held);
+	ck_assert(!held);
+	kill(pid, SIGTERM);
+	reap(d.dir, pid, &r);
+	ck_assert_int_eq(r.status, 128 + SIGTERM);
+	ck_assert_uint_eq(lease_count(), 0);
+}
+END_TEST
+
 /* ---- auto-start: a private XDG_RUNTIME_DIR, no harness daemon ---- */
 
 /* The first line of stderr must be want exactly. */
@@ -1021,6 +1090,7 @@ main(void)
 	tcase_add_test(ex, exec_forwards_signals);
 	tcase_add_test(ex, exec_fd_socket_activation);
 	tcase_add_test(ex, exec_claims_exclusive_and_udp);
+	tcase_add_test(ex, regression_exec_no_reuseaddr_unexplained);
 	suite_add_tcase(s, ex);
 
 	/* Unchecked: the parent kills auto-started daemons even on failure. */

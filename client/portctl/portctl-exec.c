@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "portctl.h"
 
@@ -184,6 +185,36 @@ wait_child(pid_t child, const sigset_t *set)
 	return WEXITSTATUS(status);
 }
 
+/* Seconds since an arbitrary start, for how long the command ran. */
+static double
+monotonic(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A command that exits with an error this soon failed at its start. */
+#define EXEC_HINT_SECONDS 10.0
+
+/*
+ * A shared TCP hold (the default) leaves portd's socket on the port, and
+ * a server that binds without SO_REUSEADDR (socketserver.TCPServer, many
+ * hand-written ones) gets "Address already in use". The exit status
+ * cannot say why the command failed, so say what to try if that is it.
+ */
+static void
+exec_hint(const struct portd_lease *l, const char *cmd, int ex)
+{
+	say("%s exited with status %d; if it said \"Address already in use\", "
+	    "it binds without SO_REUSEADDR, which the port portd holds shared "
+	    "(%u) refuses: run it with --hold exclusive (portd lets go just "
+	    "before the start), or --fd if it takes its socket from "
+	    "LISTEN_FDS",
+	    cmd, ex, l->ports[0]);
+}
+
 int
 cmd_exec(int argc, char **argv)
 {
@@ -198,6 +229,7 @@ cmd_exec(int argc, char **argv)
 	unsigned count;
 	long maxidx;
 	sigset_t set, oldmask;
+	double started;
 	pid_t child;
 
 	/* '+': stop at the command, so its own options stay its own. */
@@ -254,6 +286,7 @@ cmd_exec(int argc, char **argv)
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, &oldmask);
 	fflush(NULL);
+	started = monotonic();
 	child = fork();
 	if (child == -1) {
 		say("fork: %s", strerror(errno));
@@ -270,6 +303,10 @@ cmd_exec(int argc, char **argv)
 	}
 	ex = wait_child(child, &set);
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	if (ex > 0 && ex < 126 && !req.fd && l->proto == PORTD_PROTO_TCP &&
+	    l->hold == PORTD_HOLD_SHARED &&
+	    monotonic() - started < EXEC_HINT_SECONDS)
+		exec_hint(l, args[0], ex);
 	/* The lease ends with our connection anyway; say so explicitly. */
 	portd_release(h, l->id);
 	goto out;
