@@ -4,6 +4,9 @@
 portd_check_test(test_onehost test_onehost.c integ.c LIBS libportd
   TIMEOUT 120)
 set_tests_properties(test_onehost PROPERTIES SKIP_RETURN_CODE 77)
+target_compile_definitions(test_onehost PRIVATE
+  PORTCTL_BIN="$<TARGET_FILE:portctl>")
+add_dependencies(test_onehost portctl)
 
 # The portpicker endpoint under socket activation, by name.
 add_test(NAME portserver_activation

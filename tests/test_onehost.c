@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -227,6 +228,112 @@ START_TEST(who_answers_any_user)
 }
 END_TEST
 
+/* The output of `portctl who arg` run as uid (stdout and stderr). */
+static void
+portctl_who(
+    uid_t uid, const char *sock, const char *arg, char *out, size_t size)
+{
+	size_t len = 0;
+	ssize_t n;
+	int p[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		close(p[0]);
+		setenv("PORTD_SOCKET", sock, 1);
+		setenv("PORTD_NO_AUTOSTART", "1", 1);
+		if (uid != 0 && (setgroups(0, NULL) == -1 ||
+		                    setresgid(uid, uid, uid) == -1 ||
+		                    setresuid(uid, uid, uid) == -1))
+			_exit(126);
+		execl(PORTCTL_BIN, PORTCTL_BIN, "who", arg, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	while (
+	    len < size - 1 && (n = read(p[0], out + len, size - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(p[0]);
+	ck_assert_int_eq(harness_wait_exit(pid, 5000), 0);
+}
+
+#define EXPECT_IN(out, text)                                                   \
+	ck_assert_msg(strstr(out, text) != NULL, "no '%s' in:\n%s", text, out)
+
+/*
+ * The real portctl who, as root and as uid 65534: a held lease, a
+ * claimed lease, a port another program listens on, a free port. The
+ * owner's process shows to root only.
+ */
+START_TEST(portctl_who_as_root_and_nobody)
+{
+	static const char *const args[] = {
+	    "--pool", POOL, "--socket-mode", "0666", NULL};
+	static const uid_t uids[] = {0, NOBODY_UID};
+	struct daemon_proc d;
+	json_object *r;
+	char out[4096], arg[16], want[128];
+	int c, held, claimed, listener, lfd;
+
+	harness_start(&d, args);
+	open_dir(&d);
+	c = harness_connect(d.sock);
+	r = harness_call(c, "{\"op\":\"lease\",\"name\":\"web\"}");
+	held = lease_port(r, 0);
+	json_object_put(r);
+	r = harness_call(c, "{\"op\":\"lease\",\"name\":\"db\"}");
+	claimed = lease_port(r, 0);
+	json_object_put(harness_call(
+	    c, "{\"op\":\"claim\",\"lease\":\"%s\"}", lease_id(r)));
+	json_object_put(r);
+	/* Outside the pool: this process listens there, portd knows not. */
+	listener = 25700;
+	lfd = bind_listen("127.0.0.1", listener, false);
+	ck_assert_int_ge(lfd, 0);
+
+	for (size_t i = 0; i < sizeof(uids) / sizeof(uids[0]); i++) {
+		snprintf(arg, sizeof(arg), "%d", held);
+		portctl_who(uids[i], d.sock, arg, out, sizeof(out));
+		snprintf(want, sizeof(want), "%d/tcp\n", held);
+		EXPECT_IN(out, want);
+		EXPECT_IN(out, "uid 0");
+		EXPECT_IN(out, "state held, name \"web\"");
+		snprintf(want, sizeof(want),
+		    "kernel: marker @portd/port/tcp/%d", held);
+		EXPECT_IN(out, want);
+		EXPECT_IN(
+		    out, uids[i] == 0 ? "(portd)" : "process not visible");
+
+		snprintf(arg, sizeof(arg), "%d/tcp", claimed);
+		portctl_who(uids[i], d.sock, arg, out, sizeof(out));
+		EXPECT_IN(out, "state claimed, name \"db\"");
+		snprintf(want, sizeof(want),
+		    "kernel: marker @portd/port/tcp/%d", claimed);
+		EXPECT_IN(out, want);
+
+		snprintf(arg, sizeof(arg), "%d", listener);
+		portctl_who(uids[i], d.sock, arg, out, sizeof(out));
+		EXPECT_IN(out, "portd: not leased by the daemon at ");
+		EXPECT_IN(out, "kernel: tcp listening, uid 0");
+		EXPECT_IN(out, uids[i] == 0 ? "(test_onehost)"
+		                            : "process not visible to you");
+
+		portctl_who(uids[i], d.sock, "25699", out, sizeof(out));
+		EXPECT_IN(out, "portd: not leased by the daemon at ");
+		EXPECT_IN(out, "kernel: free (a plain bind succeeds)");
+	}
+	close(lfd);
+	close(c);
+	harness_stop(&d);
+}
+END_TEST
+
 /*
  * An fd lease whose client kept the socket, portd killed and started
  * again: the port cannot be bound again while the client has it, so the
@@ -416,6 +523,7 @@ main(void)
 	tcase_add_test(tc, discovery_prefers_the_system_socket);
 	tcase_add_test(tc, other_netns_refused);
 	tcase_add_test(tc, who_answers_any_user);
+	tcase_add_test(tc, portctl_who_as_root_and_nobody);
 	tcase_add_test(tc, regression_restored_fd_lease_claimed_held);
 	tcase_add_test(tc, regression_disable_ipv6_seen);
 	tcase_add_test(tc, regression_ephemeral_pool_overlap_silent);
