@@ -6,6 +6,9 @@
  * none can be made.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <grp.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -508,6 +512,404 @@ START_TEST(regression_ephemeral_pool_overlap_silent)
 }
 END_TEST
 
+/* ---- two daemons on one default pool, root and uid 65534 ---- */
+
+#define ROUNDS    500
+#define KILL_AT   250
+#define PER_ROUND 4 /* held, claimed, portserver, fd */
+
+/* A plain bind of 0.0.0.0:port (no SO_REUSEADDR): the fd, or -errno. */
+static int
+plain_bind(int type, int port)
+{
+	struct sockaddr_in sin = {
+	    .sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0), e;
+
+	if (fd == -1)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+		return fd;
+	e = errno;
+	close(fd);
+	return -e;
+}
+
+/* One portserver request on the abstract name: the port, or -1. */
+static int
+portserver_ask(const char *name)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	char buf[32];
+	ssize_t n, len = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	socklen_t sl;
+
+	snprintf(sun.sun_path + 1, sizeof(sun.sun_path) - 1, "%s", name);
+	sl = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+	                 strlen(name));
+	if (fd == -1 || connect(fd, (struct sockaddr *)&sun, sl) == -1) {
+		if (fd != -1)
+			close(fd);
+		return -1;
+	}
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (write(fd, buf, (size_t)n) != n) {
+		close(fd);
+		return -1;
+	}
+	while (len < (ssize_t)sizeof(buf) - 1 &&
+	       (n = read(fd, buf + len, sizeof(buf) - 1 - (size_t)len)) > 0)
+		len += n;
+	close(fd);
+	buf[len > 0 ? len : 0] = '\0';
+	return len > 0 ? atoi(buf) : -1;
+}
+
+struct side {
+	char sock[128], portserver[64];
+	int ports[PER_ROUND];
+	int keep[PER_ROUND]; /* sockets the worker keeps for the round */
+	char ids[2][PORTD_MAX_ID + 1];
+};
+
+/*
+ * One round's leases, as a user of the daemon would take them, each
+ * checked against the kernel: the held port refuses a plain bind, the
+ * claimed and portserver ports take one (the worker keeps those sockets,
+ * as its servers would), the fd lease's socket is bound to its port.
+ * Writes "ok P P P P" or "err WHY" into out.
+ */
+static void
+worker_acquire(struct side *sd, char *out, size_t size)
+{
+	struct portd_options o = {.socket = sd->sock};
+	struct portd_lease_request held = {.name = "held"};
+	struct portd_lease_request claimed = {
+	    .name = "claimed", .hold = PORTD_HOLD_EXCLUSIVE};
+	struct portd_lease_request fd = {.name = "fd", .fd = true};
+	struct portd_lease *l = NULL;
+	struct sockaddr_in6 sa;
+	socklen_t sl = sizeof(sa);
+	struct portd *h;
+	int rc;
+
+	for (int i = 0; i < PER_ROUND; i++)
+		sd->keep[i] = -1;
+	if (portd_connect(&o, &h) < 0) {
+		snprintf(out, size, "err connect");
+		return;
+	}
+	if (portd_lease(h, &held, &l) < 0) {
+		snprintf(out, size, "err lease: %s", portd_errmsg(h));
+		goto out;
+	}
+	sd->ports[0] = l->ports[0];
+	snprintf(sd->ids[0], sizeof(sd->ids[0]), "%s", l->id);
+	portd_lease_free(l);
+	if ((rc = plain_bind(SOCK_STREAM, sd->ports[0])) != -EADDRINUSE) {
+		snprintf(
+		    out, size, "err held %d: plain bind %d", sd->ports[0], rc);
+		if (rc >= 0)
+			close(rc);
+		goto out;
+	}
+
+	if (portd_lease(h, &claimed, &l) < 0 ||
+	    portd_claim(h, l->id, NULL) < 0) {
+		snprintf(out, size, "err claim: %s", portd_errmsg(h));
+		portd_lease_free(l);
+		goto out;
+	}
+	sd->ports[1] = l->ports[0];
+	snprintf(sd->ids[1], sizeof(sd->ids[1]), "%s", l->id);
+	portd_lease_free(l);
+	if ((sd->keep[1] = plain_bind(SOCK_STREAM, sd->ports[1])) < 0) {
+		snprintf(out, size, "err claimed %d: bind %d", sd->ports[1],
+		    sd->keep[1]);
+		goto out;
+	}
+
+	if ((sd->ports[2] = portserver_ask(sd->portserver)) <= 0) {
+		snprintf(out, size, "err portserver");
+		goto out;
+	}
+	if ((sd->keep[2] = plain_bind(SOCK_STREAM, sd->ports[2])) < 0) {
+		snprintf(out, size, "err portserver %d: bind %d", sd->ports[2],
+		    sd->keep[2]);
+		goto out;
+	}
+
+	if (portd_lease(h, &fd, &l) < 0 || l->nsockets != 1) {
+		snprintf(out, size, "err fd lease: %s", portd_errmsg(h));
+		portd_lease_free(l);
+		goto out;
+	}
+	sd->ports[3] = l->ports[0];
+	sd->keep[3] = l->sockets[0].fd;
+	l->sockets[0].fd = -1;
+	portd_lease_free(l);
+	if (getsockname(sd->keep[3], (struct sockaddr *)&sa, &sl) == -1 ||
+	    ntohs(sa.sin6_port) != sd->ports[3]) {
+		snprintf(out, size, "err fd socket not on %d", sd->ports[3]);
+		goto out;
+	}
+	snprintf(out, size, "ok %d %d %d %d", sd->ports[0], sd->ports[1],
+	    sd->ports[2], sd->ports[3]);
+out:
+	portd_close(h);
+}
+
+/* End the round's leases (on a new connection: the daemon may have
+ * been killed and started again since) and close the kept sockets. */
+static void
+worker_release(struct side *sd)
+{
+	struct portd_options o = {.socket = sd->sock};
+	struct portd *h;
+
+	for (int i = 0; i < PER_ROUND; i++)
+		if (sd->keep[i] >= 0) {
+			close(sd->keep[i]);
+			sd->keep[i] = -1;
+		}
+	if (portd_connect(&o, &h) < 0)
+		return;
+	portd_release(h, sd->ids[0]);
+	portd_release(h, sd->ids[1]);
+	portd_release_port(h, (uint16_t)sd->ports[2]);
+	portd_release_port(h, (uint16_t)sd->ports[3]);
+	portd_close(h);
+}
+
+/* A worker: 'a' acquires and reports a line, 'r' releases and says
+ * "done", 'q' or EOF ends it. Runs as uid. */
+static pid_t
+worker_start(uid_t uid, struct side *sd, int *ret_cmd, int *ret_rep)
+{
+	int cmd[2], rep[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe2(cmd, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(rep, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		char c, line[256];
+
+		close(cmd[1]);
+		close(rep[0]);
+		signal(SIGPIPE, SIG_IGN);
+		if (uid != 0 && (setgroups(0, NULL) == -1 ||
+		                    setresgid(uid, uid, uid) == -1 ||
+		                    setresuid(uid, uid, uid) == -1))
+			_exit(126);
+		while (read(cmd[0], &c, 1) == 1 && c != 'q') {
+			if (c == 'a')
+				worker_acquire(sd, line, sizeof(line));
+			else {
+				worker_release(sd);
+				snprintf(line, sizeof(line), "done");
+			}
+			strcat(line, "\n");
+			if (write(rep[1], line, strlen(line)) < 0)
+				_exit(1);
+		}
+		_exit(0);
+	}
+	close(cmd[0]);
+	close(rep[1]);
+	*ret_cmd = cmd[1];
+	*ret_rep = rep[0];
+	return pid;
+}
+
+/* Send c to a worker and read its one-line answer into out. */
+static void
+worker_do(int cmd, int rep, char c, char *out, size_t size)
+{
+	size_t len = 0;
+
+	ck_assert_int_eq(write(cmd, &c, 1), 1);
+	while (len < size - 1) {
+		ssize_t n = read(rep, out + len, 1);
+		ck_assert_int_eq(n, 1);
+		if (out[len] == '\n')
+			break;
+		len++;
+	}
+	out[len] = '\0';
+}
+
+/* portd as uid on dir/portd.sock, the default pool, a portserver. */
+static pid_t
+daemon_as(uid_t uid, const char *dir, const char *portserver)
+{
+	char sock[128], log[128], ps[72];
+	pid_t pid;
+
+	snprintf(sock, sizeof(sock), "%s/portd.sock", dir);
+	snprintf(log, sizeof(log), "%s/portd.log", dir);
+	snprintf(ps, sizeof(ps), "@%s", portserver);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (fd != -1)
+			dup2(fd, 2);
+		setenv("XDG_CONFIG_HOME", dir, 1);
+		setenv("XDG_RUNTIME_DIR", dir, 1);
+		unsetenv("NOTIFY_SOCKET");
+		unsetenv("LISTEN_FDS");
+		if (uid != 0 && (setgroups(0, NULL) == -1 ||
+		                    setresgid(uid, uid, uid) == -1 ||
+		                    setresuid(uid, uid, uid) == -1))
+			_exit(126);
+		execl(harness_portd_bin, harness_portd_bin, "--socket", sock,
+		    "--portserver-address", ps, (char *)NULL);
+		_exit(127);
+	}
+	ck_assert_msg(harness_wait_ready(sock, 5000), "portd as %u: %s",
+	    (unsigned)uid, read_text(log));
+	return pid;
+}
+
+/* Every lease of the daemon at sock whose port is in taken says
+ * held: false, state unheld, with a reason. */
+static void
+unheld_where_taken(const char *sock, const int *taken)
+{
+	struct portd_options o = {.socket = sock};
+	struct portd_lease *all;
+	struct portd *h;
+	size_t n;
+	int seen = 0;
+
+	ck_assert_int_eq(portd_connect(&o, &h), 0);
+	ck_assert_int_eq(portd_list(h, true, &all, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		for (int j = 0; j < PER_ROUND; j++)
+			if (all[i].ports[0] == taken[j]) {
+				ck_assert_msg(
+				    !all[i].held &&
+				        strcmp(all[i].state, "unheld") == 0 &&
+				        all[i].reason[0] != '\0',
+				    "restored lease on %d: held %d, state %s",
+				    taken[j], all[i].held, all[i].state);
+				seen++;
+			}
+	portd_lease_list_free(all, n);
+	portd_close(h);
+	/* The first pool port: both daemons start there. */
+	ck_assert_int_ge(seen, 1);
+}
+
+/* Parse "ok P P P P" into ports; false (and the line) otherwise. */
+static bool
+round_ports(const char *line, int *ports)
+{
+	return sscanf(line, "ok %d %d %d %d", &ports[0], &ports[1], &ports[2],
+	           &ports[3]) == PER_ROUND;
+}
+
+static int
+shared_ports(const int *a, const int *b)
+{
+	int n = 0;
+
+	for (int i = 0; i < PER_ROUND; i++)
+		for (int j = 0; j < PER_ROUND; j++)
+			n += a[i] == b[j];
+	return n;
+}
+
+/*
+ * Two daemons in one network namespace, one root and one uid 65534,
+ * both on the default pool with no configuration: each round both sides
+ * take a held, a claimed, a portserver and an fd lease (each checked
+ * with a real bind) and no port is given to both. The uid 65534 daemon
+ * is killed with SIGKILL mid-round at round 250 and started again; the
+ * root daemon then leases beside what the other's clients still have.
+ * Without the markers both daemons hand out 15000 first.
+ */
+START_TEST(two_daemons_share_no_port)
+{
+	struct side a = {0}, b = {0};
+	char dir_a[] = "/tmp/portd-2d-a.XXXXXX",
+	     dir_b[] = "/tmp/portd-2d-b.XXXXXX";
+	char la[256], lb[256], cmd[300];
+	int pa[PER_ROUND], pb[PER_ROUND];
+	int ca, ra, cb, rb, shared = 0, rounds = 0;
+	pid_t da, db, wa, wb;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir_a));
+	ck_assert_ptr_nonnull(mkdtemp(dir_b));
+	ck_assert_int_eq(chown(dir_b, NOBODY_UID, NOBODY_UID), 0);
+	snprintf(a.sock, sizeof(a.sock), "%s/portd.sock", dir_a);
+	snprintf(b.sock, sizeof(b.sock), "%s/portd.sock", dir_b);
+	snprintf(a.portserver, sizeof(a.portserver), "portd-2d-a");
+	snprintf(b.portserver, sizeof(b.portserver), "portd-2d-b");
+	da = daemon_as(0, dir_a, a.portserver);
+	db = daemon_as(NOBODY_UID, dir_b, b.portserver);
+	wa = worker_start(0, &a, &ca, &ra);
+	wb = worker_start(NOBODY_UID, &b, &cb, &rb);
+
+	for (int round = 1; round <= ROUNDS; round++) {
+		worker_do(ca, ra, 'a', la, sizeof(la));
+		worker_do(cb, rb, 'a', lb, sizeof(lb));
+		ck_assert_msg(
+		    round_ports(la, pa), "round %d, root: %s", round, la);
+		ck_assert_msg(
+		    round_ports(lb, pb), "round %d, 65534: %s", round, lb);
+		shared += shared_ports(pa, pb);
+		ck_assert_msg(
+		    shared == 0, "round %d: root %s, 65534 %s", round, la, lb);
+		if (round == KILL_AT) {
+			/* Root lets go of its round; the other dies. */
+			worker_do(ca, ra, 'r', la, sizeof(la));
+			ck_assert_int_eq(kill(db, SIGKILL), 0);
+			ck_assert_int_ne(harness_wait_exit(db, 5000), -1);
+			/* What its clients still have (the claimed and
+			 * portserver ports their servers bound, the fd
+			 * lease's socket) no daemon gives out; its held port
+			 * died with it (docs/architecture.md). */
+			worker_do(ca, ra, 'a', la, sizeof(la));
+			ck_assert_msg(
+			    round_ports(la, pa), "after kill: %s", la);
+			shared += shared_ports(pa, pb) -
+			          shared_ports(pa, (int[]){pb[0], 0, 0, 0});
+			ck_assert_msg(shared == 0,
+			    "after kill: root %s, 65534 %s", la, lb);
+			db = daemon_as(NOBODY_UID, dir_b, b.portserver);
+			/* Restored: a lease whose port root has now is not
+			 * held, and says so. */
+			unheld_where_taken(b.sock, pa);
+		}
+		worker_do(ca, ra, 'r', la, sizeof(la));
+		worker_do(cb, rb, 'r', lb, sizeof(lb));
+		rounds++;
+	}
+	ck_assert_int_eq(rounds, ROUNDS);
+	ck_assert_int_eq(shared, 0);
+
+	ck_assert_int_eq(write(ca, "q", 1), 1);
+	ck_assert_int_eq(write(cb, "q", 1), 1);
+	close(ca);
+	close(cb);
+	close(ra);
+	close(rb);
+	ck_assert_int_eq(harness_wait_exit(wa, 5000), 0);
+	ck_assert_int_eq(harness_wait_exit(wb, 5000), 0);
+	kill(da, SIGTERM);
+	kill(db, SIGTERM);
+	ck_assert_int_eq(harness_wait_exit(da, 5000), 0);
+	ck_assert_int_eq(harness_wait_exit(db, 5000), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir_a, dir_b);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -527,6 +929,11 @@ main(void)
 	tcase_add_test(tc, regression_restored_fd_lease_claimed_held);
 	tcase_add_test(tc, regression_disable_ipv6_seen);
 	tcase_add_test(tc, regression_ephemeral_pool_overlap_silent);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("two daemons");
+	tcase_set_timeout(tc, 100);
+	tcase_add_test(tc, two_daemons_share_no_port);
 	suite_add_tcase(s, tc);
 	return harness_run(s);
 }
