@@ -138,31 +138,133 @@ proto_parse_object(const char *line, size_t len, struct proto_error *err)
  * key hide its real name: single quotes, and \u0000 (a key is cut at the
  * NUL, so "count\u0000x" would act as "count").
  */
+/* Length of the JSON number at s (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?
+ * ([eE][+-]?[0-9]+)?), or 0 if what starts there is not one. */
+static size_t
+number_len(const char *s, size_t len)
+{
+	size_t i = 0, d;
+
+	if (i < len && s[i] == '-')
+		i++;
+	if (i < len && s[i] == '0')
+		i++;
+	else if (i < len && s[i] >= '1' && s[i] <= '9')
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+	else
+		return 0;
+	if (i < len && s[i] == '.') {
+		for (d = ++i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		if (i == d)
+			return 0;
+	}
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		if (++i < len && (s[i] == '+' || s[i] == '-'))
+			i++;
+		for (d = i; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		if (i == d)
+			return 0;
+	}
+	/* "00", "1.2.3": more of a number than the grammar takes. */
+	if (i < len && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.'))
+		return 0;
+	return i;
+}
+
+/* The value of the 4 hex digits at s, or -1. */
+static long
+hex4(const char *s)
+{
+	long v = 0;
+
+	for (int k = 0; k < 4; k++) {
+		char c = s[k];
+		int d = c >= '0' && c <= '9'   ? c - '0'
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		                               : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/*
+ * What json-c takes but JSON is not, refused before it parses: single
+ * quotes, \u0000, numbers outside the grammar ("1.", "-.5", "00", which
+ * json-c keeps as written and so echoed back as invalid JSON in an id),
+ * lone UTF-16 surrogates (json-c puts U+FFFD in their place, so the id
+ * echoed was not the id sent) and UTF-8 that is overlong or encodes a
+ * surrogate (json-c lets those through).
+ */
 static int
 lexical_check(const char *line, size_t len, struct proto_error *err)
 {
 	bool in_str = false;
 
+	if (!proto_utf8_valid(line, len))
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "invalid JSON: not valid UTF-8");
 	for (size_t i = 0; i < len; i++) {
 		char c = line[i];
 
 		if (!in_str) {
+			size_t n;
+
 			if (c == '"')
 				in_str = true;
 			else if (c == '\'')
 				return proto_error_set(err, PROTO_E_BAD_REQUEST,
 				    "invalid JSON: single quotes");
+			else if (c == '-' && i + 1 < len && line[i + 1] == 'I')
+				continue; /* -Infinity: refused by type */
+			else if (c == '-' || c == '.' ||
+			         (c >= '0' && c <= '9')) {
+				if ((n = number_len(line + i, len - i)) == 0)
+					return proto_error_set(err,
+					    PROTO_E_BAD_REQUEST,
+					    "invalid JSON: a number outside "
+					    "JSON's grammar");
+				i += n - 1;
+			}
 		} else if (c == '"')
 			in_str = false;
 		else if (c == '\\') {
+			long u, lo;
+
 			if (i + 5 < len && line[i + 1] == 'u' &&
-			    memcmp(line + i + 2, "0000", 4) == 0)
-				return proto_error_set(err, PROTO_E_BAD_REQUEST,
-				    "strings may not contain a NUL (\\u0000)");
+			    (u = hex4(line + i + 2)) >= 0) {
+				if (u == 0)
+					return proto_error_set(err,
+					    PROTO_E_BAD_REQUEST,
+					    "strings may not contain a NUL "
+					    "(\\u0000)");
+				if (u >= 0xdc00 && u <= 0xdfff)
+					goto lone;
+				if (u >= 0xd800 && u <= 0xdbff) {
+					if (!(i + 11 < len &&
+					        line[i + 6] == '\\' &&
+					        line[i + 7] == 'u' &&
+					        (lo = hex4(line + i + 8)) >=
+					            0xdc00 &&
+					        lo <= 0xdfff))
+						goto lone;
+					i += 6; /* the low half */
+				}
+				i += 5;
+				continue;
+			}
 			i++; /* the escaped character */
 		}
 	}
 	return 0;
+lone:
+	return proto_error_set(
+	    err, PROTO_E_BAD_REQUEST, "invalid JSON: a lone UTF-16 surrogate");
 }
 
 json_object *
