@@ -30,9 +30,11 @@ extern struct config portd_cfg;
 extern int64_t portd_started_ms;
 void portd_shutdown(const char *reason);
 
-/* clock (lease.c): wall-clock Unix milliseconds; tests may replace it. */
-extern int64_t (*portd_clock)(void);
+/* clock (lease.c): wall-clock Unix milliseconds, through the clock that
+ * portd_set_clock chose (portd_clock_real unless a test replaced it). */
+int64_t portd_clock(void);
 int64_t portd_clock_real(void);
+void portd_set_clock(int64_t (*clock)(void));
 
 /* alloc.c: the port pool and the kernel sockets that hold ports. */
 struct held_socket {

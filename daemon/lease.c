@@ -72,7 +72,19 @@ portd_clock_real(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t (*portd_clock)(void) = portd_clock_real;
+static int64_t (*clock_fn)(void) = portd_clock_real;
+
+int64_t
+portd_clock(void)
+{
+	return clock_fn();
+}
+
+void
+portd_set_clock(int64_t (*clock)(void))
+{
+	clock_fn = clock != NULL ? clock : portd_clock_real;
+}
 
 static unsigned
 hash(const char *s)

@@ -44,7 +44,7 @@ setup_range(uint16_t lo, uint16_t hi)
 	portd_base = event_base_new();
 	ck_assert_ptr_nonnull(portd_base);
 	fake_now = T0;
-	portd_clock = fake_clock;
+	portd_set_clock(fake_clock);
 }
 
 static void
@@ -474,7 +474,7 @@ START_TEST(expiry_through_the_loop)
 	char id[PROTO_MAX_ID + 1];
 	uint16_t port;
 
-	portd_clock = portd_clock_real;
+	portd_set_clock(portd_clock_real);
 	l = create("{\"op\":\"lease\",\"ttl\":1}", 1000, NULL);
 	keep = create("{\"op\":\"lease\",\"ttl\":60}", 1000, NULL);
 	strcpy(id, view(l).id);
@@ -517,7 +517,7 @@ START_TEST(renew_pushes_the_timer)
 	struct proto_error err;
 	char id[PROTO_MAX_ID + 1];
 
-	portd_clock = portd_clock_real;
+	portd_set_clock(portd_clock_real);
 	l = create("{\"op\":\"lease\",\"ttl\":1}", 1000, NULL);
 	strcpy(id, view(l).id);
 	ck_assert_int_eq(lease_renew(l, true, 60, &err), 0);
