@@ -44,7 +44,7 @@
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
 #define RBUF_SIZE   (PROTO_MAX_LINE + 4096)
-#define MAX_FDS     (PROTO_MAX_COUNT * 2)
+#define MAX_FDS     PROTO_MAX_SOCKETS
 #define IO_TIMEOUT  5   /* seconds: a daemon that hangs fails the test */
 #define PS_PER_PID  250 /* portserver requests made for one pid */
 #define MAX_CLIENTS 64

@@ -44,7 +44,7 @@
 #define EPHEMERAL_TRIES 32
 
 static uint8_t state[65536];
-static void *owners[65536];
+static struct lease *owners[65536];
 static uint16_t pool_lo, pool_hi;
 static int pool_free;     /* pool ports neither owned nor reserved */
 static int contig_cursor; /* where the next contiguous search starts */
@@ -280,7 +280,7 @@ alloc_stats(void)
 	return &stats;
 }
 
-void *
+struct lease *
 alloc_owner(uint16_t port)
 {
 	return owners[port];
@@ -529,7 +529,7 @@ alloc_bind_port(uint16_t port, enum proto_proto proto, enum proto_family family,
 }
 
 static void
-take(uint16_t p, void *owner)
+take(uint16_t p, struct lease *owner)
 {
 	owners[p] = owner;
 	fifo_remove(p);
@@ -554,7 +554,7 @@ alloc_put(const uint16_t *ports, int n)
 }
 
 int
-alloc_mark(const uint16_t *ports, int n, void *owner)
+alloc_mark(const uint16_t *ports, int n, struct lease *owner)
 {
 	for (int i = 0; i < n; i++) {
 		if (owners[ports[i]] != NULL)
@@ -787,7 +787,7 @@ take_pool_contiguous(const struct alloc_request *req, struct alloc_result *ret,
 }
 
 int
-alloc_take(const struct alloc_request *req, void *owner,
+alloc_take(const struct alloc_request *req, struct lease *owner,
     struct alloc_result *ret, struct proto_error *err)
 {
 	enum proto_strategy strategy = req->strategy;

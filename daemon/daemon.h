@@ -70,10 +70,10 @@ void alloc_shutdown(void);
 /* Move the pool to lo-hi (SIGHUP); leases keep their ports. */
 int alloc_set_pool(uint16_t lo, uint16_t hi);
 /* Choose ports for req, bind them, and mark them owned by owner. */
-int alloc_take(const struct alloc_request *req, void *owner,
+int alloc_take(const struct alloc_request *req, struct lease *owner,
     struct alloc_result *ret, struct proto_error *err);
 /* Mark ports taken by owner without binding (restore of claimed leases). */
-int alloc_mark(const uint16_t *ports, int n, void *owner);
+int alloc_mark(const uint16_t *ports, int n, struct lease *owner);
 /* Give ports back to the pool (and their host-wide markers up); the
  * caller closes the sockets. */
 void alloc_put(const uint16_t *ports, int n);
@@ -91,7 +91,7 @@ int alloc_marker_name(
 int alloc_bind_port(uint16_t port, enum proto_proto proto,
     enum proto_family family, enum proto_hold hold, struct held_socket *ret,
     int *ret_n, struct proto_error *err);
-void *alloc_owner(uint16_t port);
+struct lease *alloc_owner(uint16_t port);
 bool alloc_ipv6(void);
 /* Probe IPv6 again (reload): the socket layer and disable_ipv6. */
 bool alloc_reprobe_ipv6(void);

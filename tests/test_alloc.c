@@ -21,8 +21,10 @@
 #define LO 28000
 #define HI 28199
 
-/* Owners are opaque to the allocator; any distinct pointers do. */
-static char owner_a, owner_b;
+/* The allocator never looks inside an owner: any distinct pointers do. */
+static char owner_storage[2];
+#define OWNER_A ((struct lease *)(void *)&owner_storage[0])
+#define OWNER_B ((struct lease *)(void *)&owner_storage[1])
 
 static struct alloc_request
 request(int count, enum proto_proto proto, enum proto_family family)
@@ -44,7 +46,8 @@ setup_pool(uint16_t lo, uint16_t hi)
 
 /* Take ports for req or fail the test. */
 static void
-take(const struct alloc_request *req, void *owner, struct alloc_result *ret)
+take(const struct alloc_request *req, struct lease *owner,
+    struct alloc_result *ret)
 {
 	struct proto_error err = {0};
 
@@ -56,7 +59,7 @@ take(const struct alloc_request *req, void *owner, struct alloc_result *ret)
 
 /* One pool port, TCP dual. */
 static uint16_t
-take_one(void *owner, struct alloc_result *ret)
+take_one(struct lease *owner, struct alloc_result *ret)
 {
 	struct alloc_request req = request(1, PROTO_TCP, PROTO_FAM_DUAL);
 
@@ -72,7 +75,7 @@ take_fails(
 	struct alloc_result res;
 	struct proto_error err = {0};
 
-	ck_assert_int_eq(alloc_take(req, &owner_b, &res, &err), -1);
+	ck_assert_int_eq(alloc_take(req, OWNER_B, &res, &err), -1);
 	ck_assert_msg(err.code == code, "code %s (%s), want %s",
 	    proto_errcode_to_string(err.code), err.message,
 	    proto_errcode_to_string(code));
@@ -104,14 +107,14 @@ second_daemon(uint16_t lo, uint16_t hi, uint16_t skip, bool want_refused)
 	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
 		alloc_init(lo, hi);
-		if (alloc_take(&req, &owner_b, &res, &err) != 0)
+		if (alloc_take(&req, OWNER_B, &res, &err) != 0)
 			_exit(2);
 		if (want_refused && res.ports[0] == skip)
 			_exit(3);
 		alloc_put(res.ports, res.nports);
 		alloc_close_sockets(res.socks, res.nsocks);
 		req.port = skip;
-		if (alloc_take(&req, &owner_b, &res, &err) == 0)
+		if (alloc_take(&req, OWNER_B, &res, &err) == 0)
 			_exit(want_refused ? 4 : 0);
 		if (!want_refused ||
 		    strstr(err.message, "another portd") == NULL)
@@ -134,7 +137,7 @@ START_TEST(regression_claimed_port_given_by_two_daemons)
 	uint16_t p;
 
 	setup_pool(LO + 100, LO + 109);
-	p = take_one(&owner_a, &res);
+	p = take_one(OWNER_A, &res);
 	ck_assert(alloc_marked(p, PROTO_TCP));
 	ck_assert(!alloc_marked(p, PROTO_UDP));
 	/* Claimed: the sockets are closed, the lease (and marker) stay. */
@@ -168,17 +171,17 @@ START_TEST(squatted_marker_skipped)
 	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, len), 0);
-	take(&req, &owner_a, &res);
+	take(&req, OWNER_A, &res);
 	ck_assert_int_eq(res.ports[0], LO + 111);
 	give_back(&res);
 	/* TCP port 28110 has no squatter. */
 	req = request(1, PROTO_TCP, PROTO_FAM_DUAL);
 	req.port = LO + 110;
-	take(&req, &owner_a, &res);
+	take(&req, OWNER_A, &res);
 	give_back(&res);
 	req = request(1, PROTO_BOTH, PROTO_FAM_DUAL);
 	req.port = LO + 110;
-	ck_assert_int_eq(alloc_take(&req, &owner_a, &res, &err), -1);
+	ck_assert_int_eq(alloc_take(&req, OWNER_A, &res, &err), -1);
 	ck_assert_int_eq(err.code, PROTO_E_PORT_UNAVAILABLE);
 	ck_assert_msg(
 	    strstr(err.message, "another portd") != NULL, "%s", err.message);
@@ -197,13 +200,13 @@ START_TEST(pool_ports_distinct)
 	ck_assert_int_eq(alloc_pool_size(), 100);
 	ck_assert_int_eq(alloc_pool_free(), 100);
 	for (int i = 0; i < 100; i++) {
-		uint16_t p = take_one(&owner_a, &res[i]);
+		uint16_t p = take_one(OWNER_A, &res[i]);
 
 		ck_assert_int_ge(p, LO);
 		ck_assert_int_le(p, LO + 99);
 		ck_assert_msg(!seen[p - LO], "port %u handed out twice", p);
 		seen[p - LO] = true;
-		ck_assert_ptr_eq(alloc_owner(p), &owner_a);
+		ck_assert_ptr_eq(alloc_owner(p), OWNER_A);
 		ck_assert_int_eq(alloc_pool_free(), 99 - i);
 	}
 }
@@ -216,11 +219,11 @@ START_TEST(pool_exhaustion)
 
 	setup_pool(LO, LO + 4);
 	for (int i = 0; i < 4; i++)
-		take_one(&owner_a, &res[i]);
+		take_one(OWNER_A, &res[i]);
 	/* One port left: two cannot be had, and the one is not lost. */
 	take_fails(&two, PROTO_E_NO_PORTS, "no free port in the pool");
 	ck_assert_int_eq(alloc_pool_free(), 1);
-	take_one(&owner_a, &more);
+	take_one(OWNER_A, &more);
 	ck_assert_int_eq(alloc_pool_free(), 0);
 	take_fails(
 	    &two, PROTO_E_NO_PORTS, "no free port in the pool 28000-28004");
@@ -229,7 +232,7 @@ START_TEST(pool_exhaustion)
 	/* A port given back can be had again. */
 	give_back(&res[2]);
 	ck_assert_int_eq(alloc_pool_free(), 1);
-	ck_assert_int_eq(take_one(&owner_b, &more), res[2].ports[0]);
+	ck_assert_int_eq(take_one(OWNER_B, &more), res[2].ports[0]);
 }
 END_TEST
 
@@ -240,7 +243,7 @@ START_TEST(put_returns_ports_last)
 	uint16_t first;
 
 	setup_pool(LO, LO + 4);
-	first = take_one(&owner_a, &a);
+	first = take_one(OWNER_A, &a);
 	ck_assert_int_eq(first, LO);
 	give_back(&a);
 	ck_assert_ptr_null(alloc_owner(first));
@@ -248,8 +251,8 @@ START_TEST(put_returns_ports_last)
 	ck_assert_int_eq(
 	    unit_try_bind(AF_INET, SOCK_STREAM, first, false, false), 0);
 	for (int i = 1; i <= 4; i++)
-		ck_assert_int_eq(take_one(&owner_a, &b), LO + i);
-	ck_assert_int_eq(take_one(&owner_a, &b), first);
+		ck_assert_int_eq(take_one(OWNER_A, &b), LO + i);
+	ck_assert_int_eq(take_one(OWNER_A, &b), first);
 	/* Putting a port twice, or one nobody owns, changes nothing. */
 	give_back(&b);
 	alloc_put(&first, 1);
@@ -271,13 +274,13 @@ busy_port(enum proto_proto proto)
 	/* A plain bind, no SO_REUSEADDR: as most programs do. */
 	fd = unit_bind(AF_INET, type, LO, false, false);
 	ck_assert_int_ge(fd, 0);
-	take(&req, &owner_a, &res);
+	take(&req, OWNER_A, &res);
 	ck_assert_int_eq(res.ports[0], LO + 1);
 	ck_assert_ptr_null(alloc_owner(LO));
 	ck_assert_int_eq(alloc_stats()->examined, 2);
 	ck_assert_int_eq(alloc_stats()->binds, 2);
 	for (int i = 2; i <= 9; i++) {
-		take(&req, &owner_a, &res);
+		take(&req, OWNER_A, &res);
 		ck_assert_int_eq(res.ports[0], LO + i);
 	}
 	/* Only the busy port is left: the pick gives up, it does not spin. */
@@ -287,7 +290,7 @@ busy_port(enum proto_proto proto)
 	ck_assert_int_eq(alloc_pool_free(), 1);
 	/* Once the program lets go, the port is handed out. */
 	close(fd);
-	take(&req, &owner_a, &res);
+	take(&req, OWNER_A, &res);
 	ck_assert_int_eq(res.ports[0], LO);
 }
 
@@ -312,7 +315,7 @@ START_TEST(busy_for_one_proto_of_both)
 
 	setup_pool(LO, LO + 9);
 	ck_assert_int_ge(fd, 0);
-	take(&req, &owner_a, &res);
+	take(&req, OWNER_A, &res);
 	ck_assert_int_eq(res.ports[0], LO + 1);
 	ck_assert_int_eq(res.nsocks, 2);
 	/* The TCP socket bound before UDP failed was closed again. */
@@ -352,7 +355,7 @@ START_TEST(reserved_ports_skipped)
 	ck_assert_int_eq(alloc_pool_size(), 10);
 	ck_assert_int_eq(alloc_pool_free(), 7);
 	for (int i = 0; i < 7; i++) {
-		take(&req, &owner_a, &res[i]);
+		take(&req, OWNER_A, &res[i]);
 		seen[res[i].ports[0] - LO] = true;
 	}
 	ck_assert(!seen[3] && !seen[5] && !seen[6]);
@@ -362,9 +365,9 @@ START_TEST(reserved_ports_skipped)
 	/* Contiguous runs step over them too: 28000-2, 28007-9, no more. */
 	req.count = 3;
 	req.contiguous = true;
-	take(&req, &owner_a, &res[0]);
+	take(&req, OWNER_A, &res[0]);
 	ck_assert_int_eq(res[0].ports[0], LO);
-	take(&req, &owner_a, &res[1]);
+	take(&req, OWNER_A, &res[1]);
 	ck_assert_int_eq(res[1].ports[0], LO + 7);
 	take_fails(&req, PROTO_E_NO_PORTS, "no 3 contiguous free ports");
 }
@@ -381,20 +384,20 @@ START_TEST(contiguous_runs)
 	req.contiguous = true;
 	/* A leased port and a busy one break runs. */
 	one.port = LO + 5;
-	take(&one, &owner_a, &single);
+	take(&one, OWNER_A, &single);
 	fd = unit_bind(AF_INET, SOCK_STREAM, LO + 20, false, false);
 	ck_assert_int_ge(fd, 0);
 
-	take(&req, &owner_a, &res);
+	take(&req, OWNER_A, &res);
 	ck_assert_int_eq(res.ports[0], LO + 6);
 	for (int i = 1; i < 8; i++)
 		ck_assert_int_eq(res.ports[i], res.ports[0] + i);
 	ck_assert_int_eq(res.nsocks, 8);
 	/* 14..21 would hold the busy 20: the next run starts after it. */
-	take(&req, &owner_a, &res);
+	take(&req, OWNER_A, &res);
 	ck_assert_int_eq(res.ports[0], LO + 21);
 	for (int i = 0; i < 8; i++) {
-		ck_assert_ptr_eq(alloc_owner(res.ports[i]), &owner_a);
+		ck_assert_ptr_eq(alloc_owner(res.ports[i]), OWNER_A);
 		ck_assert_int_eq(unit_try_bind(AF_INET, SOCK_STREAM,
 		                     res.ports[i], false, false),
 		    EADDRINUSE);
@@ -410,7 +413,7 @@ START_TEST(contiguous_runs)
 
 	/* 64 in a row. */
 	req.count = 64;
-	take(&req, &owner_b, &res);
+	take(&req, OWNER_B, &res);
 	for (int i = 1; i < 64; i++)
 		ck_assert_int_eq(res.ports[i], res.ports[0] + i);
 	/* No room left for another 64. */
@@ -427,21 +430,21 @@ START_TEST(specific_ports)
 	setup_pool(LO, LO + 9);
 	/* Out of the pool or in it. */
 	req.port = LO + 150;
-	take(&req, &owner_a, &out);
+	take(&req, OWNER_A, &out);
 	ck_assert_int_eq(out.ports[0], LO + 150);
-	ck_assert_ptr_eq(alloc_owner(LO + 150), &owner_a);
+	ck_assert_ptr_eq(alloc_owner(LO + 150), OWNER_A);
 	ck_assert_int_eq(
 	    unit_try_bind(AF_INET, SOCK_STREAM, LO + 150, false, false),
 	    EADDRINUSE);
 	take_fails(&req, PROTO_E_PORT_UNAVAILABLE, "port 28150 is leased");
 
 	req.port = LO + 3;
-	take(&req, &owner_a, &in);
+	take(&req, OWNER_A, &in);
 	ck_assert_int_eq(alloc_pool_free(), 9);
 	take_fails(&req, PROTO_E_PORT_UNAVAILABLE, "port 28003 is leased");
 	/* The pool does not hand it out a second time. */
 	for (int i = 0; i < 9; i++)
-		ck_assert_int_ne(take_one(&owner_b, &again[i]), LO + 3);
+		ck_assert_int_ne(take_one(OWNER_B, &again[i]), LO + 3);
 	ck_assert_int_eq(alloc_pool_free(), 0);
 
 	/* Busy: another program bound it. */
@@ -476,8 +479,8 @@ START_TEST(specific_ports)
 	req.port = LO + 150;
 	req.count = 1;
 	give_back(&out);
-	take(&req, &owner_b, &out);
-	ck_assert_ptr_eq(alloc_owner(LO + 150), &owner_b);
+	take(&req, OWNER_B, &out);
+	ck_assert_ptr_eq(alloc_owner(LO + 150), OWNER_B);
 }
 END_TEST
 
@@ -488,7 +491,7 @@ START_TEST(ephemeral_ports)
 
 	setup_pool(LO, LO + 9);
 	req.strategy = PROTO_STRATEGY_EPHEMERAL;
-	take(&req, &owner_a, &res);
+	take(&req, OWNER_A, &res);
 	for (int i = 0; i < 3; i++) {
 		uint16_t p = res.ports[i];
 
@@ -496,7 +499,7 @@ START_TEST(ephemeral_ports)
 		ck_assert(p < LO || p > LO + 9);
 		for (int k = 0; k < i; k++)
 			ck_assert_int_ne(res.ports[k], p);
-		ck_assert_ptr_eq(alloc_owner(p), &owner_a);
+		ck_assert_ptr_eq(alloc_owner(p), OWNER_A);
 		ck_assert_int_eq(
 		    unit_try_bind(AF_INET, SOCK_STREAM, p, false, false),
 		    EADDRINUSE);
@@ -505,7 +508,7 @@ START_TEST(ephemeral_ports)
 	/* The daemon's configured strategy applies to "default". */
 	portd_cfg.strategy = PROTO_STRATEGY_EPHEMERAL;
 	req = request(2, PROTO_BOTH, PROTO_FAM_DUAL);
-	take(&req, &owner_a, &more);
+	take(&req, OWNER_A, &more);
 	ck_assert_int_eq(more.nsocks, 4);
 	ck_assert(more.ports[0] < LO || more.ports[0] > LO + 9);
 	ck_assert_int_eq(alloc_pool_free(), 10);
@@ -522,7 +525,7 @@ START_TEST(proto_both_holds_tcp_and_udp)
 	struct alloc_result res;
 
 	setup_pool(LO, LO + 9);
-	take(&req, &owner_a, &res);
+	take(&req, OWNER_A, &res);
 	ck_assert_int_eq(res.nsocks, 4);
 	for (int i = 0; i < res.nsocks; i++)
 		ck_assert_int_eq(res.socks[i].port, res.ports[i / 2]);
@@ -587,7 +590,7 @@ START_TEST(hold_semantics)
 		return;
 	}
 	req.hold = c->hold;
-	take(&req, &owner_a, &res);
+	take(&req, OWNER_A, &res);
 	p = res.ports[0];
 	ck_assert_int_eq(res.nsocks, 1);
 	ck_assert_int_eq(res.family, c->family);
@@ -614,7 +617,7 @@ START_TEST(shared_hold_co_bind)
 	int srv;
 
 	setup_pool(LO, LO + 9);
-	take(&req, &owner_a, &res);
+	take(&req, OWNER_A, &res);
 	srv = unit_bind(AF_UNSPEC, SOCK_STREAM, res.ports[0], true, true);
 	ck_assert_int_ge(srv, 0);
 	/* Still nobody else without SO_REUSEADDR. */
@@ -645,12 +648,12 @@ START_TEST(pick_cost_with_full_pool)
 	/* Mark in a scattered order, not as one block. */
 	for (int i = 0; i < 9000; i++)
 		marked[i] = (uint16_t)(19000 + (i * 7919) % 9000);
-	ck_assert_int_eq(alloc_mark(marked, 9000, &owner_b), 0);
+	ck_assert_int_eq(alloc_mark(marked, 9000, OWNER_B), 0);
 	ck_assert_int_eq(alloc_pool_free(), 1000);
 
 	for (int i = 0; i < 100; i++) {
 		uint64_t e = st->examined, b = st->binds;
-		uint16_t p = take_one(&owner_a, &res);
+		uint16_t p = take_one(OWNER_A, &res);
 
 		ck_assert_int_ge(p, 28000);
 		ck_assert_int_le(p, LO + 199);
@@ -669,8 +672,8 @@ START_TEST(pick_cost_with_full_pool)
 	ck_assert_int_le(max_binds, 2);
 	ck_assert_int_eq(alloc_pool_free(), 900);
 	/* Marking a port someone owns fails and marks nothing. */
-	ck_assert_int_eq(alloc_mark(marked, 2, &owner_a), -1);
-	ck_assert_ptr_eq(alloc_owner(marked[0]), &owner_b);
+	ck_assert_int_eq(alloc_mark(marked, 2, OWNER_A), -1);
+	ck_assert_ptr_eq(alloc_owner(marked[0]), OWNER_B);
 }
 END_TEST
 
@@ -689,9 +692,9 @@ START_TEST(regression_pool_stale_queue)
 	setup_pool(LO, LO + 199);
 	run.contiguous = true;
 	for (int i = 0; i < 3; i++)
-		take(&run, &owner_a, &res[i]);
+		take(&run, OWNER_A, &res[i]);
 	ck_assert_int_eq(alloc_pool_free(), 8);
-	ck_assert_int_eq(take_one(&owner_a, &one), LO + 192);
+	ck_assert_int_eq(take_one(OWNER_A, &one), LO + 192);
 	ck_assert_int_eq(alloc_stats()->examined, 1);
 	for (int i = 0; i < 3; i++)
 		give_back(&res[i]);
@@ -700,13 +703,13 @@ START_TEST(regression_pool_stale_queue)
 	setup_pool(LO, LO + 199);
 	for (int i = 0; i < 150; i++)
 		marked[i] = (uint16_t)(LO + i);
-	ck_assert_int_eq(alloc_mark(marked, 150, &owner_b), 0);
-	ck_assert_int_eq(take_one(&owner_a, &one), LO + 150);
+	ck_assert_int_eq(alloc_mark(marked, 150, OWNER_B), 0);
+	ck_assert_int_eq(take_one(OWNER_A, &one), LO + 150);
 	ck_assert_int_eq(alloc_stats()->examined, 1);
 	/* Given back, marked ports join the queue at its end. */
 	alloc_put(marked, 150);
 	ck_assert_int_eq(alloc_pool_free(), 199);
-	ck_assert_int_eq(take_one(&owner_a, &res[0]), LO + 151);
+	ck_assert_int_eq(take_one(OWNER_A, &res[0]), LO + 151);
 }
 END_TEST
 
@@ -718,18 +721,18 @@ START_TEST(set_pool_keeps_leases)
 	uint16_t pa;
 
 	setup_pool(LO, LO + 9);
-	pa = take_one(&owner_a, &a);
+	pa = take_one(OWNER_A, &a);
 	ck_assert_int_eq(pa, LO);
 	ck_assert_int_eq(alloc_set_pool(LO, LO + 19), 0);
 	ck_assert_int_eq(alloc_pool_free(), 19);
-	ck_assert_ptr_eq(alloc_owner(pa), &owner_a);
-	ck_assert_int_eq(take_one(&owner_b, &b), LO + 1);
+	ck_assert_ptr_eq(alloc_owner(pa), OWNER_A);
+	ck_assert_int_eq(take_one(OWNER_B, &b), LO + 1);
 	give_back(&b);
 	/* Shrink away from the leased port: it stays leased, outside. */
 	ck_assert_int_eq(alloc_set_pool(LO + 10, LO + 19), 0);
 	ck_assert_int_eq(alloc_pool_free(), 10);
-	ck_assert_ptr_eq(alloc_owner(pa), &owner_a);
-	ck_assert_int_eq(take_one(&owner_b, &b), LO + 10);
+	ck_assert_ptr_eq(alloc_owner(pa), OWNER_A);
+	ck_assert_int_eq(take_one(OWNER_B, &b), LO + 10);
 	give_back(&b);
 	give_back(&a);
 	ck_assert_int_eq(alloc_pool_free(), 10);
