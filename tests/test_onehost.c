@@ -168,29 +168,43 @@ START_TEST(other_netns_refused)
 }
 END_TEST
 
+/*
+ * Start a daemon any user may reach, with a held lease "web" and a
+ * claimed lease "db" of root's; returns the connection that owns them.
+ */
+static int
+start_with_web_and_db(struct daemon_proc *d, int *ret_held, int *ret_claimed)
+{
+	static const char *const args[] = {
+	    "--pool", POOL, "--socket-mode", "0666", NULL};
+	json_object *r;
+	int c;
+
+	harness_start(d, args);
+	open_dir(d);
+	c = harness_connect(d->sock);
+	r = harness_call(c, "{\"op\":\"lease\",\"name\":\"web\"}");
+	*ret_held = lease_port(r, 0);
+	json_object_put(r);
+	r = harness_call(c, "{\"op\":\"lease\",\"name\":\"db\"}");
+	*ret_claimed = lease_port(r, 0);
+	json_object_put(harness_call(
+	    c, "{\"op\":\"claim\",\"lease\":\"%s\"}", lease_id(r)));
+	json_object_put(r);
+	return c;
+}
+
 /* who, as root and as uid 65534: a held lease, a claimed one, a port
  * nobody leases. Another uid sees the owner, name and state only. */
 START_TEST(who_answers_any_user)
 {
-	static const char *const args[] = {
-	    "--pool", POOL, "--socket-mode", "0666", NULL};
 	struct daemon_proc d;
 	struct exchange x;
-	json_object *r, *w;
+	json_object *w;
 	char req[256];
 	int c, held, claimed;
 
-	harness_start(&d, args);
-	open_dir(&d);
-	c = harness_connect(d.sock);
-	r = harness_call(c, "{\"op\":\"lease\",\"name\":\"web\"}");
-	held = lease_port(r, 0);
-	json_object_put(r);
-	r = harness_call(c, "{\"op\":\"lease\",\"name\":\"db\"}");
-	claimed = lease_port(r, 0);
-	json_object_put(harness_call(
-	    c, "{\"op\":\"claim\",\"lease\":\"%s\"}", lease_id(r)));
-	json_object_put(r);
+	c = start_with_web_and_db(&d, &held, &claimed);
 
 	w = harness_call(c, "{\"op\":\"who\",\"port\":%d}", held);
 	ck_assert(reply_ok(w));
@@ -277,25 +291,12 @@ portctl_who(
  */
 START_TEST(portctl_who_as_root_and_nobody)
 {
-	static const char *const args[] = {
-	    "--pool", POOL, "--socket-mode", "0666", NULL};
 	static const uid_t uids[] = {0, NOBODY_UID};
 	struct daemon_proc d;
-	json_object *r;
 	char out[4096], arg[16], want[128];
 	int c, held, claimed, listener, lfd;
 
-	harness_start(&d, args);
-	open_dir(&d);
-	c = harness_connect(d.sock);
-	r = harness_call(c, "{\"op\":\"lease\",\"name\":\"web\"}");
-	held = lease_port(r, 0);
-	json_object_put(r);
-	r = harness_call(c, "{\"op\":\"lease\",\"name\":\"db\"}");
-	claimed = lease_port(r, 0);
-	json_object_put(harness_call(
-	    c, "{\"op\":\"claim\",\"lease\":\"%s\"}", lease_id(r)));
-	json_object_put(r);
+	c = start_with_web_and_db(&d, &held, &claimed);
 	/* Outside the pool: this process listens there, portd knows not. */
 	listener = 25700;
 	lfd = bind_listen("127.0.0.1", listener, false);

@@ -364,13 +364,32 @@ START_TEST(exec_environment_and_arguments)
 }
 END_TEST
 
+/* A connection to 127.0.0.1:port once a server listens there (up to
+ * 20 s), or -1. */
+static int
+connect_when_listening(int port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+	    .sin_port = htons((uint16_t)port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+	for (int i = 0; i < 2000; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+			return fd;
+		close(fd);
+		usleep(10000);
+	}
+	return -1;
+}
+
 /* A real HTTP GET to a server started by exec, while portd holds the port. */
 START_TEST(exec_http_server)
 {
 	char www[256], path[300], resp[4096];
 	const char *const args[] = {"exec", "--", "python3", "-m",
 	    "http.server", "{port}", "--bind", "127.0.0.1", NULL};
-	struct sockaddr_in sin = {.sin_family = AF_INET};
 	struct run r;
 	bool held = false;
 	int port, fd = -1, n = 0;
@@ -387,16 +406,7 @@ START_TEST(exec_http_server)
 	pid = spawn_portctl(d.dir, www, NULL, args);
 	port = wait_for_lease(&held);
 	ck_assert(held);
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	for (int i = 0; i < 2000; i++) {
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
-			break;
-		close(fd);
-		fd = -1;
-		usleep(10000);
-	}
+	fd = connect_when_listening(port);
 	ck_assert_msg(fd >= 0, "http.server never listened on %d", port);
 	harness_send(fd, "GET / HTTP/1.0\r\n\r\n", 18);
 	for (ssize_t k; (k = read(fd, resp + n, sizeof(resp) - 1 - n)) > 0;)
@@ -526,7 +536,6 @@ START_TEST(regression_exec_no_reuseaddr_unexplained)
 {
 	const char *const args[] = {"exec", "--hold", "exclusive", "--",
 	    "python3", "-c", tcpserver, "{port}", NULL};
-	struct sockaddr_in sin = {.sin_family = AF_INET};
 	struct run r;
 	char buf[8] = "";
 	bool held = true;
@@ -551,16 +560,7 @@ START_TEST(regression_exec_no_reuseaddr_unexplained)
 
 	pid = spawn_portctl(d.dir, NULL, NULL, args);
 	port = wait_for_lease(&held);
-	sin.sin_port = htons((uint16_t)port);
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	for (int i = 0; i < 1000; i++) {
-		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
-			break;
-		close(fd);
-		fd = -1;
-		usleep(10000);
-	}
+	fd = connect_when_listening(port);
 	ck_assert_msg(fd >= 0, "TCPServer never listened on %d", port);
 	ck_assert_int_eq(read(fd, buf, 2), 2);
 	ck_assert_str_eq(buf, "hi");
