@@ -58,6 +58,11 @@ static const struct key keys[] = {
     {"request-timeout", KEY_MSEC, F(request_timeout_ms), 100, MS_HOUR},
     /* At least one request line's worth (64 KiB); at most 1 GiB. */
     {"max-output", KEY_BYTES, F(max_output), 64 * 1024, 1024 * 1024 * 1024},
+    /* Over all connections of one uid, and of everyone. */
+    {"max-output-per-uid", KEY_BYTES, F(max_output_per_uid), 64 * 1024,
+        INT64_C(16) * 1024 * 1024 * 1024},
+    {"max-output-total", KEY_BYTES, F(max_output_total), 64 * 1024,
+        INT64_C(16) * 1024 * 1024 * 1024},
     /* Unread fds count against the daemon's user: keep the cap small. */
     {"max-fd-replies", KEY_INT, F(max_fd_replies), 1, 64},
     {"socket-mode", KEY_MODE, 0, 0, 0},
@@ -86,6 +91,8 @@ config_defaults(struct config *cfg)
 	cfg->max_conns_per_uid = 256;
 	cfg->request_timeout_ms = 10000;
 	cfg->max_output = 1024 * 1024;
+	cfg->max_output_per_uid = 16 * 1024 * 1024;
+	cfg->max_output_total = 64 * 1024 * 1024;
 	cfg->max_fd_replies = 16;
 	cfg->socket_mode = 0600;
 }
@@ -727,6 +734,10 @@ config_write(const struct config *cfg, FILE *f)
 	fprintf(f, "request-timeout = %s\n", v);
 	format_bytes(cfg->max_output, v, sizeof(v));
 	fprintf(f, "max-output = %s\n", v);
+	format_bytes(cfg->max_output_per_uid, v, sizeof(v));
+	fprintf(f, "max-output-per-uid = %s\n", v);
+	format_bytes(cfg->max_output_total, v, sizeof(v));
+	fprintf(f, "max-output-total = %s\n", v);
 	fprintf(f, "max-fd-replies = %d\n", cfg->max_fd_replies);
 	fprintf(f, "socket-mode = %04o\n", (unsigned)cfg->socket_mode);
 	fprintf(f, "portserver-address = %s\n", cfg->portserver);

@@ -33,10 +33,12 @@ struct config {
 	int64_t max_ttl;              /* seconds */
 	int max_conns;                /* connections in all */
 	int max_conns_per_uid;
-	int request_timeout_ms; /* first byte to '\n' */
-	size_t max_output;      /* queued reply bytes a client */
-	int max_fd_replies;     /* unread fd-carrying replies */
-	mode_t socket_mode;     /* API socket permissions */
+	int request_timeout_ms;    /* first byte to '\n' */
+	size_t max_output;         /* queued reply bytes a client */
+	size_t max_output_per_uid; /* ... all connections of a uid */
+	size_t max_output_total;   /* ... every connection */
+	int max_fd_replies;        /* unread fd-carrying replies */
+	mode_t socket_mode;        /* API socket permissions */
 
 	bool default_ttl_set; /* default-ttl set explicitly */
 };

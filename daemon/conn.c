@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <linux/sockios.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -42,6 +43,7 @@ struct conn {
 	bool draining;  /* close once the output is flushed */
 	bool eof;       /* half-closed: answer what came, then drain */
 	bool dead;      /* closed; memory freed later */
+	bool stalled;   /* paused for the per-uid or total output cap */
 	int fd_replies; /* fd-carrying replies the client may not have read */
 	TAILQ_ENTRY(conn) entry;
 };
@@ -49,10 +51,31 @@ struct conn {
 static TAILQ_HEAD(, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
 static int nconns;
 
+/*
+ * Queued output, counted honestly: a reply costs its bytes, its struct
+ * outmsg and the allocator's headers of both. A connection is paused
+ * (not read) past max-output of its own, past max-output-per-uid for
+ * all of its uid's connections, or past max-output-total for everyone's;
+ * the last two are only summed once a connection holds more than
+ * OUT_QUIET, so a client that reads its replies never pays for them.
+ */
+#define OUT_OVERHEAD 32 /* malloc headers of the message and its text */
+#define OUT_QUIET    4096
+#define TRIM_BYTES   (4 * 1024 * 1024) /* freed before malloc_trim */
+
+static size_t out_total;    /* every connection's queued output */
+static size_t out_freed;    /* queued output freed since the last trim */
+static uint64_t out_stalls; /* pauses for the per-uid or total cap */
+static int nstalled;        /* connections paused for those caps */
+static struct event *resume_ev;
+static struct event *trim_ev; /* a second after a flood's end */
+
 static void conn_read_cb(evutil_socket_t, short, void *);
 static void conn_write_cb(evutil_socket_t, short, void *);
 static void conn_timer_cb(evutil_socket_t, short, void *);
 static void conn_flush(struct conn *);
+static void resume_cb(evutil_socket_t, short, void *);
+static void trim_cb(evutil_socket_t, short, void *);
 
 int
 conn_count(void)
@@ -129,6 +152,14 @@ conn_new(int fd, uid_t uid, pid_t pid)
 	c->pid = pid;
 	c->accepted = proc_now_ticks();
 	TAILQ_INIT(&c->out);
+	if (resume_ev == NULL)
+		resume_ev = event_new(portd_base, -1, 0, resume_cb, NULL);
+	if (trim_ev == NULL)
+		trim_ev = evtimer_new(portd_base, trim_cb, NULL);
+	if (resume_ev == NULL || trim_ev == NULL) {
+		free(c);
+		return NULL;
+	}
 	c->rev =
 	    event_new(portd_base, fd, EV_READ | EV_PERSIST, conn_read_cb, c);
 	c->wev =
@@ -153,6 +184,129 @@ conn_new(int fd, uid_t uid, pid_t pid)
 	reading(c, true);
 	log_debug("connection from uid %u pid %d", (unsigned)uid, (int)pid);
 	return c;
+}
+
+static size_t
+outmsg_cost(const struct outmsg *m)
+{
+	return sizeof(*m) + m->len + OUT_OVERHEAD;
+}
+
+/* What c's queue costs now: what is left of its messages, in full. */
+static void
+charge(struct conn *c, size_t add, size_t sub)
+{
+	c->outbytes += add;
+	c->outbytes -= sub;
+	out_total += add;
+	out_total -= sub;
+	out_freed += sub;
+}
+
+/* Queued output of every connection of uid. */
+static size_t
+uid_outbytes(uid_t uid)
+{
+	struct conn *c;
+	size_t n = 0;
+
+	TAILQ_FOREACH(c, &conns, entry)
+	if (c->uid == uid)
+		n += c->outbytes;
+	return n;
+}
+
+/* Whether c must stop reading: its own cap, its uid's, everyone's. */
+static bool
+out_full(struct conn *c)
+{
+	if (c->outbytes > portd_cfg.max_output)
+		return true;
+	if (c->outbytes <= OUT_QUIET)
+		return false;
+	if (out_total > portd_cfg.max_output_total ||
+	    uid_outbytes(c->uid) > portd_cfg.max_output_per_uid) {
+		if (!c->stalled) {
+			c->stalled = true;
+			nstalled++;
+			out_stalls++;
+		}
+		return true;
+	}
+	return false;
+}
+
+/* Whether c may read again: half of each cap it was paused for. */
+static bool
+out_room(struct conn *c)
+{
+	if (c->outbytes > portd_cfg.max_output / 2)
+		return false;
+	if (c->stalled &&
+	    (out_total > portd_cfg.max_output_total / 2 ||
+	        uid_outbytes(c->uid) > portd_cfg.max_output_per_uid / 2))
+		return false;
+	if (c->stalled) {
+		c->stalled = false;
+		nstalled--;
+	}
+	return true;
+}
+
+size_t
+conn_queued_output(void)
+{
+	return out_total;
+}
+
+uint64_t
+conn_output_stalls(void)
+{
+	return out_stalls;
+}
+
+/* Output was freed: give memory back after a flood, and wake the
+ * connections paused for the shared caps. */
+static void
+out_released(void)
+{
+	struct timeval second = {1, 0};
+
+	/* At most once a second, so a busy daemon does not trim per reply;
+	 * closed connections' buffers are freed by then too. */
+	if (out_freed >= TRIM_BYTES && trim_ev != NULL &&
+	    !evtimer_pending(trim_ev, NULL))
+		evtimer_add(trim_ev, &second);
+	if (nstalled > 0 && resume_ev != NULL)
+		event_active(resume_ev, EV_TIMEOUT, 0);
+}
+
+static void
+trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	out_freed = 0;
+#ifdef __GLIBC__
+	malloc_trim(0); /* glibc keeps a flood's freed heap otherwise */
+#endif
+}
+
+/* Paused connections, once output was freed: read those that may. */
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c, *next;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	for (c = TAILQ_FIRST(&conns); c != NULL && nstalled > 0; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		if (c->stalled && !c->dead)
+			conn_flush(c);
+	}
 }
 
 static void
@@ -196,8 +350,14 @@ conn_close(struct conn *c, const char *reason)
 	event_del(c->timer);
 	while ((m = TAILQ_FIRST(&c->out)) != NULL) {
 		TAILQ_REMOVE(&c->out, m, entry);
+		charge(c, 0, outmsg_cost(m) - m->off);
 		outmsg_free(m);
 	}
+	if (c->stalled) {
+		c->stalled = false;
+		nstalled--;
+	}
+	out_released();
 	close(c->fd);
 	c->fd = -1;
 	lease_end_conn(c);
@@ -215,6 +375,14 @@ conn_close_all(void)
 
 	while ((c = TAILQ_FIRST(&conns)) != NULL)
 		conn_close(c, "shutting down");
+	if (resume_ev != NULL) {
+		event_free(resume_ev);
+		resume_ev = NULL;
+	}
+	if (trim_ev != NULL) {
+		event_free(trim_ev);
+		trim_ev = NULL;
+	}
 }
 
 /* Send one error line and close once it is flushed. */
@@ -268,7 +436,7 @@ conn_process(struct conn *c)
 		free(line);
 		handled = true;
 		/* A pipelining client that does not read waits here. */
-		if (c->outbytes > portd_cfg.max_output)
+		if (out_full(c))
 			break;
 	}
 	if (c->dead || c->draining)
@@ -282,7 +450,7 @@ conn_process(struct conn *c)
 		/* Half-closed: the rest of the input waits until the
 		 * client has read enough; the deadline counts from the
 		 * last progress (conn_write_cb), not from the EOF. */
-		if (c->outbytes > portd_cfg.max_output) {
+		if (out_full(c)) {
 			timer_arm(c, portd_cfg.request_timeout_ms);
 			return;
 		}
@@ -295,7 +463,7 @@ conn_process(struct conn *c)
 		return;
 	}
 	/* Deadline: from the first byte of a request to its '\n'. */
-	if (c->outbytes > portd_cfg.max_output) {
+	if (out_full(c)) {
 		reading(c, false);
 		timer_arm(c, portd_cfg.request_timeout_ms);
 	} else if (evbuffer_get_length(c->in) > 0) {
@@ -370,7 +538,9 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (c->draining)
 		conn_close(c, "could not deliver the last reply in time");
-	else if (c->outbytes > portd_cfg.max_output)
+	else if (c->stalled && TAILQ_EMPTY(&c->out))
+		timer_arm(c, portd_cfg.request_timeout_ms); /* others' output */
+	else if (c->outbytes > portd_cfg.max_output || c->stalled)
 		conn_close(c, "client does not read its replies");
 	else {
 		conn_fail(c, PROTO_E_BAD_REQUEST,
@@ -383,6 +553,8 @@ static int
 conn_write(struct conn *c)
 {
 	struct outmsg *m;
+	size_t before = out_freed;
+	int rc = 0;
 
 	while ((m = TAILQ_FIRST(&c->out)) != NULL) {
 		struct iovec iov = {
@@ -418,24 +590,29 @@ conn_write(struct conn *c)
 		}
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR)
-				return 0;
+				break;
 			log_debug("send to uid %u: %s", (unsigned)c->uid,
 			    strerror(errno));
 			conn_close(c, "write error");
-			return -1;
+			return -1; /* conn_close released its output */
 		}
 		/* The fds went with the first byte; the kernel has them. */
 		for (int i = 0; i < m->nfds; i++)
 			close(m->fds[i]);
 		m->nfds = 0;
 		m->off += (size_t)n;
-		c->outbytes -= (size_t)n;
+		charge(c, 0, (size_t)n);
 		if (m->off < m->len)
-			return 0;
+			break;
 		TAILQ_REMOVE(&c->out, m, entry);
+		charge(c, 0, outmsg_cost(m) - m->len);
 		outmsg_free(m);
 	}
-	return 0;
+	/* Only on progress: a paused connection woken for nothing must not
+	 * wake the others again, or the loop would spin. */
+	if (out_freed != before)
+		out_released();
+	return rc;
 }
 
 static void
@@ -452,8 +629,7 @@ conn_flush(struct conn *c)
 	} else
 		event_add(c->wev, NULL);
 	/* Back-pressure: read again once the client caught up. */
-	if (!c->draining && !c->reading &&
-	    c->outbytes <= portd_cfg.max_output / 2) {
+	if (!c->draining && !c->reading && out_room(c)) {
 		if (!c->eof)
 			reading(c, true);
 		evtimer_del(c->timer);
@@ -469,7 +645,8 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	/* The client reads: progress, so the deadline starts again. */
-	if (c->draining || c->eof || c->outbytes > portd_cfg.max_output / 2)
+	if (c->draining || c->eof || c->stalled ||
+	    c->outbytes > portd_cfg.max_output / 2)
 		timer_arm(c, portd_cfg.request_timeout_ms);
 	conn_flush(c);
 }
@@ -496,7 +673,7 @@ conn_reply(struct conn *c, json_object *reply, int *fds, int nfds)
 	}
 	m->nfds = nfds;
 	TAILQ_INSERT_TAIL(&c->out, m, entry);
-	c->outbytes += m->len;
+	charge(c, outmsg_cost(m), 0);
 	if (!c->draining)
 		conn_flush(c);
 	return 0;

@@ -257,6 +257,10 @@ int conn_fd(const struct conn *);
 uint64_t conn_accepted(const struct conn *);
 int conn_count(void);
 int conn_count_uid(uid_t uid);
+/* Queued output of every connection, in bytes as conn.c counts them,
+ * and how often a connection was paused for the per-uid or total cap. */
+size_t conn_queued_output(void);
+uint64_t conn_output_stalls(void);
 /* Whether conn may be sent another fd-carrying reply now. */
 bool conn_fd_budget(struct conn *);
 void conn_close_all(void);

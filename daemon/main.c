@@ -43,6 +43,8 @@ static const struct option longopts[] = {
     {"max-connections-per-uid", required_argument, NULL, 0},
     {"request-timeout", required_argument, NULL, 0},
     {"max-output", required_argument, NULL, 0},
+    {"max-output-per-uid", required_argument, NULL, 0},
+    {"max-output-total", required_argument, NULL, 0},
     {"max-fd-replies", required_argument, NULL, 0},
     {"socket-mode", required_argument, NULL, 0},
     {"portserver-address", required_argument, NULL, 0},
@@ -91,6 +93,10 @@ usage(FILE *f)
 	    "(default 10s)\n"
 	    "      --max-output BYTES   replies queued for a client "
 	    "(default 1M)\n"
+	    "      --max-output-per-uid BYTES  ... for all clients of a uid "
+	    "(default 16M)\n"
+	    "      --max-output-total BYTES  ... for every client "
+	    "(default 64M)\n"
 	    "      --max-fd-replies N   unread replies carrying sockets "
 	    "(default 16)\n"
 	    "      --socket-mode MODE   API socket permissions (octal)\n"

@@ -351,6 +351,10 @@ op_status(struct ctx *x, struct proto_error *err)
 	/* Restored leases portd cannot hold yet (retried with backoff). */
 	add(x->reply, "unheld", json_object_new_int(lease_lost_count()));
 	add(x->reply, "connections", json_object_new_int(conn_count()));
+	add(x->reply, "queued-output",
+	    json_object_new_int64((int64_t)conn_queued_output()));
+	add(x->reply, "output-stalls",
+	    json_object_new_int64((int64_t)conn_output_stalls()));
 	add(pool, "lo", json_object_new_int(alloc_pool_lo()));
 	add(pool, "hi", json_object_new_int(alloc_pool_hi()));
 	add(pool, "size", json_object_new_int(alloc_pool_size()));
@@ -412,6 +416,10 @@ config_json(void)
 	add(o, "request-timeout",
 	    json_object_new_double(c->request_timeout_ms / 1000.0));
 	add(o, "max-output", json_object_new_int64((int64_t)c->max_output));
+	add(o, "max-output-per-uid",
+	    json_object_new_int64((int64_t)c->max_output_per_uid));
+	add(o, "max-output-total",
+	    json_object_new_int64((int64_t)c->max_output_total));
 	add(o, "max-fd-replies", json_object_new_int(c->max_fd_replies));
 	snprintf(buf, sizeof(buf), "%04o", (unsigned)c->socket_mode);
 	add(o, "socket-mode", json_object_new_string(buf));

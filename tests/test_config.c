@@ -51,6 +51,8 @@ assert_same(const struct config *a, const struct config *b)
 	ck_assert_int_eq(a->max_conns_per_uid, b->max_conns_per_uid);
 	ck_assert_int_eq(a->request_timeout_ms, b->request_timeout_ms);
 	ck_assert_uint_eq(a->max_output, b->max_output);
+	ck_assert_uint_eq(a->max_output_per_uid, b->max_output_per_uid);
+	ck_assert_uint_eq(a->max_output_total, b->max_output_total);
 	ck_assert_int_eq(a->max_fd_replies, b->max_fd_replies);
 	ck_assert_uint_eq(a->socket_mode, b->socket_mode);
 	ck_assert_int_eq(a->default_ttl_set, b->default_ttl_set);
@@ -117,6 +119,10 @@ field(const struct config *cfg, const char *key)
 		return cfg->request_timeout_ms;
 	if (strcmp(key, "max-output") == 0)
 		return (int64_t)cfg->max_output;
+	if (strcmp(key, "max-output-per-uid") == 0)
+		return (int64_t)cfg->max_output_per_uid;
+	if (strcmp(key, "max-output-total") == 0)
+		return (int64_t)cfg->max_output_total;
 	if (strcmp(key, "max-fd-replies") == 0)
 		return cfg->max_fd_replies;
 	if (strcmp(key, "socket-mode") == 0)
@@ -193,6 +199,11 @@ static const struct valid {
     {"max-output", "1024M", 1073741824},
     {"max-output", "1073741824", 1073741824},
     {"max-output", "1M", 1048576},
+    {"max-output-per-uid", "64K", 65536},
+    {"max-output-per-uid", "16384M", INT64_C(17179869184)},
+    {"max-output-total", "64K", 65536},
+    {"max-output-total", "16384M", INT64_C(17179869184)},
+    {"max-output-total", "64M", 67108864},
     {"max-fd-replies", "1", 1},
     {"max-fd-replies", "64", 64},
     {"socket-mode", "0600", 0600},
@@ -304,6 +315,10 @@ static const struct invalid {
     {"max-output", "63K", NULL},
     {"max-output", "1073741825", NULL},
     {"max-output", "1025M", NULL},
+    {"max-output-per-uid", "63K", "'63K' is out of range (64K..16384M)"},
+    {"max-output-per-uid", "16385M", NULL},
+    {"max-output-total", "65535", NULL},
+    {"max-output-total", "17179869185", NULL},
     {"max-output", "1G", "'1G' is not a size (like 65536, 64K or 1M)"},
     {"max-output", "64k", NULL},
     {"max-output", "9223372036854775807M", NULL},
@@ -997,7 +1012,7 @@ START_TEST(example_file)
 	}
 	fclose(in);
 	ck_assert_int_eq(fclose(out), 0);
-	ck_assert_int_eq(keys, 17); /* every key */
+	ck_assert_int_eq(keys, 19); /* every key */
 	config_defaults(&cfg);
 	ck_assert_msg(
 	    config_load(&cfg, conf, false, err, sizeof(err)) == 0, "%s", err);

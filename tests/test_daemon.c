@@ -972,6 +972,8 @@ static const char *const known_flags[] = {
     "max-connections-per-uid",
     "request-timeout",
     "max-output",
+    "max-output-per-uid",
+    "max-output-total",
     "max-fd-replies",
     "socket-mode",
     "portserver-address",
