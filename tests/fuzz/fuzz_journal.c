@@ -21,6 +21,7 @@
 #include "daemon.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 /* A broken invariant: say which, then crash for the fuzzer. */
 #define CHECK(cond)                                                            \
@@ -134,28 +135,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
-#ifndef PORTD_LIBFUZZER
-/* Replay: run each file named on the command line through the target. */
+/* Once, before any input: the checksum is zlib's CRC-32 (its check
+ * value). libFuzzer calls this hook, and so does tests/fuzz/replay.c. */
 int
-main(int argc, char *argv[])
+LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static uint8_t buf[1 << 20];
-
-	/* The checksum is zlib's CRC-32 (its check value). */
+	(void)argc;
+	(void)argv;
 	CHECK(jrecord_crc32("123456789", 9) == 0xcbf43926u);
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		size_t n;
-
-		if (f == NULL) {
-			perror(argv[i]);
-			return 1;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, n);
-	}
-	printf("%d inputs replayed\n", argc - 1);
 	return 0;
 }
-#endif
