@@ -216,6 +216,18 @@ uid_outbytes(uid_t uid)
 	return n;
 }
 
+/* c paused for a shared cap, or no longer. */
+static void
+set_stalled(struct conn *c, bool stalled)
+{
+	if (c->stalled == stalled)
+		return;
+	c->stalled = stalled;
+	nstalled += stalled ? 1 : -1;
+	if (stalled)
+		out_stalls++;
+}
+
 /* Whether c must stop reading: its own cap, its uid's, everyone's. */
 static bool
 out_full(struct conn *c)
@@ -226,11 +238,7 @@ out_full(struct conn *c)
 		return false;
 	if (out_total > portd_cfg.max_output_total ||
 	    uid_outbytes(c->uid) > portd_cfg.max_output_per_uid) {
-		if (!c->stalled) {
-			c->stalled = true;
-			nstalled++;
-			out_stalls++;
-		}
+		set_stalled(c, true);
 		return true;
 	}
 	return false;
@@ -246,10 +254,7 @@ out_room(struct conn *c)
 	    (out_total > portd_cfg.max_output_total / 2 ||
 	        uid_outbytes(c->uid) > portd_cfg.max_output_per_uid / 2))
 		return false;
-	if (c->stalled) {
-		c->stalled = false;
-		nstalled--;
-	}
+	set_stalled(c, false);
 	return true;
 }
 
@@ -353,10 +358,7 @@ conn_close(struct conn *c, const char *reason)
 		charge(c, 0, outmsg_cost(m) - m->off);
 		outmsg_free(m);
 	}
-	if (c->stalled) {
-		c->stalled = false;
-		nstalled--;
-	}
+	set_stalled(c, false);
 	out_released();
 	close(c->fd);
 	c->fd = -1;
@@ -554,7 +556,6 @@ conn_write(struct conn *c)
 {
 	struct outmsg *m;
 	size_t before = out_freed;
-	int rc = 0;
 
 	while ((m = TAILQ_FIRST(&c->out)) != NULL) {
 		struct iovec iov = {
@@ -612,7 +613,7 @@ conn_write(struct conn *c)
 	 * wake the others again, or the loop would spin. */
 	if (out_freed != before)
 		out_released();
-	return rc;
+	return 0;
 }
 
 static void
