@@ -299,9 +299,10 @@ proto_parse_object_max(
 		proto_error_set(err, PROTO_E_INTERNAL, "out of memory");
 		return NULL;
 	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-	                                JSON_TOKENER_VALIDATE_UTF8 |
-	                                JSON_TOKENER_ALLOW_TRAILING_CHARS);
+	/* No JSON_TOKENER_VALIDATE_UTF8: lexical_check has validated the
+	 * whole line already, more strictly (overlong forms, surrogates). */
+	json_tokener_set_flags(
+	    tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
 	obj = json_tokener_parse_ex(tok, line, (int)len);
 	jerr = json_tokener_get_error(tok);
 	end = json_tokener_get_parse_end(tok);
