@@ -30,6 +30,15 @@ write_all(int fd, const char *p, size_t len)
 	}
 }
 
+int
+become_uid(uid_t uid)
+{
+	if (setgroups(0, NULL) == -1 || setresgid(uid, uid, uid) == -1 ||
+	    setresuid(uid, uid, uid) == -1)
+		return -1;
+	return 0;
+}
+
 /* The child of exchange_as: reports on fd out, one record a line. */
 static void __attribute__((noreturn))
 exchange_child(int out, uid_t uid, const char *sock, const char *data,
@@ -39,8 +48,7 @@ exchange_child(int out, uid_t uid, const char *sock, const char *data,
 	const char *p = data;
 	int fd;
 
-	if (setgroups(0, NULL) == -1 || setresgid(uid, uid, uid) == -1 ||
-	    setresuid(uid, uid, uid) == -1) {
+	if (become_uid(uid) == -1) {
 		snprintf(buf, sizeof(buf), "C %d\n", errno);
 		write_all(out, buf, strlen(buf));
 		_exit(1);

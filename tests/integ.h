@@ -33,6 +33,9 @@ void exchange_as(uid_t uid, const char *sock, const char *data, size_t len,
 json_object *exchange_reply(const struct exchange *x, int i);
 void exchange_free(struct exchange *x);
 
+/* In a child: drop every group and become uid (and gid uid); 0 or -1. */
+int become_uid(uid_t uid);
+
 /* Let other users reach the daemon's socket (its folder 0755; start the
  * daemon with --socket-mode 0666). */
 void open_dir(struct daemon_proc *d);

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -231,9 +230,7 @@ hold_as_nobody(const char *addr, int n, int *ret_report, int *ret_stop)
 
 		close(rep[0]);
 		close(stop[1]);
-		if (fds == NULL || setgroups(0, NULL) == -1 ||
-		    setresgid(NOBODY_UID, NOBODY_UID, NOBODY_UID) == -1 ||
-		    setresuid(NOBODY_UID, NOBODY_UID, NOBODY_UID) == -1)
+		if (fds == NULL || become_uid(NOBODY_UID) == -1)
 			_exit(1);
 		for (int i = 0; i < n; i++)
 			fds[i] = ps_connect(addr);

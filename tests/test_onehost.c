@@ -18,7 +18,6 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <grp.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -265,9 +264,7 @@ portctl_who(
 		close(p[0]);
 		setenv("PORTD_SOCKET", sock, 1);
 		setenv("PORTD_NO_AUTOSTART", "1", 1);
-		if (uid != 0 && (setgroups(0, NULL) == -1 ||
-		                    setresgid(uid, uid, uid) == -1 ||
-		                    setresuid(uid, uid, uid) == -1))
+		if (uid != 0 && become_uid(uid) == -1)
 			_exit(126);
 		execl(PORTCTL_BIN, PORTCTL_BIN, "who", arg, (char *)NULL);
 		_exit(127);
@@ -701,9 +698,7 @@ worker_start(uid_t uid, struct side *sd, int *ret_cmd, int *ret_rep)
 		close(cmd[1]);
 		close(rep[0]);
 		signal(SIGPIPE, SIG_IGN);
-		if (uid != 0 && (setgroups(0, NULL) == -1 ||
-		                    setresgid(uid, uid, uid) == -1 ||
-		                    setresuid(uid, uid, uid) == -1))
+		if (uid != 0 && become_uid(uid) == -1)
 			_exit(126);
 		while (read(cmd[0], &c, 1) == 1 && c != 'q') {
 			if (c == 'a')
@@ -763,9 +758,7 @@ daemon_as(uid_t uid, const char *dir, const char *portserver)
 		setenv("XDG_RUNTIME_DIR", dir, 1);
 		unsetenv("NOTIFY_SOCKET");
 		unsetenv("LISTEN_FDS");
-		if (uid != 0 && (setgroups(0, NULL) == -1 ||
-		                    setresgid(uid, uid, uid) == -1 ||
-		                    setresuid(uid, uid, uid) == -1))
+		if (uid != 0 && become_uid(uid) == -1)
 			_exit(126);
 		execl(harness_portd_bin, harness_portd_bin, "--socket", sock,
 		    "--portserver-address", ps, (char *)NULL);
