@@ -112,9 +112,29 @@ struct alloc_stats {
 const struct alloc_stats *alloc_stats(void);
 
 /* lease.c: the lease table, TTLs, quotas and ownership. */
+/* Why a lease ends (lease_end). The first ones end it for good: the end is
+ * journaled and counted. The last two are not ends: the lease lives on in
+ * the journal and the service manager's store (portd stops), or it was
+ * never acknowledged (a change the journal did not take). */
+enum lease_end {
+	LEASE_END_RELEASED,  /* a release request */
+	LEASE_END_EXPIRED,   /* its TTL ran out */
+	LEASE_END_SESSION,   /* its connection closed */
+	LEASE_END_PROCESS,   /* its process exited */
+	LEASE_END_UNCLAIMED, /* portserver: the claim could not be recorded */
+	LEASE_END_HANDOFF,   /* its sockets could not be passed */
+	LEASE_END_FOR_GOOD,  /* (the count of the ends above) */
+	LEASE_END_STOPPING = LEASE_END_FOR_GOOD,
+	LEASE_END_UNDONE,
+	LEASE_END__MAX
+};
+/* The end's label in metrics ("released", "session", ...) and its words in
+ * the log ("ended with its session"). */
+const char *lease_end_label(enum lease_end);
+const char *lease_end_text(enum lease_end);
 struct lease_counters {
-	uint64_t created, released, expired, session_ended, process_ended,
-	    claimed, renewed;
+	uint64_t created, claimed, renewed;
+	uint64_t ended[LEASE_END_FOR_GOOD]; /* by reason */
 };
 
 int lease_init(void);
@@ -135,9 +155,10 @@ int lease_renew(
  * unchanged) when the record cannot be written. */
 int lease_claim(struct lease *, struct proto_error *err);
 int lease_release(struct lease *, struct proto_error *err);
-/* End a lease for reason ("expired", ...) and free it. An end the journal
- * cannot take now is written later (journal_del_later). */
-void lease_end(struct lease *, const char *reason);
+/* End a lease in the table for why, count it, and free it. An end for
+ * good that the journal cannot take now is written later
+ * (journal_del_later). */
+void lease_end(struct lease *, enum lease_end why);
 /* The lease's id. */
 const char *lease_key(const struct lease *);
 /* End every session lease of conn. */

@@ -141,7 +141,7 @@ lease_shutdown(void)
 	 * end it is owed. */
 	journal_flush();
 	while ((l = TAILQ_FIRST(&leases)) != NULL)
-		lease_end(l, NULL);
+		lease_end(l, LEASE_END_STOPPING);
 	while ((a = accts) != NULL) {
 		accts = a->next;
 		free(a);
@@ -218,6 +218,7 @@ lease_allowed(const struct lease *l, uid_t uid)
 }
 
 static void lease_timer_cb(evutil_socket_t, short, void *);
+static void lease_free(struct lease *);
 
 /* (Re)arm l's timer for l->expires, making the timer on first use. */
 static int
@@ -246,8 +247,7 @@ lease_timer_cb(evutil_socket_t fd, short what, void *arg)
 	/* A timer may fire a little early on a clock step; check. */
 	if (l->expires > portd_clock() && arm_until_expiry(l) == 0)
 		return;
-	counters.expired++;
-	lease_end(l, "expired");
+	lease_end(l, LEASE_END_EXPIRED);
 }
 
 /* Set the TTL and (re)arm the timer; re-adding a pending timer resets it. */
@@ -372,7 +372,7 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 			l->start = 0;
 	}
 	if (arm(l, ttl) == -1) {
-		lease_end(l, NULL);
+		lease_free(l);
 		proto_error_set(err, PROTO_E_INTERNAL, "cannot arm a timer");
 		return NULL;
 	}
@@ -381,7 +381,7 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	if (journal_put(l) == -1) {
 		proto_error_set(err, PROTO_E_INTERNAL,
 		    "cannot record the lease in the journal");
-		lease_end(l, NULL);
+		lease_end(l, LEASE_END_UNDONE);
 		return NULL;
 	}
 	counters.created++;
@@ -458,84 +458,38 @@ lease_claim(struct lease *l, struct proto_error *err)
 	return 0;
 }
 
-/* Whether l is in the table (lease_end may run on a half-built one). */
-static bool
-linked(struct lease *l)
+/* Metric labels and log words, not protocol. */
+static const struct {
+	const char *label; /* metrics */
+	const char *text;  /* the log */
+} end_names[LEASE_END__MAX] = {
+    [LEASE_END_RELEASED] = {"released", "released"},
+    [LEASE_END_EXPIRED] = {"expired", "expired"},
+    [LEASE_END_SESSION] = {"session", "ended with its session"},
+    [LEASE_END_PROCESS] = {"process", "ended with its process"},
+    [LEASE_END_UNCLAIMED] = {"unclaimed", "could not be claimed"},
+    [LEASE_END_HANDOFF] = {"handoff", "could not be handed over"},
+    [LEASE_END_STOPPING] = {"stopping", "kept in the journal"},
+    [LEASE_END_UNDONE] = {"undone", "undone: the journal did not take it"},
+};
+
+const char *
+lease_end_label(enum lease_end why)
 {
-	struct lease *p;
-
-	for (p = buckets[hash(l->id)]; p != NULL; p = p->hash_next)
-		if (p == l)
-			return true;
-	return false;
-}
-
-static void end_lease(struct lease *, const char *reason, bool record);
-
-void
-lease_end(struct lease *l, const char *reason)
-{
-	end_lease(l, reason, true);
-}
-
-int
-lease_release(struct lease *l, struct proto_error *err)
-{
-	/* Recorded first: a release the journal lacks would bring the lease
-	 * back at the next start. */
-	if (journal_del(l->id) == -1)
-		return proto_error_set(err, PROTO_E_INTERNAL,
-		    "cannot record the release in the journal; the lease is "
-		    "still held");
-	end_lease(l, "released", false);
-	return 0;
+	return why < LEASE_END__MAX ? end_names[why].label : "?";
 }
 
 const char *
-lease_key(const struct lease *l)
+lease_end_text(enum lease_end why)
 {
-	return l->id;
+	return why < LEASE_END__MAX ? end_names[why].text : "?";
 }
 
-/* End l; record the end in the journal unless the caller did. */
+/* Let go of what a lease has: its timers, its process, its sockets and
+ * ports, its memory. A lease that never reached the table ends here. */
 static void
-end_lease(struct lease *l, const char *reason, bool record)
+lease_free(struct lease *l)
 {
-	struct lease **pp;
-	struct uid_acct *a;
-
-	if (l == NULL)
-		return;
-	if (reason != NULL)
-		log_debug("lease %s %s", l->id, reason);
-	if (linked(l)) {
-		for (pp = &buckets[hash(l->id)]; *pp != l;
-		     pp = &(*pp)->hash_next)
-			;
-		*pp = l->hash_next;
-		TAILQ_REMOVE(&leases, l, entry);
-		nleases--;
-		nports_held -= l->nports;
-		if (l->held)
-			nsocks_held -= l->nsocks;
-		if (l->lost)
-			nlost--;
-		if ((a = acct_get(l->uid, false)) != NULL)
-			a->ports -= l->nports;
-		if (reason != NULL && strcmp(reason, "released") == 0)
-			counters.released++;
-		/* reason NULL: portd is stopping; the lease lives on in the
-		 * journal and the service manager's store. */
-		if (reason != NULL) {
-			if (l->held)
-				service_unstore(l->id);
-			/* It ended whatever the journal says: if the end
-			 * cannot be written now, it is owed. */
-			if (record && journal_del(l->id) == -1)
-				journal_del_later(l->id);
-			service_status_changed();
-		}
-	}
 	if (l->timer != NULL)
 		event_free(l->timer);
 	if (l->retry != NULL)
@@ -548,33 +502,91 @@ end_lease(struct lease *l, const char *reason, bool record)
 	free(l);
 }
 
+static void end_lease(struct lease *, enum lease_end, bool record);
+
+void
+lease_end(struct lease *l, enum lease_end why)
+{
+	if (l != NULL)
+		end_lease(l, why, true);
+}
+
+int
+lease_release(struct lease *l, struct proto_error *err)
+{
+	/* Recorded first: a release the journal lacks would bring the lease
+	 * back at the next start. */
+	if (journal_del(l->id) == -1)
+		return proto_error_set(err, PROTO_E_INTERNAL,
+		    "cannot record the release in the journal; the lease is "
+		    "still held");
+	end_lease(l, LEASE_END_RELEASED, false);
+	return 0;
+}
+
+const char *
+lease_key(const struct lease *l)
+{
+	return l->id;
+}
+
+/* Take l out of the table and free it; for an end for good, count it and
+ * record it in the journal unless the caller did. */
+static void
+end_lease(struct lease *l, enum lease_end why, bool record)
+{
+	struct lease **pp;
+	struct uid_acct *a;
+
+	log_debug("lease %s %s", l->id, lease_end_text(why));
+	for (pp = &buckets[hash(l->id)]; *pp != l; pp = &(*pp)->hash_next)
+		;
+	*pp = l->hash_next;
+	TAILQ_REMOVE(&leases, l, entry);
+	nleases--;
+	nports_held -= l->nports;
+	if (l->held)
+		nsocks_held -= l->nsocks;
+	if (l->lost)
+		nlost--;
+	if ((a = acct_get(l->uid, false)) != NULL)
+		a->ports -= l->nports;
+	if (why < LEASE_END_FOR_GOOD) {
+		counters.ended[why]++;
+		if (l->held)
+			service_unstore(l->id);
+		/* It ended whatever the journal says: if the end cannot be
+		 * written now, it is owed. */
+		if (record && journal_del(l->id) == -1)
+			journal_del_later(l->id);
+		service_status_changed();
+	}
+	lease_free(l);
+}
+
 /* End every lease whose session is conn or whose process is proc. */
 static void
-end_owned(const struct conn *c, const struct proc *p, uint64_t *counter,
-    const char *reason)
+end_owned(const struct conn *c, const struct proc *p, enum lease_end why)
 {
 	struct lease *l, *next;
 
 	for (l = TAILQ_FIRST(&leases); l != NULL; l = next) {
 		next = TAILQ_NEXT(l, entry);
-		if ((c != NULL && l->conn == c) ||
-		    (p != NULL && l->proc == p)) {
-			(*counter)++;
-			lease_end(l, reason);
-		}
+		if ((c != NULL && l->conn == c) || (p != NULL && l->proc == p))
+			lease_end(l, why);
 	}
 }
 
 void
 lease_end_conn(struct conn *c)
 {
-	end_owned(c, NULL, &counters.session_ended, "ended with its session");
+	end_owned(c, NULL, LEASE_END_SESSION);
 }
 
 void
 lease_end_proc(struct proc *p)
 {
-	end_owned(NULL, p, &counters.process_ended, "ended with its process");
+	end_owned(NULL, p, LEASE_END_PROCESS);
 }
 
 void
@@ -846,12 +858,12 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 	l->held = v->held || v->state == PROTO_STATE_UNHELD;
 	if (l->held && (l->socks = calloc((size_t)l->nports * 2,
 	                    sizeof(*l->socks))) == NULL) {
-		lease_end(l, NULL);
+		lease_free(l);
 		return -1;
 	}
 	complete = hold_missing(l);
 	if (l->expires >= 0 && arm_until_expiry(l) == -1) {
-		lease_end(l, NULL);
+		lease_free(l);
 		return -1;
 	}
 	link_lease(l, acct);

@@ -173,20 +173,17 @@ static void
 render_ends(struct evbuffer *b)
 {
 	const struct lease_counters *lc = lease_counters();
-	static const char *const reasons[] = {            /* not wire names */
-	    "released", "expired", "session", "process"}; /* not wire names */
-	uint64_t v[] = {
-	    lc->released, lc->expired, lc->session_ended, lc->process_ended};
 
 	counter(
 	    b, "portd_leases_created_total", "Leases granted.", lc->created);
 	head(b, "portd_leases_ended_total", "counter",
 	    "Leases ended, by reason (released, TTL expired, session closed, "
-	    "owning process exited).");
-	for (size_t i = 0; i < nitems(reasons); i++)
+	    "owning process exited, portserver claim not recorded, sockets "
+	    "not passed).");
+	for (int i = 0; i < LEASE_END_FOR_GOOD; i++)
 		evbuffer_add_printf(b,
 		    "portd_leases_ended_total{reason=\"%s\"} %llu\n",
-		    reasons[i], (unsigned long long)v[i]);
+		    lease_end_label(i), (unsigned long long)lc->ended[i]);
 	counter(b, "portd_lease_claims_total",
 	    "Claims: portd closed a lease's sockets for its owner to bind.",
 	    lc->claimed);

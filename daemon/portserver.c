@@ -111,7 +111,7 @@ ps_lease(struct ps_conn *c)
 	}
 	if (lease_claim(l, &err) == -1) {
 		log_info("portserver: pid %ld: %s", pid, err.message);
-		lease_end(l, "could not be claimed");
+		lease_end(l, LEASE_END_UNCLAIMED);
 		return 0;
 	}
 	ps_served++;

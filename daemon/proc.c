@@ -214,7 +214,7 @@ static void
 proc_exit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proc *p = arg;
-	uint64_t ended = lease_counters()->process_ended;
+	uint64_t ended = lease_counters()->ended[LEASE_END_PROCESS];
 	double t0 = proc_monotonic(), took;
 	int i;
 
@@ -225,7 +225,7 @@ proc_exit_cb(evutil_socket_t fd, short what, void *arg)
 	lease_end_proc(p);
 	proc_unref(p);
 	/* From seeing the exit to its ports being free again. */
-	if (lease_counters()->process_ended == ended)
+	if (lease_counters()->ended[LEASE_END_PROCESS] == ended)
 		return;
 	took = proc_monotonic() - t0;
 	stats.reclaims++;

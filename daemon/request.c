@@ -161,7 +161,7 @@ op_lease(struct ctx *x, struct proto_error *err)
 		if (fd == -1) {
 			int e = errno;
 			json_object_put(arr);
-			lease_end(l, "could not be handed over");
+			lease_end(l, LEASE_END_HANDOFF);
 			return proto_error_set(err,
 			    e == EMFILE || e == ENFILE
 			        ? PROTO_E_RESOURCE_EXHAUSTED
@@ -368,12 +368,13 @@ op_status(struct ctx *x, struct proto_error *err)
 	add(cnt, "errors", json_object_new_int64((int64_t)counters.errors));
 	add(cnt, "leases_created", json_object_new_int64((int64_t)lc->created));
 	add(cnt, "leases_released",
-	    json_object_new_int64((int64_t)lc->released));
-	add(cnt, "leases_expired", json_object_new_int64((int64_t)lc->expired));
+	    json_object_new_int64((int64_t)lc->ended[LEASE_END_RELEASED]));
+	add(cnt, "leases_expired",
+	    json_object_new_int64((int64_t)lc->ended[LEASE_END_EXPIRED]));
 	add(cnt, "leases_session_ended",
-	    json_object_new_int64((int64_t)lc->session_ended));
+	    json_object_new_int64((int64_t)lc->ended[LEASE_END_SESSION]));
 	add(cnt, "leases_process_ended",
-	    json_object_new_int64((int64_t)lc->process_ended));
+	    json_object_new_int64((int64_t)lc->ended[LEASE_END_PROCESS]));
 	add(cnt, "claims", json_object_new_int64((int64_t)lc->claimed));
 	add(cnt, "renewals", json_object_new_int64((int64_t)lc->renewed));
 	add(x->reply, "counters", cnt);

@@ -242,7 +242,7 @@ START_TEST(quota_boundary)
 	create("{\"op\":\"lease\",\"count\":4}", 1001, NULL);
 	ck_assert_int_eq(lease_uid_ports(1001), 4);
 	/* Ending a lease gives its ports back to the quota. */
-	lease_end(l, "released");
+	lease_end(l, LEASE_END_RELEASED);
 	ck_assert_int_eq(lease_uid_ports(1000), 1);
 	create("{\"op\":\"lease\",\"count\":3}", 1000, NULL);
 	ck_assert_int_eq(lease_uid_ports(1000), 4);
@@ -258,7 +258,7 @@ START_TEST(max_leases_boundary)
 		l[i] = create("{\"op\":\"lease\"}", 1000 + i, NULL);
 	create_fails("{\"op\":\"lease\"}", 2000, PROTO_E_RESOURCE_EXHAUSTED,
 	    "maximum of 3 leases");
-	lease_end(l[1], "released");
+	lease_end(l[1], LEASE_END_RELEASED);
 	create("{\"op\":\"lease\"}", 2000, NULL);
 	ck_assert_int_eq(lease_count(), 3);
 }
@@ -302,14 +302,14 @@ START_TEST(end_returns_ports)
 		                     false, false),
 		    EADDRINUSE);
 	}
-	lease_end(l, "released");
+	lease_end(l, LEASE_END_RELEASED);
 	ck_assert_ptr_null(lease_find(v.id));
 	ck_assert_int_eq(lease_count(), 0);
 	ck_assert_int_eq(lease_ports_held(), 0);
 	ck_assert_int_eq(lease_sockets_held(), 0);
 	ck_assert_int_eq(lease_uid_ports(1000), 0);
 	ck_assert_int_eq(alloc_pool_free(), free_before + 3);
-	ck_assert_int_eq(lease_counters()->released, 1);
+	ck_assert_int_eq(lease_counters()->ended[LEASE_END_RELEASED], 1);
 	for (int i = 0; i < 3; i++) {
 		ck_assert_ptr_null(alloc_owner(v.ports[i]));
 		ck_assert_int_eq(unit_try_bind(AF_INET, SOCK_STREAM, v.ports[i],
@@ -319,7 +319,7 @@ START_TEST(end_returns_ports)
 		                     false, false),
 		    0);
 	}
-	lease_end(NULL, "released"); /* harmless */
+	lease_end(NULL, LEASE_END_RELEASED); /* harmless */
 }
 END_TEST
 
@@ -335,7 +335,7 @@ START_TEST(release_by_port)
 	ck_assert_ptr_null(lease_by_port(HI));
 	ck_assert_ptr_null(lease_by_port(80));
 	/* Any of a lease's ports ends all of it. */
-	lease_end(lease_by_port(va.ports[1]), "released");
+	lease_end(lease_by_port(va.ports[1]), LEASE_END_RELEASED);
 	ck_assert_ptr_null(lease_by_port(va.ports[0]));
 	ck_assert_ptr_null(lease_by_port(va.ports[1]));
 	ck_assert_ptr_eq(lease_by_port(vb.ports[0]), b);
@@ -381,7 +381,7 @@ START_TEST(claim_keeps_ports)
 	/* Claiming twice changes nothing; ending it frees the port. */
 	ck_assert_int_eq(lease_claim(l, &err), 0);
 	ck_assert_int_eq(lease_counters()->claimed, 1);
-	lease_end(l, "released");
+	lease_end(l, LEASE_END_RELEASED);
 	ck_assert_ptr_null(alloc_owner(v.ports[0]));
 	ck_assert_int_eq(lease_sockets_held(), 1);
 	create("{\"op\":\"lease\"}", 1000, NULL);
@@ -409,7 +409,7 @@ START_TEST(session_ends_with_conn)
 	ck_assert_ptr_eq(lease_find(view(t).id), t);
 	ck_assert_int_eq(lease_count(), 2);
 	ck_assert_int_eq(lease_uid_ports(1000), 2);
-	ck_assert_int_eq(lease_counters()->session_ended, 2);
+	ck_assert_int_eq(lease_counters()->ended[LEASE_END_SESSION], 2);
 	lease_end_conn(CONN_A); /* nothing left of it */
 	ck_assert_int_eq(lease_count(), 2);
 	lease_end_conn(CONN_B);
@@ -429,7 +429,7 @@ static void
 end_cb(struct lease *l, void *arg)
 {
 	(void)arg;
-	lease_end(l, "released");
+	lease_end(l, LEASE_END_RELEASED);
 }
 
 START_TEST(foreach_by_uid)
@@ -485,7 +485,7 @@ START_TEST(expiry_through_the_loop)
 	ck_assert_int_eq(
 	    unit_try_bind(AF_INET, SOCK_STREAM, port, false, false), 0);
 	ck_assert_ptr_eq(lease_find(view(keep).id), keep);
-	ck_assert_int_eq(lease_counters()->expired, 1);
+	ck_assert_int_eq(lease_counters()->ended[LEASE_END_EXPIRED], 1);
 	ck_assert_int_eq(lease_uid_ports(1000), 1);
 }
 END_TEST
@@ -502,11 +502,11 @@ START_TEST(expiry_waits_for_the_clock)
 	strcpy(id, view(l).id);
 	run_loop(1200); /* the timer fires; the frozen clock says not yet */
 	ck_assert_ptr_eq(lease_find(id), l);
-	ck_assert_int_eq(lease_counters()->expired, 0);
+	ck_assert_int_eq(lease_counters()->ended[LEASE_END_EXPIRED], 0);
 	fake_now = T0 + 1000;
 	run_loop(1200); /* the timer it set again fires */
 	ck_assert_ptr_null(lease_find(id));
-	ck_assert_int_eq(lease_counters()->expired, 1);
+	ck_assert_int_eq(lease_counters()->ended[LEASE_END_EXPIRED], 1);
 }
 END_TEST
 
@@ -523,7 +523,7 @@ START_TEST(renew_pushes_the_timer)
 	ck_assert_int_eq(lease_renew(l, true, 60, &err), 0);
 	run_loop(1200);
 	ck_assert_ptr_eq(lease_find(id), l);
-	ck_assert_int_eq(lease_counters()->expired, 0);
+	ck_assert_int_eq(lease_counters()->ended[LEASE_END_EXPIRED], 0);
 }
 END_TEST
 

@@ -117,8 +117,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!inproc_connected(i))
 			inproc_connect(i, uids[i]);
 		lease_foreach(true, 0, snap_one, &before);
-		ended =
-		    lease_counters()->expired + lease_counters()->process_ended;
+		ended = lease_counters()->ended[LEASE_END_EXPIRED] +
+		        lease_counters()->ended[LEASE_END_PROCESS];
 		len = expand(data + 1, n - 1, &before, line, sizeof(line));
 		replies = inproc_replies(i);
 
@@ -140,8 +140,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    strcmp(before.l[b].id, after.l[a].id) == 0;
 			gone += !found;
 		}
-		CHECK(gone <= (int)(lease_counters()->expired +
-		                    lease_counters()->process_ended - ended));
+		CHECK(gone <= (int)(lease_counters()->ended[LEASE_END_EXPIRED] +
+		                    lease_counters()->ended[LEASE_END_PROCESS] -
+		                    ended));
 		data += n + (nl != NULL);
 	}
 	inproc_end();
