@@ -31,10 +31,7 @@ struct outmsg {
 };
 
 struct conn {
-	int fd;
-	uid_t uid;
-	pid_t pid;
-	uint64_t accepted; /* ticks since boot */
+	struct peer peer;
 	struct event *rev, *wev, *timer;
 	struct evbuffer *in;
 	TAILQ_HEAD(, outmsg) out;
@@ -90,33 +87,15 @@ conn_count_uid(uid_t uid)
 	int n = 0;
 
 	TAILQ_FOREACH(c, &conns, entry)
-	if (c->uid == uid)
+	if (c->peer.uid == uid)
 		n++;
 	return n;
 }
 
-uid_t
-conn_uid(const struct conn *c)
+const struct peer *
+conn_peer(const struct conn *c)
 {
-	return c->uid;
-}
-
-pid_t
-conn_pid(const struct conn *c)
-{
-	return c->pid;
-}
-
-int
-conn_fd(const struct conn *c)
-{
-	return c->fd;
-}
-
-uint64_t
-conn_accepted(const struct conn *c)
-{
-	return c->accepted;
+	return &c->peer;
 }
 
 static void
@@ -141,16 +120,14 @@ reading(struct conn *c, bool on)
 }
 
 struct conn *
-conn_new(int fd, uid_t uid, pid_t pid)
+conn_new(const struct peer *peer)
 {
 	struct conn *c;
+	int fd = peer->fd;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return NULL;
-	c->fd = fd;
-	c->uid = uid;
-	c->pid = pid;
-	c->accepted = proc_now_ticks();
+	c->peer = *peer;
 	TAILQ_INIT(&c->out);
 	if (resume_ev == NULL)
 		resume_ev = event_new(portd_base, -1, 0, resume_cb, NULL);
@@ -182,7 +159,8 @@ conn_new(int fd, uid_t uid, pid_t pid)
 	TAILQ_INSERT_TAIL(&conns, c, entry);
 	nconns++;
 	reading(c, true);
-	log_debug("connection from uid %u pid %d", (unsigned)uid, (int)pid);
+	log_debug("connection from uid %u pid %d", (unsigned)peer->uid,
+	    (int)peer->pid);
 	return c;
 }
 
@@ -211,7 +189,7 @@ uid_outbytes(uid_t uid)
 	size_t n = 0;
 
 	TAILQ_FOREACH(c, &conns, entry)
-	if (c->uid == uid)
+	if (c->peer.uid == uid)
 		n += c->outbytes;
 	return n;
 }
@@ -237,7 +215,7 @@ out_full(struct conn *c)
 	if (c->outbytes <= OUT_QUIET)
 		return false;
 	if (out_total > portd_cfg.max_output_total ||
-	    uid_outbytes(c->uid) > portd_cfg.max_output_per_uid) {
+	    uid_outbytes(c->peer.uid) > portd_cfg.max_output_per_uid) {
 		set_stalled(c, true);
 		return true;
 	}
@@ -252,7 +230,7 @@ out_room(struct conn *c)
 		return false;
 	if (c->stalled &&
 	    (out_total > portd_cfg.max_output_total / 2 ||
-	        uid_outbytes(c->uid) > portd_cfg.max_output_per_uid / 2))
+	        uid_outbytes(c->peer.uid) > portd_cfg.max_output_per_uid / 2))
 		return false;
 	set_stalled(c, false);
 	return true;
@@ -345,8 +323,8 @@ conn_close(struct conn *c, const char *reason)
 
 	if (c == NULL || c->dead)
 		return;
-	log_debug("connection from uid %u pid %d closed: %s", (unsigned)c->uid,
-	    (int)c->pid, reason);
+	log_debug("connection from uid %u pid %d closed: %s",
+	    (unsigned)c->peer.uid, (int)c->peer.pid, reason);
 	c->dead = true;
 	TAILQ_REMOVE(&conns, c, entry);
 	nconns--;
@@ -360,8 +338,8 @@ conn_close(struct conn *c, const char *reason)
 	}
 	set_stalled(c, false);
 	out_released();
-	close(c->fd);
-	c->fd = -1;
+	close(c->peer.fd);
+	c->peer.fd = -1;
 	lease_end_conn(c);
 	listener_resume();
 	/* Callers may still hold c on their stack: free it from the loop. */
@@ -495,7 +473,7 @@ conn_read(struct conn *c)
 	}
 	if (v.iov_len > READ_CHUNK)
 		v.iov_len = READ_CHUNK;
-	n = read(c->fd, v.iov_base, v.iov_len);
+	n = read(c->peer.fd, v.iov_base, v.iov_len);
 	if (n > 0) {
 		v.iov_len = (size_t)n;
 		if (evbuffer_commit_space(c->in, &v, 1) == -1) {
@@ -587,12 +565,13 @@ conn_write(struct conn *c)
 		} else {
 			if (f == FAULT_SHORT && iov.iov_len > 1)
 				iov.iov_len /= 2;
-			n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+			n = sendmsg(
+			    c->peer.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
 		}
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
-			log_debug("send to uid %u: %s", (unsigned)c->uid,
+			log_debug("send to uid %u: %s", (unsigned)c->peer.uid,
 			    strerror(errno));
 			conn_close(c, "write error");
 			return -1; /* conn_close released its output */
@@ -688,7 +667,7 @@ conn_fd_budget(struct conn *c)
 	/* Descriptors in flight are charged to portd's uid; a client that
 	 * never reads could make sendmsg fail for everyone. Once the
 	 * socket's send queue is empty the client has read them all. */
-	if (TAILQ_EMPTY(&c->out) && ioctl(c->fd, SIOCOUTQ, &unread) == 0 &&
+	if (TAILQ_EMPTY(&c->out) && ioctl(c->peer.fd, SIOCOUTQ, &unread) == 0 &&
 	    unread == 0)
 		c->fd_replies = 0;
 	return c->fd_replies < portd_cfg.max_fd_replies;

@@ -30,6 +30,15 @@ extern struct config portd_cfg;
 extern int64_t portd_started_ms;
 void portd_shutdown(const char *reason);
 
+/* A client of either socket, captured once at accept: every request it
+ * makes is checked against this (SO_PEERCRED's uid and pid, the time). */
+struct peer {
+	int fd; /* the accepted socket; -1 once it is closed */
+	uid_t uid;
+	pid_t pid;
+	uint64_t accepted; /* ticks since boot (/proc/PID/stat's unit) */
+};
+
 /* clock (lease.c): wall-clock Unix milliseconds, through the clock that
  * portd_set_clock chose (portd_clock_real unless a test replaced it). */
 int64_t portd_clock(void);
@@ -145,6 +154,12 @@ void lease_shutdown(void);
  * failure; the caller never drops it after the call. */
 struct lease *lease_create(const struct proto_request *req, uid_t uid,
     pid_t pid, struct conn *conn, struct proc *proc, struct proto_error *err);
+/* The one way a client's request becomes a lease, on either socket: the
+ * owner process watched as the scope asks (req->pid, else the peer), then
+ * lease_create. conn: the session's connection (NULL for none). Takes no
+ * reference from the caller. */
+struct lease *lease_grant(const struct proto_request *req,
+    const struct peer *peer, struct conn *conn, struct proto_error *err);
 struct lease *lease_find(const char *id);
 struct lease *lease_by_port(uint16_t port);
 /* Whether uid may act on / see the lease (owner or root). */
@@ -265,17 +280,16 @@ void service_stopping(void);
 void service_status_changed(void);
 
 /* conn.c: one client connection: framing, limits, replies in order. */
-struct conn *conn_new(int fd, uid_t uid, pid_t pid);
+/* A connection for peer, owning peer->fd from here; NULL (out of memory)
+ * leaves the fd to the caller. */
+struct conn *conn_new(const struct peer *peer);
 /* The one teardown path; deferred when called from the conn's callbacks. */
 void conn_close(struct conn *, const char *reason);
 /* Queue one reply line, with fds (dup'd by the caller, owned by the conn
  * from here on, closed on every path). */
 int conn_reply(struct conn *, json_object *reply, int *fds, int nfds);
-uid_t conn_uid(const struct conn *);
-pid_t conn_pid(const struct conn *);
-int conn_fd(const struct conn *);
-/* When the connection was accepted, in ticks since boot (/proc/PID/stat). */
-uint64_t conn_accepted(const struct conn *);
+/* Who is on the other end, as captured at accept. */
+const struct peer *conn_peer(const struct conn *);
 int conn_count(void);
 int conn_count_uid(uid_t uid);
 /* Queued output of every connection, in bytes as conn.c counts them,
@@ -289,8 +303,7 @@ void conn_close_all(void);
 /* proc.c: processes that own leases, watched through pidfds. */
 /* Watch the connecting process (SO_PEERPIDFD, else pidfd_open checked
  * against the accept time). The new reference goes to the caller. */
-struct proc *proc_watch_peer(int connfd, pid_t pid, uid_t uid,
-    uint64_t accepted, struct proto_error *err);
+struct proc *proc_watch_peer(const struct peer *, struct proto_error *err);
 /* Watch pid, which must belong to peer_uid (unless root) and, when
  * want_start is not 0, have started at that tick (restore). */
 struct proc *proc_watch_pid(
@@ -334,7 +347,8 @@ void listener_resume(void);
  * descriptors; cred may be NULL), with why; both own fd. */
 struct ucred;
 struct acceptor;
-typedef void (*acceptor_fn)(int fd, const struct ucred *cred, const char *why);
+/* take or refuse own peer->fd from the call on. */
+typedef void (*acceptor_fn)(const struct peer *peer, const char *why);
 struct acceptor *acceptor_new(
     int fd, const char *what, acceptor_fn take, acceptor_fn refuse);
 void acceptor_free(struct acceptor *);

@@ -195,6 +195,23 @@ make_id(char *buf)
 }
 
 struct lease *
+lease_grant(const struct proto_request *req, const struct peer *peer,
+    struct conn *conn, struct proto_error *err)
+{
+	struct proc *proc = NULL;
+
+	if (req->scope == PROTO_SCOPE_PROCESS) {
+		proc = req->pid != 0
+		           ? proc_watch_pid((pid_t)req->pid, peer->uid, 0, err)
+		           : proc_watch_peer(peer, err);
+		if (proc == NULL)
+			return NULL;
+	}
+	/* lease_create takes proc's reference, on failure too. */
+	return lease_create(req, peer->uid, peer->pid, conn, proc, err);
+}
+
+struct lease *
 lease_find(const char *id)
 {
 	struct lease *l;

@@ -216,7 +216,9 @@ refuse_with_spare(struct acceptor *a)
 	fd = accept4(a->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	e = errno;
 	if (fd != -1) {
-		a->refuse(fd, NULL, "portd is out of descriptors");
+		struct peer unknown = {.fd = fd, .uid = (uid_t)-1, .pid = -1};
+
+		a->refuse(&unknown, "portd is out of descriptors");
 		refused_emfile++;
 	}
 	spare_open();
@@ -259,6 +261,7 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 	(void)what;
 	for (int i = 0; i < 64; i++) {
 		struct ucred cred;
+		struct peer peer;
 		socklen_t len = sizeof(cred);
 		int fd, e, r;
 
@@ -291,6 +294,10 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 			close(fd);
 			continue;
 		}
+		peer = (struct peer){.fd = fd,
+		    .uid = cred.uid,
+		    .pid = cred.pid,
+		    .accepted = proc_now_ticks()};
 		/* Ports belong to a network namespace: a port of ours is no
 		 * use to a client in another one (a container given the
 		 * socket by a bind mount), and would be given silently. */
@@ -298,21 +305,20 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 			log_info("%s: refused uid %u pid %d: another network "
 			         "namespace",
 			    a->what, (unsigned)cred.uid, (int)cred.pid);
-			a->refuse(fd, &cred, netns_why);
+			a->refuse(&peer, netns_why);
 			continue;
 		}
 		/* Limits before any state is allocated for the peer. */
 		if (listener_conns(false, 0) >= portd_cfg.max_conns) {
-			a->refuse(fd, &cred, "too many connections");
+			a->refuse(&peer, "too many connections");
 			continue;
 		}
 		if (listener_conns(true, cred.uid) >=
 		    portd_cfg.max_conns_per_uid) {
-			a->refuse(
-			    fd, &cred, "too many connections for this uid");
+			a->refuse(&peer, "too many connections for this uid");
 			continue;
 		}
-		a->take(fd, &cred, NULL);
+		a->take(&peer, NULL);
 	}
 }
 
@@ -407,18 +413,17 @@ acceptor_free(struct acceptor *a)
 }
 
 static void
-api_take(int fd, const struct ucred *cred, const char *why)
+api_take(const struct peer *peer, const char *why)
 {
 	(void)why;
-	if (conn_new(fd, cred->uid, cred->pid) == NULL)
-		reject(fd, "out of memory");
+	if (conn_new(peer) == NULL)
+		reject(peer->fd, "out of memory");
 }
 
 static void
-api_refuse(int fd, const struct ucred *cred, const char *why)
+api_refuse(const struct peer *peer, const char *why)
 {
-	(void)cred;
-	reject(fd, why);
+	reject(peer->fd, why);
 }
 
 static int

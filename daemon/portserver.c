@@ -28,8 +28,7 @@
 #define PS_MAX_REQUEST 20
 
 struct ps_conn {
-	int fd;
-	uid_t uid;
+	struct peer peer;
 	char buf[PS_MAX_LINE];
 	size_t len;
 	struct event *ev, *timer;
@@ -55,7 +54,7 @@ ps_close(struct ps_conn *c)
 	ps_nconns--;
 	event_free(c->ev);
 	event_free(c->timer);
-	close(c->fd);
+	close(c->peer.fd);
 	free(c);
 	listener_resume();
 }
@@ -69,7 +68,7 @@ ps_answer(struct ps_conn *c, int port)
 
 	/* A fresh socket's send buffer takes these few bytes at once. */
 	if (port > 0 &&
-	    send(c->fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
+	    send(c->peer.fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
 		log_debug("portserver: reply lost: %s", strerror(errno));
 	ps_close(c);
 }
@@ -85,7 +84,6 @@ ps_lease(struct ps_conn *c)
 	    .scope = PROTO_SCOPE_PROCESS};
 	struct proto_error err;
 	struct lease *l;
-	struct proc *p;
 	char *end;
 	long pid;
 
@@ -93,20 +91,20 @@ ps_lease(struct ps_conn *c)
 	pid = strtol(c->buf, &end, 10);
 	if (c->buf[0] < '0' || c->buf[0] > '9' || errno != 0 ||
 	    (*end != '\0' && *end != '\r') || pid < 2 || pid > INT32_MAX) {
-		log_debug(
-		    "portserver: bad request from uid %u", (unsigned)c->uid);
+		log_debug("portserver: bad request from uid %u",
+		    (unsigned)c->peer.uid);
 		return 0;
 	}
 	req.pid = pid;
 	snprintf(req.name, sizeof(req.name), "portserver");
-	if ((p = proc_watch_pid((pid_t)pid, c->uid, 0, &err)) == NULL) {
-		log_debug("portserver: pid %ld: %s", pid, err.message);
-		return 0;
-	}
-	/* lease_create takes p's reference, on failure too. */
-	if ((l = lease_create(&req, c->uid, (pid_t)pid, NULL, p, &err)) ==
-	    NULL) {
-		log_info("portserver: pid %ld: %s", pid, err.message);
+	if ((l = lease_grant(&req, &c->peer, NULL, &err)) == NULL) {
+		/* A pid that is gone or not the peer's is the client's
+		 * business; a lease refused is the operator's. */
+		if (err.code == PROTO_E_NOT_FOUND ||
+		    err.code == PROTO_E_FORBIDDEN)
+			log_debug("portserver: pid %ld: %s", pid, err.message);
+		else
+			log_info("portserver: pid %ld: %s", pid, err.message);
 		return 0;
 	}
 	if (lease_claim(l, &err) == -1) {
@@ -142,7 +140,7 @@ ps_read_cb(evutil_socket_t fd, short what, void *arg)
 		ps_answer(c, ps_lease(c));
 	} else if (nl != NULL || c->len > PS_MAX_REQUEST) {
 		log_debug("portserver: request over %d bytes from uid %u",
-		    PS_MAX_REQUEST, (unsigned)c->uid);
+		    PS_MAX_REQUEST, (unsigned)c->peer.uid);
 		ps_answer(c, 0);
 	}
 }
@@ -158,27 +156,26 @@ ps_timer_cb(evutil_socket_t fd, short what, void *arg)
 /* Refused (caps, out of descriptors): closed with nothing written, as
  * Google's portserver does; portpicker then picks a port itself. */
 static void
-ps_refuse(int fd, const struct ucred *cred, const char *why)
+ps_refuse(const struct peer *peer, const char *why)
 {
-	log_debug("portserver: uid %d refused: %s",
-	    cred != NULL ? (int)cred->uid : -1, why);
-	close(fd);
+	log_debug("portserver: uid %d refused: %s", (int)peer->uid, why);
+	close(peer->fd);
 }
 
 static void
-ps_take(int fd, const struct ucred *cred, const char *why)
+ps_take(const struct peer *peer, const char *why)
 {
 	struct timeval tv = {.tv_sec = portd_cfg.request_timeout_ms / 1000,
 	    .tv_usec = (portd_cfg.request_timeout_ms % 1000) * 1000};
 	struct ps_conn *c;
+	int fd = peer->fd;
 
 	(void)why;
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		close(fd);
 		return;
 	}
-	c->fd = fd;
-	c->uid = cred->uid;
+	c->peer = *peer;
 	c->ev = event_new(portd_base, fd, EV_READ | EV_PERSIST, ps_read_cb, c);
 	c->timer = evtimer_new(portd_base, ps_timer_cb, c);
 	if (c->ev == NULL || c->timer == NULL || event_add(c->ev, NULL) == -1 ||
@@ -208,7 +205,7 @@ portserver_count_uid(uid_t uid)
 	int n = 0;
 
 	for (struct ps_conn *c = ps_conns; c != NULL; c = c->next)
-		n += c->uid == uid;
+		n += c->peer.uid == uid;
 	return n;
 }
 

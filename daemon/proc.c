@@ -279,10 +279,10 @@ no_peerpidfd(void)
 }
 
 struct proc *
-proc_watch_peer(int connfd, pid_t pid, uid_t uid, uint64_t accepted,
-    struct proto_error *err)
+proc_watch_peer(const struct peer *peer, struct proto_error *err)
 {
 	socklen_t len = sizeof(int);
+	pid_t pid = peer->pid;
 	int pidfd = -1;
 
 	if (pid <= 1) {
@@ -295,10 +295,10 @@ proc_watch_peer(int connfd, pid_t pid, uid_t uid, uint64_t accepted,
 	/* SO_PEERPIDFD pins the very process that connected (Linux 6.5+).
 	 * PORTD_NO_PEERPIDFD=1 takes the older kernels' path, to test it. */
 	if (!no_peerpidfd() &&
-	    getsockopt(connfd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0) {
+	    getsockopt(peer->fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len) == 0) {
 		if (fcntl(pidfd, F_SETFD, FD_CLOEXEC) == -1)
 			log_warn("pidfd");
-		return watch_checked(pid, pidfd, uid, 0, 0, err);
+		return watch_checked(pid, pidfd, peer->uid, 0, 0, err);
 	}
 	if (errno == EMFILE || errno == ENFILE) {
 		proto_error_set(
@@ -318,7 +318,7 @@ proc_watch_peer(int connfd, pid_t pid, uid_t uid, uint64_t accepted,
 			    "the connecting process %d has exited", (int)pid);
 		return NULL;
 	}
-	return watch_checked(pid, pidfd, uid, accepted, 0, err);
+	return watch_checked(pid, pidfd, peer->uid, peer->accepted, 0, err);
 }
 
 struct proc *

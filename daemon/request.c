@@ -13,6 +13,7 @@
 
 struct ctx {
 	struct conn *conn;
+	const struct peer *peer; /* conn's, as accepted */
 	const struct proto_request *req;
 	json_object *reply; /* the success reply, {"id","ok":true} so far */
 	int fds[PROTO_MAX_SOCKETS];
@@ -77,7 +78,7 @@ lookup(struct ctx *x, struct proto_error *err)
 		if ((l = lease_by_port((uint16_t)req->port)) == NULL)
 			proto_error_set(err, PROTO_E_NOT_FOUND,
 			    "no lease holds port %d", req->port);
-		else if (!lease_allowed(l, conn_uid(x->conn)))
+		else if (!lease_allowed(l, x->peer->uid))
 			proto_error_set(err, PROTO_E_FORBIDDEN,
 			    "port %d is leased by another user", req->port);
 		else
@@ -87,7 +88,7 @@ lookup(struct ctx *x, struct proto_error *err)
 	if ((l = lease_find(req->lease)) == NULL)
 		proto_error_set(
 		    err, PROTO_E_NOT_FOUND, "no lease '%s'", req->lease);
-	else if (!lease_allowed(l, conn_uid(x->conn)))
+	else if (!lease_allowed(l, x->peer->uid))
 		proto_error_set(err, PROTO_E_FORBIDDEN,
 		    "lease '%s' belongs to another user", req->lease);
 	else
@@ -113,7 +114,7 @@ op_hello(struct ctx *x, struct proto_error *err)
 {
 	(void)err;
 	add_identity(x->reply);
-	add(x->reply, "uid", json_object_new_int64(conn_uid(x->conn)));
+	add(x->reply, "uid", json_object_new_int64(x->peer->uid));
 	return 0;
 }
 
@@ -123,28 +124,14 @@ op_lease(struct ctx *x, struct proto_error *err)
 	const struct proto_request *req = x->req;
 	const struct held_socket *socks;
 	struct lease *l;
-	struct proc *proc = NULL;
 	json_object *arr;
-	pid_t pid = conn_pid(x->conn);
 	int n;
 
 	if (req->fd && !conn_fd_budget(x->conn))
 		return proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
 		    "too many unread replies carrying sockets on this "
 		    "connection; read them first");
-	if (req->scope == PROTO_SCOPE_PROCESS) {
-		if (req->pid != 0)
-			proc = proc_watch_pid(
-			    (pid_t)req->pid, conn_uid(x->conn), 0, err);
-		else
-			proc = proc_watch_peer(conn_fd(x->conn), pid,
-			    conn_uid(x->conn), conn_accepted(x->conn), err);
-		if (proc == NULL)
-			return -1;
-	}
-	/* lease_create takes proc's reference, on failure too. */
-	l = lease_create(req, conn_uid(x->conn), pid, x->conn, proc, err);
-	if (l == NULL)
+	if ((l = lease_grant(req, x->peer, x->conn, err)) == NULL)
 		return -1;
 	add(x->reply, "lease", lease_json(l));
 	if (!req->fd)
@@ -231,11 +218,11 @@ op_list(struct ctx *x, struct proto_error *err)
 {
 	json_object *arr;
 
-	if (x->req->all && conn_uid(x->conn) != 0)
+	if (x->req->all && x->peer->uid != 0)
 		return proto_error_set(err, PROTO_E_FORBIDDEN,
 		    "only root may list every user's leases");
 	arr = json_object_new_array();
-	lease_foreach(x->req->all, conn_uid(x->conn), list_one, arr);
+	lease_foreach(x->req->all, x->peer->uid, list_one, arr);
 	add(x->reply, "leases", arr);
 	return 0;
 }
@@ -305,7 +292,7 @@ op_who(struct ctx *x, struct proto_error *err)
 	add(x->reply, "leased", json_object_new_boolean(l != NULL));
 	if (l == NULL)
 		return 0;
-	full = lease_allowed(l, conn_uid(x->conn));
+	full = lease_allowed(l, x->peer->uid);
 	if (full) {
 		o = lease_json(l);
 	} else {
@@ -455,7 +442,7 @@ op_metrics(struct ctx *x, struct proto_error *err)
 static int
 op_stop(struct ctx *x, struct proto_error *err)
 {
-	uid_t uid = conn_uid(x->conn);
+	uid_t uid = x->peer->uid;
 
 	/* The socket may be open to everyone (system mode): stopping is for
 	 * the daemon's own user and root. */
@@ -477,7 +464,7 @@ request_handle(struct conn *c, const char *line, size_t len)
 {
 	struct proto_request req;
 	struct proto_error err;
-	struct ctx x = {.conn = c, .req = &req};
+	struct ctx x = {.conn = c, .peer = conn_peer(c), .req = &req};
 	json_object *reply;
 	enum proto_op op;
 	int rc = -1;
@@ -500,7 +487,7 @@ request_handle(struct conn *c, const char *line, size_t len)
 		counters.errors++;
 		if (err.code > PROTO_E_NONE && err.code < PROTO_E__MAX)
 			counters.errors_by[op][err.code]++;
-		log_debug("uid %u: %s: %s", (unsigned)conn_uid(c),
+		log_debug("uid %u: %s: %s", (unsigned)x.peer->uid,
 		    proto_errcode_to_string(err.code), err.message);
 		json_object_put(x.reply);
 		for (int i = 0; i < x.nfds; i++)

@@ -125,7 +125,12 @@ inproc_connect(int i, uid_t uid)
 	          sv) == 0);
 	clients[i] = (struct client){.fd = sv[0]};
 	/* As listener.c does after accept: the peer is this process. */
-	if (conn_new(sv[1], uid, getpid()) == NULL)
+	struct peer peer = {.fd = sv[1],
+	    .uid = uid,
+	    .pid = getpid(),
+	    .accepted = proc_now_ticks()};
+
+	if (conn_new(&peer) == NULL)
 		close(sv[1]);
 }
 
