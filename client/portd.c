@@ -306,7 +306,8 @@ static int
 hello(struct portd *h)
 {
 	struct proto_request pr;
-	json_object *reply, *v;
+	struct proto_identity id;
+	json_object *reply;
 	int rc;
 
 	proto_request_init(&pr, PROTO_OP_HELLO);
@@ -323,12 +324,15 @@ hello(struct portd *h)
 		    "daemon refused protocol version %d: %s: %s",
 		    PORTD_PROTOCOL_VERSION, portd_error_name(rc), msg);
 	}
-	if (!json_object_object_get_ex(reply, "version", &v) ||
-	    !json_object_is_type(v, json_type_int) ||
-	    json_object_get_int64(v) != PORTD_PROTOCOL_VERSION) {
+	proto_identity_decode(reply, &id);
+	if (id.version != PORTD_PROTOCOL_VERSION) {
+		char got[32] = "(none)";
+
+		if (id.version != -1)
+			snprintf(
+			    got, sizeof(got), "%lld", (long long)id.version);
 		rc = fail(h, PORTD_E_VERSION,
-		    "daemon speaks protocol version %s, not %d",
-		    v ? json_object_get_string(v) : "(none)",
+		    "daemon speaks protocol version %s, not %d", got,
 		    PORTD_PROTOCOL_VERSION);
 		json_object_put(reply);
 		return rc;
@@ -912,7 +916,8 @@ PORTD_PUBLIC int
 portd_status(struct portd *h, struct portd_status **ret_status)
 {
 	struct portd_status *s;
-	json_object *reply, *v, *pool = NULL, *counters;
+	struct proto_status st;
+	json_object *reply, *v;
 	const char *js;
 	int rc;
 
@@ -929,45 +934,34 @@ portd_status(struct portd *h, struct portd_status **ret_status)
 	    reply, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 	if (js == NULL || (s->json = strdup(js)) == NULL)
 		goto nomem;
-	s->version = get_int(reply, "version");
-	if (json_object_object_get_ex(reply, "server", &v)) {
-		if (json_object_is_type(v, json_type_object))
-			snprintf(s->server, sizeof(s->server), "%s %s",
-			    json_object_get_string(
-			        json_object_object_get(v, "name")),
-			    json_object_get_string(
-			        json_object_object_get(v, "version")));
-		else if (json_object_is_type(v, json_type_string))
-			snprintf(s->server, sizeof(s->server), "%s",
-			    json_object_get_string(v));
-	}
-	s->pid = (pid_t)get_int(reply, "pid");
-	s->uptime = get_int(reply, "uptime");
-	s->leases = get_int(reply, "leases");
-	s->ports = get_int(reply, "ports");
-	s->sockets = get_int(reply, "sockets");
-	s->connections = get_int(reply, "connections");
-	json_object_object_get_ex(reply, "pool", &pool);
-	s->pool_lo = get_int(pool, "lo");
-	s->pool_hi = get_int(pool, "hi");
-	s->pool_size = get_int(pool, "size");
-	s->pool_free = get_int(pool, "free");
-	if (json_object_object_get_ex(reply, "counters", &counters) &&
-	    json_object_is_type(counters, json_type_object) &&
-	    json_object_object_length(counters) > 0) {
-		s->counters =
-		    calloc((size_t)json_object_object_length(counters),
-		        sizeof(*s->counters));
-		if (s->counters == NULL)
-			goto nomem;
-		json_object_object_foreach(counters, key, val)
-		{
-			if (!json_object_is_type(val, json_type_int))
-				continue;
-			struct portd_counter *c = &s->counters[s->ncounters++];
-			snprintf(c->name, sizeof(c->name), "%s", key);
-			c->value = json_object_get_int64(val);
-		}
+	proto_status_decode(reply, &st);
+	s->version = st.identity.version;
+	if (st.identity.release[0] != '\0')
+		snprintf(s->server, sizeof(s->server), "%s %s",
+		    st.identity.name, st.identity.release);
+	else
+		snprintf(s->server, sizeof(s->server), "%s", st.identity.name);
+	s->pid = (pid_t)st.identity.pid;
+	s->uptime = st.uptime;
+	s->leases = st.leases;
+	s->ports = st.ports;
+	s->sockets = st.sockets;
+	s->connections = st.connections;
+	s->pool_lo = st.pool_lo;
+	s->pool_hi = st.pool_hi;
+	s->pool_size = st.pool_size;
+	s->pool_free = st.pool_free;
+	if ((s->counters = calloc(PROTO_COUNTER__MAX, sizeof(*s->counters))) ==
+	    NULL)
+		goto nomem;
+	for (int i = 0; i < PROTO_COUNTER__MAX; i++) {
+		struct portd_counter *c = &s->counters[s->ncounters];
+
+		if (st.counters[i] < 0)
+			continue;
+		snprintf(c->name, sizeof(c->name), "%s", proto_counter_name(i));
+		c->value = st.counters[i];
+		s->ncounters++;
 	}
 	if (json_object_object_get_ex(reply, "config", &v) &&
 	    json_object_is_type(v, json_type_object) &&

@@ -96,24 +96,25 @@ lookup(struct ctx *x, struct proto_error *err)
 	return NULL;
 }
 
-/* What hello and status both say: protocol, server, pid. */
-static void
-add_identity(json_object *reply)
+/* Who answers: in hello and status. */
+static struct proto_identity
+identity(void)
 {
-	json_object *srv = json_object_new_object();
+	struct proto_identity id = {.version = PROTO_VERSION, .pid = getpid()};
 
-	add(srv, "name", json_object_new_string("portd"));
-	add(srv, "version", json_object_new_string(PORTD_VERSION));
-	add(reply, "version", json_object_new_int(PROTO_VERSION));
-	add(reply, "server", srv);
-	add(reply, "pid", json_object_new_int(getpid()));
+	snprintf(id.name, sizeof(id.name), "portd");
+	snprintf(id.release, sizeof(id.release), "%s", PORTD_VERSION);
+	return id;
 }
 
 static int
 op_hello(struct ctx *x, struct proto_error *err)
 {
-	(void)err;
-	add_identity(x->reply);
+	struct proto_identity id = identity();
+
+	if (proto_identity_encode(x->reply, &id) == -1)
+		return proto_error_set(
+		    err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
 	add(x->reply, "uid", json_object_new_int64(x->peer->uid));
 	return 0;
 }
@@ -324,48 +325,41 @@ static int
 op_status(struct ctx *x, struct proto_error *err)
 {
 	const struct lease_counters *lc = lease_counters();
-	json_object *pool = json_object_new_object();
-	json_object *cnt = json_object_new_object();
+	struct proto_status st = {.identity = identity(),
+	    .uptime = (portd_clock_real() - portd_started_ms) / 1000,
+	    .leases = lease_count(),
+	    .ports = lease_ports_held(),
+	    .sockets = lease_sockets_held(),
+	    /* Restored leases portd cannot hold yet (retried). */
+	    .unheld = lease_lost_count(),
+	    .connections = conn_count(),
+	    .queued_output = (int64_t)conn_queued_output(),
+	    .output_stalls = (int64_t)conn_output_stalls(),
+	    .pool_lo = alloc_pool_lo(),
+	    .pool_hi = alloc_pool_hi(),
+	    .pool_size = alloc_pool_size(),
+	    .pool_free = alloc_pool_free(),
+	    .pool_strategy = (int)portd_cfg.strategy,
+	    .ipv6 = alloc_ipv6(),
+	    .counters = {
+	        [PROTO_COUNTER_REQUESTS] = (int64_t)counters.requests,
+	        [PROTO_COUNTER_ERRORS] = (int64_t)counters.errors,
+	        [PROTO_COUNTER_LEASES_CREATED] = (int64_t)lc->created,
+	        [PROTO_COUNTER_LEASES_RELEASED] =
+	            (int64_t)lc->ended[LEASE_END_RELEASED],
+	        [PROTO_COUNTER_LEASES_EXPIRED] =
+	            (int64_t)lc->ended[LEASE_END_EXPIRED],
+	        [PROTO_COUNTER_LEASES_SESSION_ENDED] =
+	            (int64_t)lc->ended[LEASE_END_SESSION],
+	        [PROTO_COUNTER_LEASES_PROCESS_ENDED] =
+	            (int64_t)lc->ended[LEASE_END_PROCESS],
+	        [PROTO_COUNTER_CLAIMS] = (int64_t)lc->claimed,
+	        [PROTO_COUNTER_RENEWALS] = (int64_t)lc->renewed,
+	    }};
 
-	(void)err;
-	add_identity(x->reply);
-	add(x->reply, "uptime",
-	    json_object_new_int64(
-	        (portd_clock_real() - portd_started_ms) / 1000));
-	add(x->reply, "leases", json_object_new_int(lease_count()));
-	add(x->reply, "ports", json_object_new_int(lease_ports_held()));
-	add(x->reply, "sockets", json_object_new_int(lease_sockets_held()));
-	/* Restored leases portd cannot hold yet (retried with backoff). */
-	add(x->reply, "unheld", json_object_new_int(lease_lost_count()));
-	add(x->reply, "connections", json_object_new_int(conn_count()));
-	add(x->reply, "queued-output",
-	    json_object_new_int64((int64_t)conn_queued_output()));
-	add(x->reply, "output-stalls",
-	    json_object_new_int64((int64_t)conn_output_stalls()));
-	add(pool, "lo", json_object_new_int(alloc_pool_lo()));
-	add(pool, "hi", json_object_new_int(alloc_pool_hi()));
-	add(pool, "size", json_object_new_int(alloc_pool_size()));
-	add(pool, "free", json_object_new_int(alloc_pool_free()));
-	add(pool, "strategy",
-	    json_object_new_string(
-	        proto_strategy_to_string(portd_cfg.strategy)));
-	add(x->reply, "pool", pool);
-	add(x->reply, "ipv6", json_object_new_boolean(alloc_ipv6()));
-	add(cnt, "requests", json_object_new_int64((int64_t)counters.requests));
-	add(cnt, "errors", json_object_new_int64((int64_t)counters.errors));
-	add(cnt, "leases_created", json_object_new_int64((int64_t)lc->created));
-	add(cnt, "leases_released",
-	    json_object_new_int64((int64_t)lc->ended[LEASE_END_RELEASED]));
-	add(cnt, "leases_expired",
-	    json_object_new_int64((int64_t)lc->ended[LEASE_END_EXPIRED]));
-	add(cnt, "leases_session_ended",
-	    json_object_new_int64((int64_t)lc->ended[LEASE_END_SESSION]));
-	add(cnt, "leases_process_ended",
-	    json_object_new_int64((int64_t)lc->ended[LEASE_END_PROCESS]));
-	add(cnt, "claims", json_object_new_int64((int64_t)lc->claimed));
-	add(cnt, "renewals", json_object_new_int64((int64_t)lc->renewed));
-	add(x->reply, "counters", cnt);
-	add(x->reply, "config", config_json());
+	if (proto_status_encode(x->reply, &st, config_json()) == -1)
+		return proto_error_set(
+		    err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
 	return 0;
 }
 

@@ -263,4 +263,46 @@ json_object *proto_socket_encode(const struct proto_socket *);
 int proto_socket_decode(
     json_object *, struct proto_socket *ret, struct proto_error *err);
 
+/* status.c: the daemon's identity (hello, status) and the status reply,
+ * both directions. Decoding fills every number the reply lacks with -1
+ * (strings with ""); it refuses nothing, so that a client can show what
+ * an older or newer daemon sent. */
+struct proto_identity {
+	int64_t version;  /* protocol version */
+	char name[64];    /* server name, "portd" */
+	char release[64]; /* server version, "0.1.0" */
+	int64_t pid;
+};
+enum proto_counter {
+	PROTO_COUNTER_REQUESTS,
+	PROTO_COUNTER_ERRORS,
+	PROTO_COUNTER_LEASES_CREATED,
+	PROTO_COUNTER_LEASES_RELEASED,
+	PROTO_COUNTER_LEASES_EXPIRED,
+	PROTO_COUNTER_LEASES_SESSION_ENDED,
+	PROTO_COUNTER_LEASES_PROCESS_ENDED,
+	PROTO_COUNTER_CLAIMS,
+	PROTO_COUNTER_RENEWALS,
+	PROTO_COUNTER__MAX
+};
+struct proto_status {
+	struct proto_identity identity;
+	int64_t uptime; /* seconds */
+	int64_t leases, ports, sockets, unheld, connections;
+	int64_t queued_output, output_stalls;
+	int64_t pool_lo, pool_hi, pool_size, pool_free;
+	int pool_strategy; /* enum proto_strategy; -1 when absent */
+	int ipv6;          /* 1, 0; -1 when absent */
+	int64_t counters[PROTO_COUNTER__MAX];
+};
+/* The counter's field name in the reply ("leases_created"). */
+const char *proto_counter_name(enum proto_counter);
+/* Add the fields to reply, in the protocol's order: 0, or -1 when out of
+ * memory. config (consumed, may be NULL) goes in as "config". */
+int proto_identity_encode(json_object *reply, const struct proto_identity *);
+int proto_status_encode(
+    json_object *reply, const struct proto_status *, json_object *config);
+void proto_identity_decode(json_object *reply, struct proto_identity *ret);
+void proto_status_decode(json_object *reply, struct proto_status *ret);
+
 #endif
