@@ -376,11 +376,7 @@ static int
 do_read(struct portd_async *a)
 {
 	for (;;) {
-		union {
-			char buf[CMSG_SPACE(sizeof(int) * CLIENT_MAX_FDS)];
-			struct cmsghdr align;
-		} cbuf;
-		struct iovec iov;
+		union io_cbuf cbuf;
 		struct msghdr msg = {0};
 		struct fdbatch *b = NULL;
 		struct cmsghdr *c;
@@ -389,22 +385,10 @@ do_read(struct portd_async *a)
 		if (a->inlen > CLIENT_MAX_REPLY)
 			return fail_all(a, PORTD_E_PROTOCOL,
 			    "malformed reply from the daemon: line too long");
-		if (a->insize - a->inlen < 4096) {
-			size_t size = a->insize ? a->insize * 2 : 16384;
-			char *p = realloc(a->in, size);
-			if (p == NULL)
-				return fail_all(
-				    a, PORTD_E_NOMEM, "out of memory");
-			a->in = p;
-			a->insize = size;
-		}
-		iov.iov_base = a->in + a->inlen;
-		iov.iov_len = a->insize - a->inlen;
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = cbuf.buf;
-		msg.msg_controllen = sizeof(cbuf.buf);
-		n = recvmsg(a->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		n = io_recvmsg(a->fd, &a->in, &a->insize, a->inlen, 16384,
+		    &cbuf, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+		if (n == -1 && errno == ENOMEM)
+			return fail_all(a, PORTD_E_NOMEM, "out of memory");
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && errno == EAGAIN)

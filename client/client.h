@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <json-c/json.h>
@@ -57,6 +58,20 @@ int io_recv_line(
 void io_consume(struct io *io, size_t len);
 /* Close every received fd not yet taken. */
 void io_close_fds(struct io *io);
+/* Room for the descriptors of one reply, aligned for cmsg. */
+union io_cbuf {
+	char buf[CMSG_SPACE(sizeof(int) * CLIENT_MAX_FDS)];
+	struct cmsghdr align;
+};
+/*
+ * One recvmsg(flags) into the free end of a growing buffer (*buf of *size
+ * bytes, len used; grown to at least 4K of room first, a new one to first
+ * bytes), the descriptors into cbuf through msg (its control fields set
+ * here). Returns what recvmsg returns; -1 with ENOMEM when the buffer
+ * cannot grow.
+ */
+ssize_t io_recvmsg(int fd, char **buf, size_t *size, size_t len, size_t first,
+    union io_cbuf *cbuf, struct msghdr *msg, int flags);
 void io_close(struct io *io);
 
 /* spawn.c: where the daemon lives and how to start it. */

@@ -140,11 +140,7 @@ io_recv_line(struct io *io, int64_t deadline, char **ret_line, size_t *ret_len)
 
 	for (;;) {
 		char *nl = NULL;
-		union {
-			char buf[CMSG_SPACE(sizeof(int) * CLIENT_MAX_FDS)];
-			struct cmsghdr align;
-		} cbuf;
-		struct iovec iov;
+		union io_cbuf cbuf;
 		struct msghdr msg = {0};
 		ssize_t n;
 
@@ -158,21 +154,10 @@ io_recv_line(struct io *io, int64_t deadline, char **ret_line, size_t *ret_len)
 		scanned = io->len;
 		if (io->len > CLIENT_MAX_REPLY)
 			return PORTD_E_PROTOCOL;
-		if (io->size - io->len < 4096) {
-			size_t size = io->size == 0 ? 8192 : io->size * 2;
-			char *p = realloc(io->buf, size);
-			if (p == NULL)
-				return PORTD_E_NOMEM;
-			io->buf = p;
-			io->size = size;
-		}
-		iov.iov_base = io->buf + io->len;
-		iov.iov_len = io->size - io->len;
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = cbuf.buf;
-		msg.msg_controllen = sizeof(cbuf.buf);
-		n = recvmsg(io->fd, &msg, MSG_CMSG_CLOEXEC);
+		n = io_recvmsg(io->fd, &io->buf, &io->size, io->len, 8192,
+		    &cbuf, &msg, MSG_CMSG_CLOEXEC);
+		if (n == -1 && errno == ENOMEM)
+			return PORTD_E_NOMEM;
 		if (n > 0 || (n == 0 && msg.msg_controllen > 0))
 			io_take_fds(io, &msg);
 		if (n > 0) {
@@ -189,6 +174,36 @@ io_recv_line(struct io *io, int64_t deadline, char **ret_line, size_t *ret_len)
 		if ((rc = io_wait(io, POLLIN, deadline)) < 0)
 			return rc;
 	}
+}
+
+ssize_t
+io_recvmsg(int fd, char **buf, size_t *size, size_t len, size_t first,
+    union io_cbuf *cbuf, struct msghdr *msg, int flags)
+{
+	struct iovec iov;
+	ssize_t n;
+
+	if (*size - len < 4096) {
+		size_t grown = *size == 0 ? first : *size * 2;
+		char *p = realloc(*buf, grown);
+
+		if (p == NULL) {
+			errno = ENOMEM;
+			return -1;
+		}
+		*buf = p;
+		*size = grown;
+	}
+	iov.iov_base = *buf + len;
+	iov.iov_len = *size - len;
+	msg->msg_iov = &iov;
+	msg->msg_iovlen = 1;
+	msg->msg_control = cbuf->buf;
+	msg->msg_controllen = sizeof(cbuf->buf);
+	n = recvmsg(fd, msg, flags);
+	msg->msg_iov = NULL; /* iov ends here; the control data stays */
+	msg->msg_iovlen = 0;
+	return n;
 }
 
 void

@@ -171,11 +171,31 @@ set_int(struct config *cfg, const struct key *k, const char *v, char *why,
 	return 0;
 }
 
+/* format_bytes for a key's bounds, which are int64_t. */
+static void
+format_size(int64_t n, char *buf, size_t len)
+{
+	format_bytes((uint64_t)n, buf, len);
+}
+
+/* v is outside k's bounds: say so with the bounds written as format
+ * writes them. Returns -1. */
+static int
+out_of_range(const struct key *k, const char *v,
+    void (*format)(int64_t, char *, size_t), char *why, size_t len)
+{
+	char lo[32], hi[32];
+
+	format(k->min, lo, sizeof(lo));
+	format(k->max, hi, sizeof(hi));
+	snprintf(why, len, "'%.64s' is out of range (%s..%s)", v, lo, hi);
+	return -1;
+}
+
 static int
 set_duration(struct config *cfg, const struct key *k, const char *v, char *why,
     size_t len)
 {
-	char lo[32], hi[32];
 	int64_t ms;
 
 	/* A bare number is seconds, as everywhere in portd's durations. */
@@ -184,13 +204,8 @@ set_duration(struct config *cfg, const struct key *k, const char *v, char *why,
 		    "'%.64s' is not a duration: " PROTO_DURATION_FORMS, v);
 		return -1;
 	}
-	if (ms < k->min || ms > k->max) {
-		proto_duration_format(k->min, lo, sizeof(lo));
-		proto_duration_format(k->max, hi, sizeof(hi));
-		snprintf(
-		    why, len, "'%.64s' is out of range (%s..%s)", v, lo, hi);
-		return -1;
-	}
+	if (ms < k->min || ms > k->max)
+		return out_of_range(k, v, proto_duration_format, why, len);
 	if (k->type == KEY_MSEC) {
 		*(int *)(void *)((char *)cfg + k->off) = (int)ms;
 		return 0;
@@ -208,7 +223,6 @@ static int
 set_bytes(struct config *cfg, const struct key *k, const char *v, char *why,
     size_t len)
 {
-	char lo[32], hi[32];
 	uint64_t n;
 
 	if (config_parse_bytes(v, &n) == -1) {
@@ -216,13 +230,8 @@ set_bytes(struct config *cfg, const struct key *k, const char *v, char *why,
 		    "'%.64s' is not a size (like 65536, 64K or 1M)", v);
 		return -1;
 	}
-	if (n < (uint64_t)k->min || n > (uint64_t)k->max) {
-		format_bytes((uint64_t)k->min, lo, sizeof(lo));
-		format_bytes((uint64_t)k->max, hi, sizeof(hi));
-		snprintf(
-		    why, len, "'%.64s' is out of range (%s..%s)", v, lo, hi);
-		return -1;
-	}
+	if (n < (uint64_t)k->min || n > (uint64_t)k->max)
+		return out_of_range(k, v, format_size, why, len);
 	*(size_t *)(void *)((char *)cfg + k->off) = (size_t)n;
 	return 0;
 }

@@ -1,5 +1,6 @@
 /* Logging to stderr with <N> priority prefixes, as journald reads them. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,50 +61,23 @@ vlog(int pri, const char *errstr, const char *fmt, va_list ap)
 		fprintf(stderr, "<%d>portd: %s\n", pri, buf);
 }
 
-#define LOGFN(name, pri)                                                       \
+/* A logging function; with_errno appends strerror(errno) as it was on
+ * entry, then runs after (exit for the fatal ones). */
+#define LOGFN(name, pri, with_errno, after)                                    \
 	void name(const char *fmt, ...)                                        \
 	{                                                                      \
 		va_list ap;                                                    \
+		const char *e = with_errno ? strerror(errno) : NULL;           \
 		va_start(ap, fmt);                                             \
-		vlog(pri, NULL, fmt, ap);                                      \
+		vlog(pri, e, fmt, ap);                                         \
 		va_end(ap);                                                    \
+		after;                                                         \
 	}
 
-LOGFN(log_warnx, LOG_WARNING)
-LOGFN(log_notice, LOG_NOTICE)
-LOGFN(log_info, LOG_INFO)
-LOGFN(log_debug, LOG_DEBUG)
-
-void
-log_warn(const char *fmt, ...)
-{
-	va_list ap;
-	const char *e = strerror(errno);
-
-	va_start(ap, fmt);
-	vlog(LOG_WARNING, e, fmt, ap);
-	va_end(ap);
-}
-
-void
-fatal(const char *fmt, ...)
-{
-	va_list ap;
-	const char *e = strerror(errno);
-
-	va_start(ap, fmt);
-	vlog(LOG_CRIT, e, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
-
-void
-fatalx(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vlog(LOG_CRIT, NULL, fmt, ap);
-	va_end(ap);
-	exit(1);
-}
+LOGFN(log_warn, LOG_WARNING, true, )
+LOGFN(log_warnx, LOG_WARNING, false, )
+LOGFN(log_notice, LOG_NOTICE, false, )
+LOGFN(log_info, LOG_INFO, false, )
+LOGFN(log_debug, LOG_DEBUG, false, )
+LOGFN(fatal, LOG_CRIT, true, exit(1))
+LOGFN(fatalx, LOG_CRIT, false, exit(1))

@@ -266,6 +266,28 @@ watch_checked(pid_t pid, int pidfd, uid_t peer_uid, uint64_t not_after,
 	return proc_get(pid, pidfd, start, uid, err);
 }
 
+/* pidfd_open, then watch_checked; peer: pid is the connecting process. */
+static struct proc *
+open_checked(pid_t pid, bool peer, uid_t peer_uid, uint64_t not_after,
+    uint64_t want_start, struct proto_error *err)
+{
+	int pidfd = pidfd_open_(pid);
+
+	if (pidfd == -1) {
+		if (errno == EMFILE || errno == ENFILE)
+			proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
+			    "out of descriptors");
+		else if (peer)
+			proto_error_set(err, PROTO_E_NOT_FOUND,
+			    "the connecting process %d has exited", (int)pid);
+		else
+			proto_error_set(err, PROTO_E_NOT_FOUND,
+			    "process %d does not exist", (int)pid);
+		return NULL;
+	}
+	return watch_checked(pid, pidfd, peer_uid, not_after, want_start, err);
+}
+
 static bool
 no_peerpidfd(void)
 {
@@ -309,16 +331,7 @@ proc_watch_peer(const struct peer *peer, struct proto_error *err)
 		log_debug("SO_PEERPIDFD: %s", strerror(errno));
 	/* Older kernels: the pid from SO_PEERCRED, and a process that
 	 * started after the connection was accepted is not our peer. */
-	if ((pidfd = pidfd_open_(pid)) == -1) {
-		if (errno == EMFILE || errno == ENFILE)
-			proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
-			    "out of descriptors");
-		else
-			proto_error_set(err, PROTO_E_NOT_FOUND,
-			    "the connecting process %d has exited", (int)pid);
-		return NULL;
-	}
-	return watch_checked(pid, pidfd, peer->uid, peer->accepted, 0, err);
+	return open_checked(pid, true, peer->uid, peer->accepted, 0, err);
 }
 
 struct proc *
@@ -327,7 +340,6 @@ proc_watch_pid(
 {
 	struct proc *p;
 	uid_t uid;
-	int pidfd;
 
 	if (pid <= 1) {
 		proto_error_set(err, PROTO_E_BAD_REQUEST,
@@ -355,16 +367,7 @@ proc_watch_pid(
 		p->refs++;
 		return p;
 	}
-	if ((pidfd = pidfd_open_(pid)) == -1) {
-		if (errno == EMFILE || errno == ENFILE)
-			proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
-			    "out of descriptors");
-		else
-			proto_error_set(err, PROTO_E_NOT_FOUND,
-			    "process %d does not exist", (int)pid);
-		return NULL;
-	}
-	return watch_checked(pid, pidfd, peer_uid, 0, want_start, err);
+	return open_checked(pid, false, peer_uid, 0, want_start, err);
 }
 
 uint64_t
