@@ -258,13 +258,8 @@ cmd_exec(int argc, char **argv)
 		return usage_error(
 		    "{port%ld} but only %u ports leased", maxidx, count);
 
-	if ((ex = open_daemon(&h)) != 0)
+	if ((ex = open_and_lease(&req, &h, &l)) != 0)
 		return ex;
-	if ((rc = portd_lease(h, &req, &l)) < 0) {
-		ex = report(h, rc, "lease");
-		portd_close(h);
-		return ex;
-	}
 	if ((args = calloc((size_t)nargs + 1, sizeof(*args))) == NULL)
 		goto oom;
 	for (int i = 0; i < nargs; i++)

@@ -94,7 +94,7 @@ cmd_lease(int argc, char **argv)
 	struct portd_lease *l;
 	struct portd *h;
 	bool json = false;
-	int opt, rc, ex = 0, i;
+	int opt, ex = 0, i;
 
 	while ((opt = getopt_long(argc, argv, "n:", opts, NULL)) != -1) {
 		if (global_option(opt, optarg, &ex) < 0 ||
@@ -117,13 +117,8 @@ cmd_lease(int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
-	if ((ex = open_daemon(&h)) != 0)
+	if ((ex = open_and_lease(&req, &h, &l)) != 0)
 		return ex;
-	if ((rc = portd_lease(h, &req, &l)) < 0) {
-		ex = report(h, rc, "lease");
-		portd_close(h);
-		return ex;
-	}
 	if (json)
 		printf("%s\n", l->json);
 	else

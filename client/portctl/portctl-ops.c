@@ -48,17 +48,12 @@ wait_gone(pid_t pid, int ms)
 int
 cmd_stop(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
 	struct portd *h;
 	int64_t leases = 0;
-	int opt, rc, ex = 0;
+	int rc, ex;
 
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1)
-		if (global_option(opt, optarg, &ex) < 0)
-			return ex;
-	if (optind != argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+	if ((ex = global_options_only(argc, argv)) != 0)
+		return ex;
 	/* Stopping a daemon that is not there must not start one. */
 	globals.no_autostart = true;
 	globals.stopping = true;
@@ -86,17 +81,12 @@ cmd_stop(int argc, char **argv)
 int
 cmd_metrics(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
 	struct portd *h;
 	char *text;
-	int opt, rc, ex = 0;
+	int rc, ex;
 
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1)
-		if (global_option(opt, optarg, &ex) < 0)
-			return ex;
-	if (optind != argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+	if ((ex = global_options_only(argc, argv)) != 0)
+		return ex;
 	if ((ex = open_daemon(&h)) != 0)
 		return ex;
 	if ((rc = portd_metrics(h, &text)) < 0) {

@@ -20,16 +20,22 @@ struct portctl_globals globals;
 
 static const struct cmd *current;
 
+static void
+vsay(const char *fmt, va_list ap)
+{
+	fputs("portctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 void
 say(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("portctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsay(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 }
 
 /* A usage error: message, the command's usage line, exit 2. */
@@ -37,11 +43,9 @@ int __attribute__((format(printf, 1, 2))) usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("portctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsay(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	if (current != NULL)
 		fprintf(stderr, "usage: portctl %s %s\n", current->name,
 		    current->usage);
@@ -223,6 +227,37 @@ no_daemon_hint(void)
 }
 
 /* Connect (starting a daemon if we may). 0 or an exit code. */
+int
+global_options_only(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    GLOBAL_OPTIONS, {NULL, 0, NULL, 0}};
+	int opt, ex = 0;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1)
+		if (global_option(opt, optarg, &ex) < 0)
+			return ex;
+	if (optind != argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	return 0;
+}
+
+int
+open_and_lease(const struct portd_lease_request *req, struct portd **ret_h,
+    struct portd_lease **ret_lease)
+{
+	int ex, rc;
+
+	if ((ex = open_daemon(ret_h)) != 0)
+		return ex;
+	if ((rc = portd_lease(*ret_h, req, ret_lease)) < 0) {
+		ex = report(*ret_h, rc, "lease");
+		portd_close(*ret_h);
+		return ex;
+	}
+	return 0;
+}
+
 int
 open_daemon(struct portd **ret)
 {

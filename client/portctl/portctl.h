@@ -102,6 +102,13 @@ int64_t ttl_option(const char *arg, int *ret_exit);
 int global_option(int opt, const char *arg, int *ret_exit);
 /* Connect (starting a daemon if we may). 0 or an exit code. */
 int open_daemon(struct portd **ret);
+/* A command that takes the global options and no argument: parse them;
+ * 0, or an exit code after saying why. */
+int global_options_only(int argc, char **argv);
+/* open_daemon, then lease req: 0 with *ret_h and *ret_lease, or an exit
+ * code (nothing left open) after saying why. */
+int open_and_lease(const struct portd_lease_request *req, struct portd **ret_h,
+    struct portd_lease **ret_lease);
 /* "4m05s", "1h02m", "2d03h", "12s". */
 void format_span(int64_t secs, char *buf, size_t size);
 
