@@ -1132,41 +1132,27 @@ own_spawn(const char *portd, const char *pool, bool portserver)
 	_exit(127);
 }
 
-/* Until the daemon accepts a connection (2 s at most). */
+/*
+ * Until the daemon accepts a connection (2 s at most), or with ready until
+ * it answers a request (30 s): its state is restored. The API socket
+ * accepts before the journal is read, so a connection alone does not say
+ * that; the reply comes once restore is done.
+ */
 static void
-own_wait_connect(void)
+own_wait(bool ready)
 {
-	int64_t deadline = now_ns() + 2000000000LL;
-	int fd;
-
-	for (;;) {
-		fd = unix_connect(own.sock);
-		if (fd != -1) {
-			close(fd);
-			return;
-		}
-		if (waitpid(own.pid, NULL, WNOHANG) == own.pid) {
-			own.pid = 0;
-			die("portd exited at start");
-		}
-		if (now_ns() > deadline)
-			die("portd did not answer within 2 s");
-		usleep(5000);
-	}
-}
-
-/* Until the daemon answers a request: its state is restored. The API
- * socket accepts before the journal is read, so a connection alone is not
- * enough; the reply comes once restore is done. */
-static void
-own_wait_ready(void)
-{
-	int64_t deadline = now_ns() + 30000000000LL;
+	int secs = ready ? 30 : 2;
+	int64_t deadline = now_ns() + secs * 1000000000LL;
 	struct timeval tv = {.tv_sec = 30};
 	struct conn *c;
 
 	for (;;) {
 		int fd = unix_connect(own.sock);
+
+		if (fd != -1 && !ready) {
+			close(fd);
+			return;
+		}
 		if (fd != -1) {
 			if ((c = calloc(1, sizeof(*c))) == NULL)
 				die("out of memory");
@@ -1183,8 +1169,8 @@ own_wait_ready(void)
 			die("portd exited at start");
 		}
 		if (now_ns() > deadline)
-			die("portd did not answer within 30 s");
-		usleep(1000);
+			die("portd did not answer within %d s", secs);
+		usleep(ready ? 1000 : 5000);
 	}
 }
 
@@ -1241,7 +1227,7 @@ test_restart(long count)
 		die("restart needs --portd BIN");
 	own_setup(opt.dir);
 	own_spawn(opt.portd, opt.pool, false);
-	own_wait_ready();
+	own_wait(true);
 	idle = rss_kb(own.pid);
 	opt.socket = own.sock;
 	test_fill_quiet(count);
@@ -1249,7 +1235,7 @@ test_restart(long count)
 	own_stop(SIGKILL);
 	t = now_ns();
 	own_spawn(opt.portd, opt.pool, false);
-	own_wait_ready();
+	own_wait(true);
 	t = now_ns() - t;
 	restored = rss_kb(own.pid);
 	if ((n = own_lease_count()) != count)
@@ -1344,7 +1330,7 @@ smoke_run(void)
 		die("--smoke needs --portd BIN");
 	own_setup("/tmp");
 	own_spawn(opt.portd, "32000-32099", true);
-	own_wait_connect();
+	own_wait(false);
 	opt.socket = own.sock;
 	opt.portserver = own.ps;
 	opt.n = 20;

@@ -36,6 +36,31 @@ NF == 5 && $1 == "sys" {
 }
 
 # Sort a[1..n] numerically (insertion sort: n is small).
+# One chart's table and data file: for each point p of points, the
+# median of col in figure prefix p for portd and the floor, their ratio,
+# and a line of name.dat (p, portd, floor) for gnuplot.
+function chart(col, prefix, points, title, name, what, a, b, unit, datfmt,
+    i, ps, x, y, dat) {
+	dat = out "/" name ".dat"
+	print "![" title "](" name ".svg)"
+	print ""
+	print "| " what " | " a " | " b " | ratio |"
+	print "| ---: | ---: | ---: | ---: |"
+	printf "" >dat
+	split(points, ps, " ")
+	for (i = 1; i in ps; i++) {
+		if (series(col, prefix ps[i], "portd") == 0)
+			continue
+		x = m["med"]
+		series(col, prefix ps[i], "floor")
+		y = m["med"]
+		printf "%d\t" datfmt "\t" datfmt "\n", ps[i], x, y >dat
+		printf "| %d | %.0f%s | %.0f%s | %.2f× |\n", ps[i], x, unit, y, \
+		    unit, (y > 0 ? x / y : 0)
+	}
+	close(dat)
+}
+
 function sort(a, n,    i, j, t) {
 	for (i = 2; i <= n; i++) {
 		t = a[i]
@@ -244,43 +269,13 @@ END {
 	print ""
 	print "Medians of " sweep " repetitions each."
 	print ""
-	print "![latency against leases held](latency-held.svg)"
+	chart("med", "held-", levels, "latency against leases held", \
+	    "latency-held", "leases held", "portd p50", "floor p50", " µs", \
+	    "%.2f")
 	print ""
-	print "| leases held | portd p50 | floor p50 | ratio |"
-	print "| ---: | ---: | ---: | ---: |"
-	printf "" >(out "/latency-held.dat")
-	split(levels, hs, " ")
-	for (i = 1; i in hs; i++) {
-		f = "held-" hs[i]
-		if (series("med", f, "portd") == 0)
-			continue
-		x = m["med"]
-		series("med", f, "floor")
-		y = m["med"]
-		printf "%d\t%.2f\t%.2f\n", hs[i], x, y >(out "/latency-held.dat")
-		printf "| %d | %.0f µs | %.0f µs | %.2f× |\n", hs[i], x, y, \
-		    (y > 0 ? x / y : 0)
-	}
-	close(out "/latency-held.dat")
-	print ""
-	print "![throughput against clients](throughput-clients.svg)"
-	print ""
-	print "| clients | portd pairs/s | floor pairs/s | ratio |"
-	print "| ---: | ---: | ---: | ---: |"
-	printf "" >(out "/throughput-clients.dat")
-	split("1 2 4 8 16", ks, " ")
-	for (i = 1; i in ks; i++) {
-		f = "clients-" ks[i]
-		if (series("ops", f, "portd") == 0)
-			continue
-		x = m["med"]
-		series("ops", f, "floor")
-		y = m["med"]
-		printf "%d\t%.0f\t%.0f\n", ks[i], x, y >(out "/throughput-clients.dat")
-		printf "| %d | %.0f | %.0f | %.2f× |\n", ks[i], x, y, \
-		    (y > 0 ? x / y : 0)
-	}
-	close(out "/throughput-clients.dat")
+	chart("ops", "clients-", "1 2 4 8 16", "throughput against clients", \
+	    "throughput-clients", "clients", "portd pairs/s", "floor pairs/s", \
+	    "", "%.0f")
 
 	if (profile != 1)
 		exit

@@ -889,18 +889,6 @@ portd_list(struct portd *h, bool all, struct portd_lease **ret_leases,
 	return 0;
 }
 
-/* An integer field, or -1 when absent or not an integer. */
-static int64_t
-get_int(json_object *o, const char *key)
-{
-	json_object *v;
-
-	if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_int))
-		return -1;
-	return json_object_get_int64(v);
-}
-
 PORTD_PUBLIC void
 portd_status_free(struct portd_status *s)
 {
@@ -1053,8 +1041,8 @@ portd_stop(struct portd *h, int64_t *ret_leases)
 		return PORTD_E_INVALID;
 	if ((rc = call(h, proto_request_new(PROTO_OP_STOP), false, &reply)) < 0)
 		return rc;
-	pid = get_int(reply, "pid");
-	leases = get_int(reply, "leases");
+	pid = proto_reply_int(reply, "pid");
+	leases = proto_reply_int(reply, "leases");
 	json_object_put(reply);
 	if (pid <= 0)
 		return fail(h, PORTD_E_PROTOCOL, "stop: reply without a pid");

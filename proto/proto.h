@@ -303,6 +303,9 @@ int proto_identity_encode(json_object *reply, const struct proto_identity *);
 int proto_status_encode(
     json_object *reply, const struct proto_status *, json_object *config);
 void proto_identity_decode(json_object *reply, struct proto_identity *ret);
+/* A reply's integer field, or -1 when absent or not an integer (o may be
+ * NULL): how clients read the numbers of a reply. */
+int64_t proto_reply_int(json_object *o, const char *key);
 void proto_status_decode(json_object *reply, struct proto_status *ret);
 
 #endif

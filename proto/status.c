@@ -54,9 +54,8 @@ proto_identity_encode(json_object *reply, const struct proto_identity *id)
 	return ok ? 0 : -1;
 }
 
-/* An integer field, or -1 when absent or not an integer. */
-static int64_t
-get_int(json_object *o, const char *key)
+int64_t
+proto_reply_int(json_object *o, const char *key)
 {
 	json_object *v;
 
@@ -83,8 +82,8 @@ proto_identity_decode(json_object *reply, struct proto_identity *ret)
 	json_object *srv = NULL;
 
 	memset(ret, 0, sizeof(*ret));
-	ret->version = get_int(reply, "version");
-	ret->pid = get_int(reply, "pid");
+	ret->version = proto_reply_int(reply, "version");
+	ret->pid = proto_reply_int(reply, "pid");
 	if (!json_object_object_get_ex(reply, "server", &srv))
 		return;
 	if (json_object_is_type(srv, json_type_object)) {
@@ -138,21 +137,21 @@ proto_status_decode(json_object *reply, struct proto_status *ret)
 
 	memset(ret, 0, sizeof(*ret));
 	proto_identity_decode(reply, &ret->identity);
-	ret->uptime = get_int(reply, "uptime");
-	ret->leases = get_int(reply, "leases");
-	ret->ports = get_int(reply, "ports");
-	ret->sockets = get_int(reply, "sockets");
-	ret->unheld = get_int(reply, "unheld");
-	ret->connections = get_int(reply, "connections");
-	ret->queued_output = get_int(reply, "queued-output");
-	ret->output_stalls = get_int(reply, "output-stalls");
+	ret->uptime = proto_reply_int(reply, "uptime");
+	ret->leases = proto_reply_int(reply, "leases");
+	ret->ports = proto_reply_int(reply, "ports");
+	ret->sockets = proto_reply_int(reply, "sockets");
+	ret->unheld = proto_reply_int(reply, "unheld");
+	ret->connections = proto_reply_int(reply, "connections");
+	ret->queued_output = proto_reply_int(reply, "queued-output");
+	ret->output_stalls = proto_reply_int(reply, "output-stalls");
 	json_object_object_get_ex(reply, "pool", &pool);
 	if (pool != NULL && !json_object_is_type(pool, json_type_object))
 		pool = NULL;
-	ret->pool_lo = get_int(pool, "lo");
-	ret->pool_hi = get_int(pool, "hi");
-	ret->pool_size = get_int(pool, "size");
-	ret->pool_free = get_int(pool, "free");
+	ret->pool_lo = proto_reply_int(pool, "lo");
+	ret->pool_hi = proto_reply_int(pool, "hi");
+	ret->pool_size = proto_reply_int(pool, "size");
+	ret->pool_free = proto_reply_int(pool, "free");
 	get_text(pool, "strategy", strategy, sizeof(strategy));
 	ret->pool_strategy = proto_strategy_from_string(strategy);
 	ret->ipv6 = -1;
@@ -163,5 +162,5 @@ proto_status_decode(json_object *reply, struct proto_status *ret)
 	if (cnt != NULL && !json_object_is_type(cnt, json_type_object))
 		cnt = NULL;
 	for (int i = 0; i < PROTO_COUNTER__MAX; i++)
-		ret->counters[i] = get_int(cnt, counter_names[i]);
+		ret->counters[i] = proto_reply_int(cnt, counter_names[i]);
 }

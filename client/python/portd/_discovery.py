@@ -155,6 +155,16 @@ _HINT = ("start one with `portd` (per user) or `systemctl start portd.socket` "
          "(system), or set PORTD_SOCKET to a running daemon's socket")
 
 
+def _connect_only(path, timeout, source, given, hint):
+    """Connect to a socket named by the caller, with no fallback."""
+    try:
+        return _connect(path, timeout), path, source
+    except OSError as e:
+        raise DaemonUnavailable(
+            "no portd answers at %s (%s): %s; start one with `portd "
+            "--socket %s`%s" % (path, given, _why(e), path, hint)) from None
+
+
 def open_socket(path=None, autostart=True, daemon=None, timeout=5.0):
     """Connect to the daemon in the documented order.
 
@@ -163,21 +173,14 @@ def open_socket(path=None, autostart=True, daemon=None, timeout=5.0):
     Raises DaemonUnavailable naming every path tried.
     """
     if path:
-        try:
-            return _connect(path, timeout), path, "explicit"
-        except OSError as e:
-            raise DaemonUnavailable(
-                "no portd answers at %s (the socket given): %s; start one "
-                "with `portd --socket %s`" % (path, _why(e), path)) from None
+        return _connect_only(path, timeout, "explicit", "the socket given",
+                             "")
     env = os.environ.get("PORTD_SOCKET")
     if env:
-        try:
-            return _connect(env, timeout), env, "PORTD_SOCKET"
-        except OSError as e:
-            raise DaemonUnavailable(
-                "no portd answers at %s (from PORTD_SOCKET): %s; start one "
-                "with `portd --socket %s`, or unset PORTD_SOCKET to use the "
-                "system or per-user daemon" % (env, _why(e), env)) from None
+        return _connect_only(env, timeout, "PORTD_SOCKET",
+                             "from PORTD_SOCKET",
+                             ", or unset PORTD_SOCKET to use the system or "
+                             "per-user daemon")
 
     tried = []
     system = system_socket_path()
