@@ -216,6 +216,12 @@ struct jbuf {
 };
 /* Append rec (consumed) to b as one line with its checksum. */
 int jrecord_add(struct jbuf *b, json_object *rec);
+/* The same for an object already written as text ("{...}", no newline). */
+int jrecord_add_text(struct jbuf *b, const char *text, size_t len);
+/* The two records of the table, written without building objects: a
+ * lease as it is now (with its owner's start time), and an end. */
+int jrecord_add_put(struct jbuf *b, const struct proto_lease *, uint64_t start);
+int jrecord_add_del(struct jbuf *b, const char *id);
 void jbuf_free(struct jbuf *b);
 uint32_t jrecord_crc32(const void *data, size_t len);
 enum jline {

@@ -127,47 +127,51 @@ write_failed(void)
 	errno = e;
 }
 
-static json_object *
-del_record(const char *id)
+/* Add l's put record to b. */
+static int
+add_put(struct jbuf *b, const struct lease *l)
 {
-	json_object *o = json_object_new_object();
+	struct proto_lease v;
 
-	json_object_object_add(o, "del", json_object_new_string(id));
-	return o;
+	lease_view(l, &v);
+	return jrecord_add_put(b, &v, lease_owner_start(l));
 }
 
-/* Rewrite if the file is not trusted; write the owed ends and rec
- * (consumed, may be NULL) in one write. 0 if all of it is on disk. */
+/*
+ * Rewrite if the file is not trusted; else write the owed ends and the
+ * change (the put of l, or the end of del; neither for NULL, NULL) in
+ * one write. 0 if all of it is on disk. The buffer is kept between
+ * appends: a record costs no allocation.
+ */
 static int
-append(json_object *rec)
+append(const struct lease *l, const char *del)
 {
-	struct jbuf b = {0};
+	static struct jbuf b;
 	int i;
 
-	if (jstale) {
+	if (jstale)
 		/* The rewrite holds the table as it is now, this change
-		 * included: rec is not needed. */
-		json_object_put(rec);
+		 * included. */
 		return journal_compact();
-	}
+	b.len = 0;
+	b.nrecords = 0;
 	for (i = 0; i < nowed; i++)
-		if (jrecord_add(&b, del_record(owed[i])) == -1)
+		if (jrecord_add_del(&b, owed[i]) == -1)
 			break;
-	if (i < nowed || (rec != NULL && jrecord_add(&b, rec) == -1)) {
-		if (i < nowed)
-			json_object_put(rec);
-		jbuf_free(&b);
+	if (i < nowed || (l != NULL && add_put(&b, l) == -1) ||
+	    (del != NULL && jrecord_add_del(&b, del) == -1)) {
 		errno = ENOMEM;
 		return -1;
 	}
 	if (b.len > 0 && write_all(jfd, b.p, b.len) == -1) {
 		write_failed();
-		jbuf_free(&b);
 		return -1;
 	}
 	jsize += (off_t)b.len;
 	nrecords += b.nrecords;
-	jbuf_free(&b);
+	/* One record is the usual; let a burst's buffer go. */
+	if (b.cap > 65536)
+		jbuf_free(&b);
 	if (jbroken)
 		log_notice("journal %s: writes succeed again", jpath);
 	jbroken = false;
@@ -178,21 +182,10 @@ append(json_object *rec)
 	return 0;
 }
 
-static json_object *
-put_record(const struct lease *l)
-{
-	json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "put", lease_json(l));
-	json_object_object_add(
-	    o, "start", json_object_new_int64((int64_t)lease_owner_start(l)));
-	return o;
-}
-
 int
 journal_put(const struct lease *l)
 {
-	return jfd == -1 ? 0 : append(put_record(l));
+	return jfd == -1 ? 0 : append(l, NULL);
 }
 
 int
@@ -205,7 +198,7 @@ journal_del(const char *id)
 	/* A rewrite instead of the record must leave the lease out: it is
 	 * still in the table while its end is being recorded. */
 	compact_skip = id;
-	rc = append(del_record(id));
+	rc = append(NULL, id);
 	compact_skip = NULL;
 	return rc;
 }
@@ -236,7 +229,7 @@ journal_del_later(const char *id)
 void
 journal_flush(void)
 {
-	if (jfd != -1 && (jstale || nowed > 0) && append(NULL) == -1)
+	if (jfd != -1 && (jstale || nowed > 0) && append(NULL, NULL) == -1)
 		log_warnx("journal %s: %d lease end(s) could not be recorded",
 		    jpath, jstale ? -1 : nowed);
 }
@@ -249,7 +242,7 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (jfd == -1 || (!jstale && nowed == 0))
 		return;
-	if (append(NULL) == -1)
+	if (append(NULL, NULL) == -1)
 		arm_retry();
 }
 
@@ -265,7 +258,7 @@ put_one(struct lease *l, void *arg)
 
 	if (compact_skip != NULL && strcmp(lease_key(l), compact_skip) == 0)
 		return;
-	if (!w->failed && jrecord_add(&w->b, put_record(l)) == -1)
+	if (!w->failed && add_put(&w->b, l) == -1)
 		w->failed = true;
 }
 

@@ -12,6 +12,7 @@
  * checksum does not match, is refused. Version 1 files (no checksums) are
  * read as before; a line that carries a checksum is checked in either.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,43 +44,78 @@ jrecord_crc32(const void *data, size_t len)
 }
 
 int
-jrecord_add(struct jbuf *b, json_object *rec)
+jrecord_add_text(struct jbuf *b, const char *text, size_t len)
 {
-	char *line;
-	size_t len, body, need;
+	size_t body, need;
 	uint32_t crc;
 
-	line = proto_serialize(rec, &len);
-	json_object_put(rec);
-	if (line == NULL)
+	if (len < 2 || text[0] != '{' || text[len - 1] != '}')
 		return -1;
-	/* proto_serialize ends an object with "}\n". */
-	if (len < 3 || line[len - 1] != '\n' || line[len - 2] != '}') {
-		free(line);
-		return -1;
-	}
-	body = len - 2;
+	body = len - 1; /* the checksum goes inside the object */
 	need = body + CRC_TAIL_LEN + 1;
 	if (b->len + need + 1 > b->cap) {
 		size_t cap = b->cap ? b->cap : 512;
 		char *p;
 		while (cap < b->len + need + 1)
 			cap *= 2;
-		if ((p = realloc(b->p, cap)) == NULL) {
-			free(line);
+		if ((p = realloc(b->p, cap)) == NULL)
 			return -1;
-		}
 		b->p = p;
 		b->cap = cap;
 	}
-	memcpy(b->p + b->len, line, body);
-	crc = jrecord_crc32(line, body);
+	memcpy(b->p + b->len, text, body);
+	crc = jrecord_crc32(text, body);
 	snprintf(b->p + b->len + body, CRC_TAIL_LEN + 2, CRC_HEAD "%08x\"}\n",
 	    (unsigned)crc);
 	b->len += need;
 	b->nrecords++;
-	free(line);
 	return 0;
+}
+
+int
+jrecord_add(struct jbuf *b, json_object *rec)
+{
+	char *line;
+	size_t len;
+	int rc;
+
+	line = proto_serialize(rec, &len);
+	json_object_put(rec);
+	if (line == NULL)
+		return -1;
+	/* proto_serialize ends the object with its newline. */
+	rc = jrecord_add_text(b, line, len - 1);
+	free(line);
+	return rc;
+}
+
+int
+jrecord_add_put(struct jbuf *b, const struct proto_lease *v, uint64_t start)
+{
+	char text[PROTO_LEASE_TEXT_MAX + 64];
+	size_t n = sizeof("{\"put\":") - 1, w;
+
+	memcpy(text, "{\"put\":", n);
+	w = proto_lease_write(v, text + n, sizeof(text) - n);
+	if (w >= sizeof(text) - n)
+		return -1;
+	n += w;
+	n += (size_t)snprintf(
+	    text + n, sizeof(text) - n, ",\"start\":%" PRIu64 "}", start);
+	return n < sizeof(text) ? jrecord_add_text(b, text, n) : -1;
+}
+
+int
+jrecord_add_del(struct jbuf *b, const char *id)
+{
+	char text[PROTO_MAX_ID + 16];
+	int n = snprintf(text, sizeof(text), "{\"del\":\"%s\"}", id);
+
+	/* Lease ids need no escaping (proto_lease_id_valid). */
+	if (n < 0 || (size_t)n >= sizeof(text) ||
+	    !proto_lease_id_valid(id, strlen(id)))
+		return -1;
+	return jrecord_add_text(b, text, (size_t)n);
 }
 
 void
