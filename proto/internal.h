@@ -8,6 +8,8 @@
 #define PORTD_PROTO_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "proto.h"
 
@@ -38,5 +40,27 @@ size_t proto_names_join(const struct proto_names *, char *buf, size_t size);
 int proto_string_check(
     json_object *v, const char *key, size_t max, struct proto_error *err);
 const char *proto_printable(const char *s, size_t len);
+
+/* text.c: JSON written by hand into a fixed buffer, byte for byte what
+ * json-c writes with JSON_C_TO_STRING_PLAIN | NOSLASHESCAPE. len counts
+ * past cap (nothing is written there), so a caller can retry bigger. */
+struct text {
+	char *p;
+	size_t len, cap;
+};
+static inline void
+text_put(struct text *t, const char *s, size_t n)
+{
+	if (t->len + n < t->cap)
+		memcpy(t->p + t->len, s, n);
+	t->len += n;
+}
+#define TEXT_PUT(t, lit) text_put(t, lit, sizeof(lit) - 1)
+void text_int(struct text *t, int64_t v);
+void text_int_or_null(struct text *t, int64_t v); /* negative: null */
+void text_str(struct text *t, const char *s);     /* quoted, escaped */
+/* Any value: its text (a value tagged proto_raw_tag: its string as is). */
+void text_value(struct text *t, json_object *v);
+extern char proto_raw_tag;
 
 #endif

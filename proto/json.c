@@ -485,17 +485,21 @@ proto_get_string(json_object *obj, const char *key, size_t max, char *ret,
 char *
 proto_serialize(json_object *obj, size_t *ret_len)
 {
-	size_t len;
-	const char *s;
-	char *out;
+	char buf[4096], *out;
+	struct text t = {.p = buf, .cap = sizeof(buf)};
 
-	s = json_object_to_json_string_length(
-	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	if (s == NULL || (out = malloc(len + 2)) == NULL)
+	/* One pass into the stack, a second one only for a long reply. */
+	text_value(&t, obj);
+	if ((out = malloc(t.len + 2)) == NULL)
 		return NULL;
-	memcpy(out, s, len);
-	out[len] = '\n';
-	out[len + 1] = '\0';
-	*ret_len = len + 1;
+	if (t.len < sizeof(buf))
+		memcpy(out, buf, t.len);
+	else {
+		t = (struct text){.p = out, .cap = t.len + 1};
+		text_value(&t, obj);
+	}
+	out[t.len] = '\n';
+	out[t.len + 1] = '\0';
+	*ret_len = t.len + 1;
 	return out;
 }

@@ -9,98 +9,12 @@
 #include "internal.h"
 #include "proto.h"
 
-/* The lease's JSON text, written by hand into a fixed buffer. */
-struct text {
-	char *p;
-	size_t len, cap;
-};
-
-static void
-put(struct text *t, const char *s, size_t n)
-{
-	if (t->len + n < t->cap)
-		memcpy(t->p + t->len, s, n);
-	t->len += n;
-}
-
-#define PUT(t, lit) put(t, lit, sizeof(lit) - 1)
-
-static void
-put_int(struct text *t, int64_t v)
-{
-	char d[24], *e = d + sizeof(d), *q = e;
-	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-
-	do
-		*--q = (char)('0' + u % 10);
-	while ((u /= 10) != 0);
-	if (v < 0)
-		*--q = '-';
-	put(t, q, (size_t)(e - q));
-}
-
-static void
-put_int_or_null(struct text *t, int64_t v)
-{
-	if (v < 0)
-		PUT(t, "null");
-	else
-		put_int(t, v);
-}
-
-/* A JSON string, escaped as json-c escapes it with
- * JSON_C_TO_STRING_NOSLASHESCAPE, so both write the same bytes. */
-static void
-put_str(struct text *t, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	PUT(t, "\"");
-	for (; *s != '\0'; s++) {
-		unsigned char c = (unsigned char)*s;
-		char esc[6];
-
-		switch (c) {
-		case '\b':
-			PUT(t, "\\b");
-			break;
-		case '\n':
-			PUT(t, "\\n");
-			break;
-		case '\r':
-			PUT(t, "\\r");
-			break;
-		case '\t':
-			PUT(t, "\\t");
-			break;
-		case '\f':
-			PUT(t, "\\f");
-			break;
-		case '"':
-			PUT(t, "\\\"");
-			break;
-		case '\\':
-			PUT(t, "\\\\");
-			break;
-		default:
-			if (c < ' ') {
-				memcpy(esc, "\\u00", 4);
-				esc[4] = hex[c >> 4];
-				esc[5] = hex[c & 15];
-				put(t, esc, 6);
-			} else
-				put(t, (const char *)&c, 1);
-		}
-	}
-	PUT(t, "\"");
-}
-
 static void
 put_name(struct text *t, const char *s)
 {
-	PUT(t, "\"");
-	put(t, s, strlen(s));
-	PUT(t, "\"");
+	TEXT_PUT(t, "\"");
+	text_put(t, s, strlen(s));
+	TEXT_PUT(t, "\"");
 }
 
 size_t
@@ -108,47 +22,47 @@ proto_lease_write(const struct proto_lease *l, char *buf, size_t size)
 {
 	struct text t = {.p = buf, .cap = size};
 
-	PUT(&t, "{\"id\":");
-	put_str(&t, l->id);
-	PUT(&t, ",\"ports\":[");
+	TEXT_PUT(&t, "{\"id\":");
+	text_str(&t, l->id);
+	TEXT_PUT(&t, ",\"ports\":[");
 	for (int i = 0; i < l->nports; i++) {
 		if (i > 0)
-			PUT(&t, ",");
-		put_int(&t, l->ports[i]);
+			TEXT_PUT(&t, ",");
+		text_int(&t, l->ports[i]);
 	}
-	PUT(&t, "],\"proto\":");
+	TEXT_PUT(&t, "],\"proto\":");
 	put_name(&t, proto_proto_to_string(l->proto));
-	PUT(&t, ",\"family\":");
+	TEXT_PUT(&t, ",\"family\":");
 	put_name(&t, proto_family_to_string(l->family));
 	if (l->ipv6)
-		PUT(&t, ",\"ipv6\":true,\"scope\":");
+		TEXT_PUT(&t, ",\"ipv6\":true,\"scope\":");
 	else
-		PUT(&t, ",\"ipv6\":false,\"scope\":");
+		TEXT_PUT(&t, ",\"ipv6\":false,\"scope\":");
 	put_name(&t, proto_scope_to_string(l->scope));
-	PUT(&t, ",\"hold\":");
+	TEXT_PUT(&t, ",\"hold\":");
 	put_name(&t, proto_hold_to_string(l->hold));
-	PUT(&t, ",\"ttl\":");
-	put_int_or_null(&t, l->ttl);
-	PUT(&t, ",\"expires\":");
-	put_int_or_null(&t, l->expires);
-	PUT(&t, ",\"created\":");
-	put_int_or_null(&t, l->created);
-	PUT(&t, ",\"name\":");
-	put_str(&t, l->name);
-	PUT(&t, ",\"owner\":{\"uid\":");
-	put_int(&t, l->uid);
-	PUT(&t, ",\"pid\":");
-	put_int(&t, l->pid);
+	TEXT_PUT(&t, ",\"ttl\":");
+	text_int_or_null(&t, l->ttl);
+	TEXT_PUT(&t, ",\"expires\":");
+	text_int_or_null(&t, l->expires);
+	TEXT_PUT(&t, ",\"created\":");
+	text_int_or_null(&t, l->created);
+	TEXT_PUT(&t, ",\"name\":");
+	text_str(&t, l->name);
+	TEXT_PUT(&t, ",\"owner\":{\"uid\":");
+	text_int(&t, l->uid);
+	TEXT_PUT(&t, ",\"pid\":");
+	text_int(&t, l->pid);
 	if (l->held)
-		PUT(&t, "},\"held\":true,\"state\":");
+		TEXT_PUT(&t, "},\"held\":true,\"state\":");
 	else
-		PUT(&t, "},\"held\":false,\"state\":");
+		TEXT_PUT(&t, "},\"held\":false,\"state\":");
 	put_name(&t, proto_state_to_string(l->state));
 	if (l->reason[0] != '\0') {
-		PUT(&t, ",\"reason\":");
-		put_str(&t, l->reason);
+		TEXT_PUT(&t, ",\"reason\":");
+		text_str(&t, l->reason);
 	}
-	PUT(&t, "}");
+	TEXT_PUT(&t, "}");
 	if (t.len < size)
 		buf[t.len] = '\0';
 	else if (size > 0)
@@ -176,7 +90,7 @@ proto_lease_encode(const struct proto_lease *l)
 	if (n >= sizeof(buf) ||
 	    (o = json_object_new_string_len(buf, (int)n)) == NULL)
 		return NULL;
-	json_object_set_serializer(o, serialize_raw, NULL, NULL);
+	json_object_set_serializer(o, serialize_raw, &proto_raw_tag, NULL);
 	return o;
 }
 

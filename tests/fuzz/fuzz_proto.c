@@ -1,7 +1,8 @@
 /*
  * Fuzz target for the wire codec: every input goes through the request
  * parser, the reply encoders and the lease decoder, as the daemon and the
- * client library use them.
+ * client library use them; every object the reader takes and every reply
+ * is serialized by portd's writer and by json-c, and the bytes must agree.
  *
  * Built by the test suite as a replay program that runs the files named on
  * its command line (the seeds here) through the target; with clang it is
@@ -15,6 +16,25 @@
 #include "proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* portd's own writer (proto_serialize) gives json-c's bytes for anything
+ * the reader takes and every reply. */
+static void
+same_as_json_c(json_object *o)
+{
+	size_t n, jn;
+	const char *js = json_object_to_json_string_length(
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &jn);
+	char *s = proto_serialize(o, &n);
+
+	if (s == NULL || js == NULL)
+		abort();
+	if (jn + 1 != n || memcmp(js, s, jn) != 0) {
+		fprintf(stderr, "json-c: %s\nportd:  %s", js, s);
+		abort();
+	}
+	free(s);
+}
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -30,6 +50,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		rep = proto_reply_ok(r.id);
 	else
 		rep = proto_reply_error(r.id, &err);
+	same_as_json_c(rep);
 	if ((s = proto_serialize(rep, &n)) != NULL) {
 		/* One line, ending in its only newline. */
 		if (n == 0 || s[n - 1] != '\n' || memchr(s, '\n', n - 1))
@@ -40,6 +61,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	proto_request_clear(&r);
 
 	if ((o = proto_parse_object((const char *)data, size, &err)) != NULL) {
+		same_as_json_c(o);
 		if (proto_lease_decode(o, &l, &err) == 0) {
 			rep = proto_lease_encode(&l);
 			json_object_put(rep);
