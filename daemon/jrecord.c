@@ -23,31 +23,60 @@
 #define CRC_HEAD_LEN (sizeof(CRC_HEAD) - 1)
 #define CRC_TAIL_LEN (CRC_HEAD_LEN + 8 + 2) /* ,"crc":"XXXXXXXX"} */
 
+/* zlib's CRC-32, four bytes a step ("slicing by four"): t[0] is the
+ * byte-wise table, t[k] a byte followed by k zero bytes. */
 uint32_t
 jrecord_crc32(const void *data, size_t len)
 {
-	static uint32_t table[256];
+	static uint32_t t[4][256];
 	const unsigned char *p = data;
 	uint32_t c = 0xffffffffu;
 
-	if (table[1] == 0) {
+	if (t[0][1] == 0) {
 		for (uint32_t i = 0; i < 256; i++) {
 			uint32_t k = i;
 			for (int j = 0; j < 8; j++)
 				k = k & 1 ? 0xedb88320u ^ (k >> 1) : k >> 1;
-			table[i] = k;
+			t[0][i] = k;
 		}
+		for (int k = 1; k < 4; k++)
+			for (int i = 0; i < 256; i++)
+				t[k][i] = t[0][t[k - 1][i] & 0xff] ^
+				          (t[k - 1][i] >> 8);
+	}
+	for (; len >= 4; p += 4, len -= 4) {
+		c ^= (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+		     (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+		c = t[3][c & 0xff] ^ t[2][(c >> 8) & 0xff] ^
+		    t[1][(c >> 16) & 0xff] ^ t[0][c >> 24];
 	}
 	while (len-- > 0)
-		c = table[(c ^ *p++) & 0xff] ^ (c >> 8);
+		c = t[0][(c ^ *p++) & 0xff] ^ (c >> 8);
 	return c ^ 0xffffffffu;
+}
+
+/* n as decimal digits at p; returns the count written. */
+static size_t
+put_u64(char *p, uint64_t n)
+{
+	char d[20];
+	size_t k = 0;
+
+	do
+		d[k++] = (char)('0' + n % 10);
+	while ((n /= 10) != 0);
+	for (size_t i = 0; i < k; i++)
+		p[i] = d[k - 1 - i];
+	return k;
 }
 
 int
 jrecord_add_text(struct jbuf *b, const char *text, size_t len)
 {
+	static const char hex[] = "0123456789abcdef";
 	size_t body, need;
 	uint32_t crc;
+	char *q;
 
 	if (len < 2 || text[0] != '{' || text[len - 1] != '}')
 		return -1;
@@ -65,8 +94,12 @@ jrecord_add_text(struct jbuf *b, const char *text, size_t len)
 	}
 	memcpy(b->p + b->len, text, body);
 	crc = jrecord_crc32(text, body);
-	snprintf(b->p + b->len + body, CRC_TAIL_LEN + 2, CRC_HEAD "%08x\"}\n",
-	    (unsigned)crc);
+	q = b->p + b->len + body;
+	memcpy(q, CRC_HEAD, CRC_HEAD_LEN);
+	q += CRC_HEAD_LEN;
+	for (int i = 7; i >= 0; i--)
+		*q++ = hex[(crc >> (4 * i)) & 15];
+	memcpy(q, "\"}\n", 4); /* and the NUL after the line */
 	b->len += need;
 	b->nrecords++;
 	return 0;
@@ -100,22 +133,27 @@ jrecord_add_put(struct jbuf *b, const struct proto_lease *v, uint64_t start)
 	if (w >= sizeof(text) - n)
 		return -1;
 	n += w;
-	n += (size_t)snprintf(
-	    text + n, sizeof(text) - n, ",\"start\":%" PRIu64 "}", start);
-	return n < sizeof(text) ? jrecord_add_text(b, text, n) : -1;
+	/* PROTO_LEASE_TEXT_MAX leaves room for the 30 bytes of the rest. */
+	memcpy(text + n, ",\"start\":", 9);
+	n += 9;
+	n += put_u64(text + n, start);
+	text[n++] = '}';
+	return jrecord_add_text(b, text, n);
 }
 
 int
 jrecord_add_del(struct jbuf *b, const char *id)
 {
 	char text[PROTO_MAX_ID + 16];
-	int n = snprintf(text, sizeof(text), "{\"del\":\"%s\"}", id);
+	size_t n = strlen(id);
 
 	/* Lease ids need no escaping (proto_lease_id_valid). */
-	if (n < 0 || (size_t)n >= sizeof(text) ||
-	    !proto_lease_id_valid(id, strlen(id)))
+	if (n > PROTO_MAX_ID || !proto_lease_id_valid(id, n))
 		return -1;
-	return jrecord_add_text(b, text, (size_t)n);
+	memcpy(text, "{\"del\":\"", 8);
+	memcpy(text + 8, id, n);
+	memcpy(text + 8 + n, "\"}", 2);
+	return jrecord_add_text(b, text, n + 10);
 }
 
 void

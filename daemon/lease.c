@@ -374,7 +374,7 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	l->held = true;
 	l->created = portd_clock();
 	l->conn = req->scope == PROTO_SCOPE_SESSION ? conn : NULL;
-	snprintf(l->name, sizeof(l->name), "%s", req->name);
+	memcpy(l->name, req->name, sizeof(l->name)); /* the same size */
 	if (proc != NULL) {
 		/* The caller's reference is the lease's from here: lease_end
 		 * drops it on the failure paths below. */

@@ -335,6 +335,8 @@ service_unstore(const char *id)
 {
 	char msg[128];
 
+	if (!have_notify)
+		return;
 	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", id);
 	notify(msg);
 }
