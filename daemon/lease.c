@@ -32,24 +32,44 @@ struct lease {
 	int64_t ttl;     /* seconds, -1: none */
 	int64_t expires; /* Unix ms, -1: none */
 	int64_t created; /* Unix ms */
-	char name[PROTO_MAX_NAME + 1];
+	char *name;      /* NULL: none (most leases); else allocated */
 
 	int nports;
-	uint16_t ports[PROTO_MAX_COUNT];
 	int nsocks;
 	struct held_socket *socks;
 
 	struct event *timer;
 	struct event *retry; /* lost: the next attempt to hold it again */
 	int retry_ms;        /* lost: the backoff */
-	char lost_reason[PROTO_MAX_ERRMSG];
-	struct conn *conn; /* session scope: the owning connection */
-	struct proc *proc; /* process scope: the owning process */
-	uint64_t start;    /* owner's start time, for restore */
+	char *lost_reason;   /* lost: why, allocated (NULL: unknown) */
+	struct conn *conn;   /* session scope: the owning connection */
+	struct proc *proc;   /* process scope: the owning process */
+	uint64_t start;      /* owner's start time, for restore */
 
 	TAILQ_ENTRY(lease) entry; /* all leases, oldest first */
 	struct lease *hash_next;
+	uint16_t ports[]; /* nports of them, allocated with the lease */
 };
+
+/* A lease for nports ports, zeroed; sized to them (docs/benchmarks.md:
+ * memory per lease). */
+static struct lease *
+lease_alloc(int nports)
+{
+	return calloc(
+	    1, sizeof(struct lease) + sizeof(uint16_t) * (size_t)nports);
+}
+
+/* Keep a copy of s (NULL or "": none); false when out of memory. */
+static bool
+set_text(char **dst, const char *s)
+{
+	free(*dst);
+	*dst = NULL;
+	if (s == NULL || s[0] == '\0')
+		return true;
+	return (*dst = strdup(s)) != NULL;
+}
 
 struct uid_acct {
 	uid_t uid;
@@ -336,7 +356,7 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 		goto fail;
 	}
 
-	if ((l = calloc(1, sizeof(*l))) == NULL ||
+	if ((l = lease_alloc(nports)) == NULL ||
 	    (res = malloc(sizeof(*res))) == NULL)
 		goto nomem;
 	areq = (struct alloc_request){.count = req->count,
@@ -350,6 +370,8 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	    .min_port = uid == 0 ? 0 : alloc_unprivileged_start()};
 	if (alloc_take(&areq, l, res, err) == -1)
 		goto fail;
+	if (res->nports > nports)
+		fatalx("alloc_take gave %d ports for %d", res->nports, nports);
 	l->socks = malloc(sizeof(*l->socks) * (size_t)res->nsocks);
 	if (l->socks == NULL) {
 		alloc_close_sockets(res->socks, res->nsocks);
@@ -374,7 +396,11 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	l->held = true;
 	l->created = portd_clock();
 	l->conn = req->scope == PROTO_SCOPE_SESSION ? conn : NULL;
-	memcpy(l->name, req->name, sizeof(l->name)); /* the same size */
+	if (!set_text(&l->name, req->name)) {
+		lease_free(l);
+		l = NULL;
+		goto nomem;
+	}
 	if (proc != NULL) {
 		/* The caller's reference is the lease's from here: lease_end
 		 * drops it on the failure paths below. */
@@ -516,6 +542,8 @@ lease_free(struct lease *l)
 		alloc_close_sockets(l->socks, l->nsocks);
 	alloc_put(l->ports, l->nports);
 	free(l->socks);
+	free(l->name);
+	free(l->lost_reason);
 	free(l);
 }
 
@@ -621,7 +649,7 @@ lease_view(const struct lease *l, struct proto_lease *v)
 	v->ttl = l->ttl;
 	v->expires = l->expires;
 	v->created = l->created;
-	memcpy(v->name, l->name, sizeof(v->name));
+	snprintf(v->name, sizeof(v->name), "%s", l->name ? l->name : "");
 	v->uid = (uint32_t)l->uid;
 	v->pid = l->pid;
 	/* Held only where portd holds the sockets now. A lost claimed
@@ -631,7 +659,8 @@ lease_view(const struct lease *l, struct proto_lease *v)
 	           : l->lost ? PROTO_STATE_UNHELD
 	                     : PROTO_STATE_HELD;
 	if (l->lost)
-		snprintf(v->reason, sizeof(v->reason), "%s", l->lost_reason);
+		snprintf(v->reason, sizeof(v->reason), "%s",
+		    l->lost_reason ? l->lost_reason : "");
 }
 
 const struct held_socket *
@@ -680,10 +709,9 @@ hold_missing(struct lease *l)
 	struct proto_error err;
 	bool ok = true;
 
-	l->lost_reason[0] = '\0';
+	set_text(&l->lost_reason, NULL);
 	if (alloc_mark_host(l->ports, l->nports, l->proto, &err) == -1) {
-		snprintf(
-		    l->lost_reason, sizeof(l->lost_reason), "%s", err.message);
+		set_text(&l->lost_reason, err.message);
 		ok = false;
 	}
 	if (!l->held)
@@ -712,10 +740,8 @@ hold_missing(struct lease *l)
 			}
 			if (alloc_bind_port(l->ports[i], order[k], l->family,
 			        l->hold, s, &n, &err) != 0) {
-				if (l->lost_reason[0] == '\0')
-					snprintf(l->lost_reason,
-					    sizeof(l->lost_reason), "%s",
-					    err.message);
+				if (l->lost_reason == NULL)
+					set_text(&l->lost_reason, err.message);
 				ok = false;
 				continue;
 			}
@@ -781,7 +807,8 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 		set_lost(l, false);
 		return;
 	}
-	log_debug("lease %s: still not held: %s", l->id, l->lost_reason);
+	log_debug("lease %s: still not held: %s", l->id,
+	    l->lost_reason ? l->lost_reason : "");
 	schedule_retry(l);
 }
 
@@ -794,7 +821,7 @@ lease_held(const struct lease *l)
 const char *
 lease_lost_reason(const struct lease *l)
 {
-	return l->lost ? l->lost_reason : NULL;
+	return l->lost ? (l->lost_reason ? l->lost_reason : "") : NULL;
 }
 
 int
@@ -840,8 +867,11 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 			return -1;
 		}
 	}
-	if ((l = calloc(1, sizeof(*l))) == NULL ||
-	    (acct = acct_get(v->uid, true)) == NULL) {
+	if ((l = lease_alloc(v->nports)) == NULL ||
+	    (acct = acct_get(v->uid, true)) == NULL ||
+	    !set_text(&l->name, v->name)) {
+		if (l != NULL)
+			free(l->name);
 		free(l);
 		proc_unref(proc);
 		return -1;
@@ -858,7 +888,6 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 	l->created = v->created;
 	l->ttl = v->ttl;
 	l->expires = v->expires;
-	memcpy(l->name, v->name, sizeof(l->name));
 	l->nports = v->nports;
 	memcpy(l->ports, v->ports, sizeof(l->ports[0]) * (size_t)l->nports);
 	l->proc = proc;
@@ -887,7 +916,7 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 	if (!complete) {
 		/* Not held: say so, and keep trying (docs/reliability.md). */
 		log_warnx("lease %s: cannot hold port %u again: %s; retrying",
-		    l->id, l->ports[0], l->lost_reason);
+		    l->id, l->ports[0], l->lost_reason ? l->lost_reason : "");
 		set_lost(l, true);
 		schedule_retry(l);
 	}
