@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -166,15 +167,52 @@ func procStat(t *testing.T, pid int) []string {
 	return strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
 }
 
-func stopStarted(t *testing.T, pid int, log string) {
+// stopStarted stops the daemon pid that a test started in dir, and any
+// other one a concurrent start left there; log is its log file.
+func stopStarted(t *testing.T, pid int, dir, log string) {
 	syscall.Kill(pid, syscall.SIGTERM)
 	waitFor(t, "the started portd to exit", func() bool {
 		_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 		return err != nil
 	})
+	stopDaemonsUnder(dir)
 	if b, _ := os.ReadFile(log); strings.Contains(string(b), "Sanitizer") ||
 		strings.Contains(string(b), "runtime error") {
 		t.Errorf("the started portd: %s", b)
+	}
+}
+
+// stopDaemonsUnder stops every portd whose command line names dir, until
+// none is left for half a second. Of concurrent autostarts one daemon wins
+// and the others exit at once, unless one is so slow to start that it
+// takes the lock only after the winner was stopped: it would then serve on
+// in a deleted folder.
+func stopDaemonsUnder(dir string) {
+	var quiet time.Time
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		found := false
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			argv := strings.Split(string(b), "\x00")
+			if err != nil || !strings.HasSuffix(argv[0], "portd") || !strings.Contains(string(b), dir) {
+				continue
+			}
+			syscall.Kill(pid, syscall.SIGTERM)
+			found = true
+		}
+		switch {
+		case found:
+			quiet = time.Time{}
+		case quiet.IsZero():
+			quiet = time.Now()
+		case time.Since(quiet) > 500*time.Millisecond:
+			return
+		}
 	}
 }
 
@@ -201,7 +239,7 @@ func TestAutostart(t *testing.T) {
 	if pid == 0 {
 		t.Fatalf("%+v", fs)
 	}
-	defer stopStarted(t, pid, logPath)
+	defer stopStarted(t, pid, dir, logPath)
 	started := false
 	for _, f := range fs {
 		if f.Path != sock || f.PID != pid || (f.Source != "user-started" && f.Source != "user") {
@@ -253,7 +291,7 @@ func TestAutostartNoLogInOpenFolder(t *testing.T) {
 	if f.Source != "user-started" {
 		t.Fatalf("%+v", f)
 	}
-	defer stopStarted(t, f.PID, "/dev/null")
+	defer stopStarted(t, f.PID, dir, "/dev/null")
 	if got, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/2", f.PID)); got != "/dev/null" {
 		t.Errorf("stderr is %s", got)
 	}

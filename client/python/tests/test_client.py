@@ -651,6 +651,38 @@ def test_autostart_a_detached_per_user_daemon(tmp_path, monkeypatch):
             wait_until(lambda: not os.path.exists("/proc/%d" % pid)
                        or open("/proc/%d/stat" % pid).read().split()[2]
                        == "Z", what="daemon exit")
+        stop_daemons_under(str(tmp_path))
+
+
+def stop_daemons_under(path):
+    """Stop every portd whose command line names path, until none is left.
+
+    Of four concurrent autostarts one daemon wins and the others exit at
+    once, unless one is so slow to start that it takes the lock only after
+    the winner was stopped: it would then serve on in a deleted folder.
+    """
+    quiet = None
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        found = []
+        for name in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/cmdline" % name, "rb") as f:
+                    argv = f.read().split(b"\0")
+            except (OSError, ValueError):
+                continue
+            if name.isdigit() and argv[0].endswith(b"portd") and \
+                    any(path.encode() in a for a in argv):
+                found.append(int(name))
+        for pid in found:
+            os.kill(pid, signal.SIGTERM)
+        if found:
+            quiet = None
+        elif quiet is None:
+            quiet = time.monotonic()
+        elif time.monotonic() - quiet > 0.5:
+            return
+        time.sleep(0.05)
 
 
 # -- the client's side of the protocol, against a scripted peer ---------------
