@@ -536,22 +536,20 @@ test_fill(long count)
 	fflush(stdout);
 }
 
+static pid_t child_start(void (*serve)(void));
+
+static void
+wait_to_be_killed(void)
+{
+	for (;;)
+		pause();
+}
+
 /* A process that only waits to be killed: the pid portserver leases go to. */
 static pid_t
 helper_start(void)
 {
-	pid_t parent = getpid(), pid = fork();
-
-	if (pid == -1)
-		die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(0);
-		for (;;)
-			pause();
-	}
-	return pid;
+	return child_start(wait_to_be_killed);
 }
 
 static void
@@ -1291,9 +1289,9 @@ static const struct test {
     {"serve-ps-floor", serve_ps_floor, NULL, NULL, 0},
 };
 
-/* Run a floor server in a child process; returns its pid. */
+/* Run serve in a child process that dies with us; returns its pid. */
 static pid_t
-floor_start(void (*serve)(void))
+child_start(void (*serve)(void))
 {
 	pid_t parent = getpid(), pid = fork();
 
@@ -1308,6 +1306,13 @@ floor_start(void (*serve)(void))
 		_exit(1);
 	}
 	return pid;
+}
+
+/* Run a floor server in a child process; returns its pid. */
+static pid_t
+floor_start(void (*serve)(void))
+{
+	return child_start(serve);
 }
 
 /* --- smoke: a private portd, every test a few times ------------------ */

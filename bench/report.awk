@@ -36,6 +36,19 @@ NF == 5 && $1 == "sys" {
 }
 
 # Sort a[1..n] numerically (insertion sort: n is small).
+# One row of the table against the floor and Google's portserver: col of
+# figure fig for each, shown as unit, and portd's ratio to the floor.
+function row_vs(col, fig, unit, label,    x, y, z) {
+	series(col, fig, "portd")
+	x = spread(unit)
+	series(col, fig, "floor")
+	y = spread(unit)
+	ratios(col, fig, "floor")
+	z = spread("x")
+	series(col, fig, "google")
+	printf "| %s | %s | %s | %s | %s |\n", label, x, y, z, spread(unit)
+}
+
 # One chart's table and data file: for each point p of points, the
 # median of col in figure prefix p for portd and the floor, their ratio,
 # and a line of name.dat (p, portd, floor) for gnuplot.
@@ -237,27 +250,11 @@ END {
 	y = spread("ops")
 	ratios("ops", "lease-1", "floor")
 	printf "| pairs/s, 1 client | %s | %s | %s | |\n", x, y, spread("x")
-	series("ops", "ps-4", "portd")
-	x = spread("ops")
-	series("ops", "ps-4", "floor")
-	y = spread("ops")
-	ratios("ops", "ps-4", "floor")
-	z = spread("x")
-	series("ops", "ps-4", "google")
-	printf "| portserver requests/s, 4 clients | %s | %s | %s | %s |\n", \
-	    x, y, z, spread("ops")
+	row_vs("ops", "ps-4", "ops", "portserver requests/s, 4 clients")
 	ratios2("ops", "ps-4", "floor", "google")
 	printf "| portserver requests/s, 4 clients: floor / Google's " \
 	    "portserver | | | %s | |\n", spread("x")
-	series("med", "ps-4", "portd")
-	x = spread("us")
-	series("med", "ps-4", "floor")
-	y = spread("us")
-	ratios("med", "ps-4", "floor")
-	z = spread("x")
-	series("med", "ps-4", "google")
-	printf "| portserver request p50, 4 clients | %s | %s | %s | %s |\n", \
-	    x, y, z, spread("us")
+	row_vs("med", "ps-4", "us", "portserver request p50, 4 clients")
 	printf "| RSS idle | %s | %s | | %s |\n", mb(val["rss-idle", "portd"]), \
 	    mb(val["rss-idle", "floor"]), mb(val["rss-idle", "google"])
 	printf "| RSS holding %d leases (the server of the charts) | %s | %s " \
