@@ -178,8 +178,9 @@ void lease_end(struct lease *, enum lease_end why);
 const char *lease_key(const struct lease *);
 /* End every session lease of conn. */
 void lease_end_conn(struct conn *);
-/* End every lease of a process that exited. */
-void lease_end_proc(struct proc *);
+/* End every lease of a process that exited; how many. Registered with
+ * proc_on_exit by lease_init. */
+int lease_end_proc(struct proc *);
 void lease_view(const struct lease *, struct proto_lease *ret);
 const struct held_socket *lease_sockets(const struct lease *, int *ret_n);
 uint16_t lease_port0(const struct lease *);
@@ -315,6 +316,10 @@ struct proc *proc_watch_peer(const struct peer *, struct proto_error *err);
 struct proc *proc_watch_pid(
     pid_t pid, uid_t peer_uid, uint64_t want_start, struct proto_error *err);
 void proc_unref(struct proc *);
+/* What to call when a watched process exits (p is kept for the call); it
+ * returns how many leases ended. Registered from above (lease_init), so
+ * proc.c calls nothing of the modules that use it. */
+void proc_on_exit(int (*fn)(struct proc *));
 pid_t proc_pid(const struct proc *);
 uint64_t proc_start(const struct proc *);
 int proc_count(void);

@@ -147,6 +147,7 @@ lease_init(void)
 	TAILQ_INIT(&leases);
 	memset(&counters, 0, sizeof(counters));
 	nleases = nports_held = nsocks_held = nlost = 0;
+	proc_on_exit(lease_end_proc);
 	return 0;
 }
 
@@ -610,16 +611,21 @@ end_lease(struct lease *l, enum lease_end why, bool record)
 }
 
 /* End every lease whose session is conn or whose process is proc. */
-static void
+static int
 end_owned(const struct conn *c, const struct proc *p, enum lease_end why)
 {
 	struct lease *l, *next;
+	int n = 0;
 
 	for (l = TAILQ_FIRST(&leases); l != NULL; l = next) {
 		next = TAILQ_NEXT(l, entry);
-		if ((c != NULL && l->conn == c) || (p != NULL && l->proc == p))
+		if ((c != NULL && l->conn == c) ||
+		    (p != NULL && l->proc == p)) {
 			lease_end(l, why);
+			n++;
+		}
 	}
+	return n;
 }
 
 void
@@ -628,10 +634,10 @@ lease_end_conn(struct conn *c)
 	end_owned(c, NULL, LEASE_END_SESSION);
 }
 
-void
+int
 lease_end_proc(struct proc *p)
 {
-	end_owned(NULL, p, LEASE_END_PROCESS);
+	return end_owned(NULL, p, LEASE_END_PROCESS);
 }
 
 void

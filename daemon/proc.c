@@ -152,6 +152,13 @@ proc_identity(pid_t pid, uint64_t *ret_start, uid_t *ret_uid)
 }
 
 static void proc_exit_cb(evutil_socket_t, short, void *);
+static int (*on_exit_fn)(struct proc *);
+
+void
+proc_on_exit(int (*fn)(struct proc *))
+{
+	on_exit_fn = fn;
+}
 
 /* Take a reference on the watch of pid, made from pidfd (consumed). */
 static struct proc *
@@ -214,18 +221,18 @@ static void
 proc_exit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proc *p = arg;
-	uint64_t ended = lease_counters()->ended[LEASE_END_PROCESS];
 	double t0 = proc_monotonic(), took;
-	int i;
+	int i, ended = 0;
 
 	(void)fd;
 	(void)what;
 	log_debug("process %d exited", (int)p->pid);
 	p->refs++; /* keep p while its leases end */
-	lease_end_proc(p);
+	if (on_exit_fn != NULL)
+		ended = on_exit_fn(p);
 	proc_unref(p);
 	/* From seeing the exit to its ports being free again. */
-	if (lease_counters()->ended[LEASE_END_PROCESS] == ended)
+	if (ended == 0)
 		return;
 	took = proc_monotonic() - t0;
 	stats.reclaims++;
