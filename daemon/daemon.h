@@ -272,7 +272,10 @@ void journal_stats(struct journal_stats *ret);
 const char *journal_path(void);
 
 /* service.c: socket activation, sd_notify, the fd store. */
-int service_init(void);
+/* status writes the one-line status for the service manager into buf
+ * (ready: the line sent with READY=1); main.c gives it, so service.c asks
+ * no other module for counts. */
+int service_init(void (*status)(char *buf, size_t len, bool ready));
 int service_api_fd(void);        /* the activated API socket, or -1 */
 int service_portserver_fd(void); /* the passed "portserver" socket, or -1 */
 int service_stored_count(void);  /* sockets passed back from the store */

@@ -298,6 +298,18 @@ reload_cb(evutil_socket_t sig, short what, void *arg)
 	service_reloading(true);
 }
 
+/* The service manager's STATUS= line (service.c). */
+static void
+status_line(char *buf, size_t len, bool ready)
+{
+	if (ready)
+		snprintf(buf, len, "%d lease(s), %d port(s) held",
+		    lease_count(), lease_ports_held());
+	else
+		snprintf(buf, len, "%d lease(s), %d port(s), %d connection(s)",
+		    lease_count(), lease_ports_held(), conn_count());
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -430,7 +442,7 @@ main(int argc, char *argv[])
 	if (alloc_init(portd_cfg.pool_lo, portd_cfg.pool_hi) == -1)
 		fatalx("out of memory");
 	lease_init();
-	service_init();
+	service_init(status_line);
 	/* Before the API socket: clients take that one answering as the
 	 * sign that portd is up, portpicker's users included. */
 	if (service_portserver_fd() != -1) {
