@@ -247,6 +247,9 @@ struct jload {
 /* Read a journal's bytes into j->map (the caller puts it); -1 for
  * another version (map NULL) or no memory. */
 int jrecord_load(const char *buf, size_t len, struct jload *j);
+/* The lease and its owner's start time of a record of j->map. */
+int jrecord_decode(json_object *rec, struct proto_lease *v, uint64_t *start,
+    struct proto_error *err);
 
 /* journal.c: the state journal beside the API socket. */
 /* Open (creating) the journal, restore its leases, compact it. */

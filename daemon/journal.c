@@ -437,19 +437,14 @@ journal_open(const char *path)
 	{
 		struct proto_lease v;
 		struct proto_error err;
-		json_object *put = NULL, *start = NULL;
+		uint64_t start;
 
-		json_object_object_get_ex(rec, "put", &put);
-		json_object_object_get_ex(rec, "start", &start);
-		if (proto_lease_decode(put, &v, &err) == -1) {
+		if (jrecord_decode(rec, &v, &start, &err) == -1) {
 			log_warnx("journal %s: lease %s: %s; skipped", path, id,
 			    err.message);
 			continue;
 		}
-		rc = lease_restore(&v,
-		    start != NULL && json_object_is_type(start, json_type_int)
-		        ? (uint64_t)json_object_get_int64(start)
-		        : 0);
+		rc = lease_restore(&v, start);
 		if (rc == -2)
 			/* Before anything is rewritten: the file keeps the
 			 * lease for the next try (the service manager's
