@@ -30,16 +30,6 @@
 #include "inproc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	inproc_init();
-	return 0;
-}
 
 static int
 cmp_size(const void *a, const void *b)

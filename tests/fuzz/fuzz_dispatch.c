@@ -25,18 +25,8 @@
 #include "inproc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static const uid_t uids[INPROC_CLIENTS] = {1000, 1000, 1001, 0};
-
-int
-LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	inproc_init();
-	return 0;
-}
 
 struct snap {
 	int n;

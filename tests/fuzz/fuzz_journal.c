@@ -19,20 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "daemon.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-/* A broken invariant: say which, then crash for the fuzzer. */
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(                                               \
-			    stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 static void
 count(void *arg, int line, enum jline what)

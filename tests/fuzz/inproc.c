@@ -82,6 +82,19 @@ own_netns(void)
 	close(s);
 }
 
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* libFuzzer's hook, and tests/fuzz/replay.c's: the daemon targets all
+ * start the same way. */
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	inproc_init();
+	return 0;
+}
+
 void
 inproc_init(void)
 {

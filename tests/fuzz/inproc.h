@@ -20,17 +20,10 @@
 
 #define INPROC_CLIENTS 4
 
-/* A broken invariant: say which, then crash for the fuzzer. */
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(                                               \
-			    stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                               \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
-/* Once per process: namespace, configuration, pool, lease table. */
+/* Once per process (LLVMFuzzerInitialize, defined in inproc.c for every
+ * target that links it): namespace, configuration, pool, lease table. */
 void inproc_init(void);
 /* Start one input: no client connected yet; records the descriptors
  * open now, which inproc_end checks it gets back to. */
