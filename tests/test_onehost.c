@@ -398,6 +398,59 @@ START_TEST(regression_restored_fd_lease_claimed_held)
 }
 END_TEST
 
+/*
+ * The restore gave its heap back before the open-time rewrite of the
+ * journal, whose buffer (a few hundred bytes a lease) then stayed
+ * resident: with 9,000 leases 17.4 MB after a restart against 12.8 MB
+ * for the same table built live. In this test's own network namespace
+ * any pool is free.
+ */
+START_TEST(regression_restore_heap_kept_after_rewrite)
+{
+	static const char *const args[] = {"--pool", "10000-29999", "--quota",
+	    "65536", "--max-leases", "65536", NULL};
+	enum { N = 5000, BATCH = 500 };
+	struct daemon_proc d;
+	long before, after;
+	int c;
+
+	harness_start(&d, args);
+	c = harness_connect(d.sock);
+	for (int done = 0; done < N; done += BATCH) {
+		for (int i = 0; i < BATCH; i++)
+			dprintf(c, "{\"op\":\"lease\",\"ttl\":3600}\n");
+		for (int i = 0; i < BATCH; i++) {
+			char *line = harness_recv_line(c, 10000, NULL, NULL);
+
+			ck_assert_ptr_nonnull(line);
+			ck_assert_ptr_nonnull(strstr(line, "\"ok\":true"));
+			free(line);
+		}
+	}
+	close(c);
+	before = proc_rss_kb(d.pid);
+	harness_kill(&d, SIGKILL);
+	harness_restart(&d, args);
+	c = harness_connect(d.sock);
+	{
+		json_object *r = harness_call(c, "{\"op\":\"status\"}");
+
+		ck_assert_int_eq(reply_int(r, "leases"), N);
+		json_object_put(r);
+	}
+	after = proc_rss_kb(d.pid);
+	fprintf(stderr, "restore: RSS %ld kB live, %ld kB after the restart\n",
+	    before, after);
+#ifndef __SANITIZE_ADDRESS__
+	/* ASan's allocator keeps freed memory and ignores malloc_trim. */
+	ck_assert_msg(after * 100 <= before * 115,
+	    "RSS %ld kB after the restart, %ld kB live", after, before);
+#endif
+	close(c);
+	harness_stop(&d);
+}
+END_TEST
+
 static int
 write_sysctl(const char *path, const char *v)
 {
@@ -923,6 +976,7 @@ main(void)
 	tcase_add_test(tc, regression_restored_fd_lease_claimed_held);
 	tcase_add_test(tc, regression_disable_ipv6_seen);
 	tcase_add_test(tc, regression_ephemeral_pool_overlap_silent);
+	tcase_add_test(tc, regression_restore_heap_kept_after_rewrite);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("two daemons");
