@@ -874,10 +874,7 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 		}
 	}
 	if ((l = lease_alloc(v->nports)) == NULL ||
-	    (acct = acct_get(v->uid, true)) == NULL ||
-	    !set_text(&l->name, v->name)) {
-		if (l != NULL)
-			free(l->name);
+	    (acct = acct_get(v->uid, true)) == NULL) {
 		free(l);
 		proc_unref(proc);
 		return -1;
@@ -904,6 +901,11 @@ lease_restore(const struct proto_lease *v, uint64_t owner_start)
 		    l->id);
 		proc_unref(proc);
 		free(l);
+		return -1;
+	}
+	/* From here on every path lets go through lease_free. */
+	if (!set_text(&l->name, v->name)) {
+		lease_free(l);
 		return -1;
 	}
 	/* An unheld lease is one to hold: it was lost at an earlier start. */
