@@ -248,7 +248,9 @@ num(struct scan *s, int64_t max, bool nullable)
 		n = n * 10 + (uint64_t)(*s->p++ - '0');
 		digits++;
 	}
-	if (digits == 0 || n > (uint64_t)max)
+	/* JSON has no leading zeros ("007"): json-c's reader refuses them. */
+	if (digits == 0 || n > (uint64_t)max ||
+	    (digits > 1 && s->p[-digits] == '0'))
 		s->ok = false;
 	return (int64_t)n;
 }
