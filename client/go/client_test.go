@@ -280,13 +280,23 @@ func TestFDHandoffHTTP(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "served by the handed-over socket")
 	})}
+	// The client's keep-alive connections close from the transport's own
+	// goroutines; they are closed and waited for below, so that the next
+	// test's count of open descriptors does not see them go.
+	base := openFDs(t)
+	tr := &http.Transport{}
+	hc := &http.Client{Transport: tr}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		srv.Close()
+		tr.CloseIdleConnections()
+		waitFor(t, "the HTTP connections to close", func() bool { return openFDs(t) < base })
+	}()
 	for _, host := range []string{"127.0.0.1", "[::1]"} {
 		if host == "[::1]" && !l.IPv6 {
 			continue
 		}
-		res, err := http.Get(fmt.Sprintf("http://%s:%d/", host, l.Port()))
+		res, err := hc.Get(fmt.Sprintf("http://%s:%d/", host, l.Port()))
 		if err != nil {
 			t.Fatal(err)
 		}
