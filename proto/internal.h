@@ -35,6 +35,29 @@ int proto_names_find(const struct proto_names *, const char *s);
 /* "a, b, c" into buf; returns its length. */
 size_t proto_names_join(const struct proto_names *, char *buf, size_t size);
 
+/*
+ * json.c: one value as the field checks see it, from json-c's tree
+ * (pval_of) or from request.c's scan of the canonical request shape. A
+ * string's bytes are not NUL-terminated; s points into the line or into
+ * json-c's object.
+ */
+struct pval {
+	enum json_type type;
+	bool overflow; /* an int json-c saturated */
+	bool b;
+	int64_t i;
+	const char *s;
+	size_t len;
+};
+void pval_of(json_object *v, struct pval *p);
+/* The checks behind proto_get_int, _bool and proto_string_check. */
+int pval_int(const struct pval *, const char *key, int64_t min, int64_t max,
+    int64_t *ret, struct proto_error *err);
+int pval_bool(
+    const struct pval *, const char *key, bool *ret, struct proto_error *err);
+int pval_string_check(
+    const struct pval *, const char *key, size_t max, struct proto_error *err);
+
 /* json.c: validate a JSON string value (length, NUL, UTF-8, control
  * characters); s, or "(unprintable)", when safe to quote in a message. */
 int proto_string_check(

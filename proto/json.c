@@ -400,28 +400,92 @@ proto_parse_object_max(
 	return obj;
 }
 
+void
+pval_of(json_object *v, struct pval *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->type = json_object_get_type(v);
+	switch (p->type) {
+	case json_type_int:
+		/* json-c saturates overflowing literals; errno tells. */
+		errno = 0;
+		p->i = json_object_get_int64(v);
+		p->overflow = errno != 0;
+		break;
+	case json_type_boolean:
+		p->b = json_object_get_boolean(v);
+		break;
+	case json_type_string:
+		p->s = json_object_get_string(v);
+		p->len = (size_t)json_object_get_string_len(v);
+		break;
+	default:
+		break;
+	}
+}
+
+int
+pval_int(const struct pval *p, const char *key, int64_t min, int64_t max,
+    int64_t *ret, struct proto_error *err)
+{
+	if (p->type != json_type_int)
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'%s' must be an integer", key);
+	/* The range check below also catches a saturated literal for
+	 * every limit we use; overflow makes sure of it. */
+	if (p->overflow || p->i < min || p->i > max)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'%s' must be between %lld and %lld", key, (long long)min,
+		    (long long)max);
+	*ret = p->i;
+	return 0;
+}
+
+int
+pval_bool(
+    const struct pval *p, const char *key, bool *ret, struct proto_error *err)
+{
+	if (p->type != json_type_boolean)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'%s' must be true or false", key);
+	*ret = p->b;
+	return 0;
+}
+
+int
+pval_string_check(
+    const struct pval *p, const char *key, size_t max, struct proto_error *err)
+{
+	if (p->type != json_type_string)
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'%s' must be a string", key);
+	if (p->len > max)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'%s' is longer than %zu bytes", key, max);
+	if (memchr(p->s, '\0', p->len) != NULL)
+		return proto_error_set(err, PROTO_E_BAD_REQUEST,
+		    "'%s' contains a NUL character", key);
+	if (!proto_utf8_valid(p->s, p->len))
+		return proto_error_set(
+		    err, PROTO_E_BAD_REQUEST, "'%s' is not valid UTF-8", key);
+	for (size_t i = 0; i < p->len; i++)
+		if ((unsigned char)p->s[i] < 0x20 || p->s[i] == 0x7f)
+			return proto_error_set(err, PROTO_E_BAD_REQUEST,
+			    "'%s' contains a control character", key);
+	return 0;
+}
+
 int
 proto_get_int(json_object *obj, const char *key, int64_t min, int64_t max,
     int64_t *ret, struct proto_error *err)
 {
 	json_object *v;
-	int64_t n;
+	struct pval p;
 
 	if (!json_object_object_get_ex(obj, key, &v))
 		return 0;
-	if (!json_object_is_type(v, json_type_int))
-		return proto_error_set(
-		    err, PROTO_E_BAD_REQUEST, "'%s' must be an integer", key);
-	/* json-c saturates overflowing literals; errno tells, and so does
-	 * the range check below for every limit we use. */
-	errno = 0;
-	n = json_object_get_int64(v);
-	if (errno != 0 || n < min || n > max)
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'%s' must be between %lld and %lld", key, (long long)min,
-		    (long long)max);
-	*ret = n;
-	return 0;
+	pval_of(v, &p);
+	return pval_int(&p, key, min, max, ret, err);
 }
 
 int
@@ -429,42 +493,22 @@ proto_get_bool(
     json_object *obj, const char *key, bool *ret, struct proto_error *err)
 {
 	json_object *v;
+	struct pval p;
 
 	if (!json_object_object_get_ex(obj, key, &v))
 		return 0;
-	if (!json_object_is_type(v, json_type_boolean))
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'%s' must be true or false", key);
-	*ret = json_object_get_boolean(v);
-	return 0;
+	pval_of(v, &p);
+	return pval_bool(&p, key, ret, err);
 }
 
 int
 proto_string_check(
     json_object *v, const char *key, size_t max, struct proto_error *err)
 {
-	const char *s;
-	size_t len;
+	struct pval p;
 
-	if (!json_object_is_type(v, json_type_string))
-		return proto_error_set(
-		    err, PROTO_E_BAD_REQUEST, "'%s' must be a string", key);
-	s = json_object_get_string(v);
-	len = (size_t)json_object_get_string_len(v);
-	if (len > max)
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'%s' is longer than %zu bytes", key, max);
-	if (strlen(s) != len)
-		return proto_error_set(err, PROTO_E_BAD_REQUEST,
-		    "'%s' contains a NUL character", key);
-	if (!proto_utf8_valid(s, len))
-		return proto_error_set(
-		    err, PROTO_E_BAD_REQUEST, "'%s' is not valid UTF-8", key);
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return proto_error_set(err, PROTO_E_BAD_REQUEST,
-			    "'%s' contains a control character", key);
-	return 0;
+	pval_of(v, &p);
+	return pval_string_check(&p, key, max, err);
 }
 
 int

@@ -215,6 +215,16 @@ bool proto_lease_id_valid(const char *s, size_t len);
  */
 int proto_request_parse(const char *line, size_t len, struct proto_request *ret,
     struct proto_error *err);
+/*
+ * The two readers behind it, which give the same result for every line
+ * (fuzz_proto checks): _json through json-c, for any line; _fast for a
+ * line in the canonical shape (no white space or escapes, as libportd
+ * writes requests), 1 and *ret cleared for any other.
+ */
+int proto_request_parse_json(const char *line, size_t len,
+    struct proto_request *ret, struct proto_error *err);
+int proto_request_parse_fast(const char *line, size_t len,
+    struct proto_request *ret, struct proto_error *err);
 void proto_request_clear(struct proto_request *);
 
 /*

@@ -1293,6 +1293,11 @@ START_TEST(request_encode_round_trip)
 		ck_assert_int_eq(text[len - 1], '\n');
 		len--;
 		json_object_put(o);
+		/* What the encoder writes, the fast reader takes. */
+		ck_assert_msg(
+		    proto_request_parse_fast(text, len, &back, &err) != 1,
+		    "fast reader refused %s", text);
+		proto_request_clear(&back);
 		ck_assert_int_eq(
 		    proto_request_parse(text, len, &back, &err), 0);
 		/* ids are json-c objects: compare them as text, the rest by

@@ -36,6 +36,36 @@ same_as_json_c(json_object *o)
 	free(s);
 }
 
+/* The fast reader, where it takes a line, gives what json-c's gives:
+ * the same result, error and request. */
+static void
+same_either_way(const char *line, size_t len)
+{
+	struct proto_request f, j;
+	struct proto_error fe, je;
+	int frc = proto_request_parse_fast(line, len, &f, &fe);
+	int jrc = proto_request_parse_json(line, len, &j, &je);
+
+	if (frc != 1 &&
+	    (frc != jrc || fe.code != je.code ||
+	        strcmp(fe.message, je.message) != 0 || f.op != j.op ||
+	        f.version != j.version || f.count != j.count ||
+	        f.proto != j.proto || f.family != j.family ||
+	        f.port != j.port || f.contiguous != j.contiguous ||
+	        f.has_hold != j.has_hold || f.hold != j.hold ||
+	        f.has_ttl != j.has_ttl || f.ttl != j.ttl ||
+	        f.scope != j.scope || f.pid != j.pid ||
+	        strcmp(f.name, j.name) != 0 || f.fd != j.fd ||
+	        f.strategy != j.strategy || strcmp(f.lease, j.lease) != 0 ||
+	        f.all != j.all || !json_object_equal(f.id, j.id))) {
+		fprintf(stderr, "readers differ on %.*s: %d '%s' / %d '%s'\n",
+		    (int)len, line, frc, fe.message, jrc, je.message);
+		abort();
+	}
+	proto_request_clear(&f);
+	proto_request_clear(&j);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -46,6 +76,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *s;
 	size_t n;
 
+	same_either_way((const char *)data, size);
 	if (proto_request_parse((const char *)data, size, &r, &err) == 0)
 		rep = proto_reply_ok(r.id);
 	else
