@@ -1,5 +1,10 @@
 # Core: the codec, the allocator, the lease table, and the daemon end to end.
+# test_proto and test_malformed both read the golden tree of invalid
+# request lines (tests/cases/README.md).
+set(PORTD_CASES_DIR ${CMAKE_CURRENT_SOURCE_DIR}/cases/invalid)
 portd_check_test(test_proto test_proto.c)
+target_compile_definitions(test_proto PRIVATE
+  PORTD_CASES_DIR="${PORTD_CASES_DIR}")
 # Unit tests of daemon modules link them directly; unit.c stands in for
 # main.c.
 portd_check_test(test_alloc test_alloc.c unit.c LIBS portd_core)
