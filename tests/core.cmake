@@ -16,6 +16,8 @@ target_compile_definitions(test_daemon PRIVATE
   PORTD_MAIN_C="${PROJECT_SOURCE_DIR}/daemon/main.c")
 portd_check_test(test_limits test_limits.c integ.c)
 portd_check_test(test_malformed test_malformed.c integ.c)
+target_compile_definitions(test_malformed PRIVATE
+  PORTD_CASES_DIR="${PORTD_CASES_DIR}")
 
 # The checked-in style holds for every C file.
 add_test(NAME format COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/format.sh
