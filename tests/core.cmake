@@ -24,9 +24,10 @@ add_test(NAME format COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/format.sh
   ${PROJECT_SOURCE_DIR})
 set_tests_properties(format PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 60)
 
-# The codec's fuzz target (tests/fuzz/README.md).
+# The codec's fuzz target (tests/fuzz/README.md), seeded with the golden
+# tree's inputs too.
 portd_fuzz_target(fuzz_proto fuzz/fuzz_proto.c LIBS portd_proto
-  SEEDS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/seeds MAX_LEN 512)
+  SEEDS ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/seeds ${PORTD_CASES_DIR} MAX_LEN 512)
 
 # Every wire name is spelled once, in proto/names.c (tests/wire_names.py).
 add_test(NAME wire_names COMMAND python3
