@@ -886,18 +886,21 @@ floor_drop(struct pollfd *pfd, struct floor_conn **conns, int i, int *n)
 	conns[i] = conns[*n];
 }
 
+/*
+ * What a floor server does with a connection once a read added to its
+ * buffer: false drops the connection.
+ */
+typedef bool (*floor_input)(int fd, struct floor_conn *c);
+
+/* Serve the Unix socket at path with input, FLOOR_CONNS clients at most. */
 static void
-serve_floor(void)
+floor_serve(const char *path, floor_input input)
 {
 	static struct pollfd pfd[FLOOR_CONNS + 1];
 	static struct floor_conn *conns[FLOOR_CONNS + 1];
-	static char out[65536];
 	int n = 1;
 
-	if (opt.socket == NULL)
-		die("serve-floor needs --socket");
-	pfd[0] =
-	    (struct pollfd){.fd = listen_unix(opt.socket), .events = POLLIN};
+	pfd[0] = (struct pollfd){.fd = listen_unix(path), .events = POLLIN};
 	for (;;) {
 		if (poll(pfd, (nfds_t)n, -1) == -1) {
 			if (errno == EINTR)
@@ -906,9 +909,7 @@ serve_floor(void)
 		}
 		for (int i = n - 1; i >= 1; i--) {
 			struct floor_conn *c = conns[i];
-			size_t olen = 0, off = 0;
 			ssize_t r;
-			char *nl;
 
 			if (pfd[i].revents == 0)
 				continue;
@@ -916,28 +917,9 @@ serve_floor(void)
 			    sizeof(c->buf) - 1 - c->len);
 			if (r == -1 && (errno == EAGAIN || errno == EINTR))
 				continue;
-			if (r <= 0) {
-				floor_drop(pfd, conns, i, &n);
-				continue;
-			}
-			c->len += (size_t)r;
-			while ((nl = memchr(c->buf + off, '\n',
-			            c->len - off)) != NULL) {
-				*nl = '\0';
-				if (sizeof(out) - olen < 512) {
-					write_all(pfd[i].fd, out, olen);
-					olen = 0;
-				}
-				olen += floor_line(c->buf + off,
-				    (size_t)(nl - (c->buf + off)), out + olen,
-				    sizeof(out) - olen);
-				off = (size_t)(nl + 1 - c->buf);
-			}
-			if (olen > 0)
-				write_all(pfd[i].fd, out, olen);
-			memmove(c->buf, c->buf + off, c->len - off);
-			c->len -= off;
-			if (c->len == sizeof(c->buf) - 1)
+			if (r > 0)
+				c->len += (size_t)r;
+			if (r <= 0 || !input(pfd[i].fd, c))
 				floor_drop(pfd, conns, i, &n);
 		}
 		if (pfd[0].revents != 0)
@@ -945,54 +927,62 @@ serve_floor(void)
 	}
 }
 
+/* portd's protocol: answer each whole line, keep the rest. */
+static bool
+floor_lines(int fd, struct floor_conn *c)
+{
+	static char out[65536];
+	size_t olen = 0, off = 0;
+	char *nl;
+
+	while ((nl = memchr(c->buf + off, '\n', c->len - off)) != NULL) {
+		*nl = '\0';
+		if (sizeof(out) - olen < 512) {
+			write_all(fd, out, olen);
+			olen = 0;
+		}
+		olen += floor_line(c->buf + off, (size_t)(nl - (c->buf + off)),
+		    out + olen, sizeof(out) - olen);
+		off = (size_t)(nl + 1 - c->buf);
+	}
+	if (olen > 0)
+		write_all(fd, out, olen);
+	memmove(c->buf, c->buf + off, c->len - off);
+	c->len -= off;
+	return c->len != sizeof(c->buf) - 1;
+}
+
+/* A portserver's: one port for the first line (or 32 bytes), then close. */
+static bool
+floor_ps_request(int fd, struct floor_conn *c)
+{
+	char reply[16];
+	uint16_t port = 0;
+	int bfd, k;
+
+	if (memchr(c->buf, '\n', c->len) == NULL && c->len < 32)
+		return true;
+	if ((bfd = bind0(&port)) != -1)
+		close(bfd);
+	k = snprintf(reply, sizeof(reply), "%u\n", port);
+	(void)send(fd, reply, (size_t)k, MSG_NOSIGNAL);
+	return false;
+}
+
+static void
+serve_floor(void)
+{
+	if (opt.socket == NULL)
+		die("serve-floor needs --socket");
+	floor_serve(opt.socket, floor_lines);
+}
+
 static void
 serve_ps_floor(void)
 {
-	static struct pollfd pfd[FLOOR_CONNS + 1];
-	static struct floor_conn *conns[FLOOR_CONNS + 1];
-	int n = 1;
-
 	if (opt.portserver == NULL)
 		die("serve-ps-floor needs --portserver");
-	pfd[0] = (struct pollfd){
-	    .fd = listen_unix(opt.portserver), .events = POLLIN};
-	for (;;) {
-		if (poll(pfd, (nfds_t)n, -1) == -1) {
-			if (errno == EINTR)
-				continue;
-			die("poll: %s", strerror(errno));
-		}
-		for (int i = n - 1; i >= 1; i--) {
-			struct floor_conn *c = conns[i];
-			char reply[16];
-			uint16_t port = 0;
-			ssize_t r;
-			int fd, k;
-
-			if (pfd[i].revents == 0)
-				continue;
-			r = read(pfd[i].fd, c->buf + c->len,
-			    sizeof(c->buf) - 1 - c->len);
-			if (r == -1 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			if (r > 0) {
-				c->len += (size_t)r;
-				if (memchr(c->buf, '\n', c->len) == NULL &&
-				    c->len < 32)
-					continue;
-				if ((fd = bind0(&port)) != -1)
-					close(fd);
-				k = snprintf(
-				    reply, sizeof(reply), "%u\n", port);
-				if (send(pfd[i].fd, reply, (size_t)k,
-				        MSG_NOSIGNAL) != k)
-					port = 0;
-			}
-			floor_drop(pfd, conns, i, &n);
-		}
-		if (pfd[0].revents != 0)
-			floor_accept(pfd[0].fd, pfd, conns, &n);
-	}
+	floor_serve(opt.portserver, floor_ps_request);
 }
 
 /* --- a daemon of our own (restart, --smoke) ---------------------------- */

@@ -1,5 +1,6 @@
-// Type declarations of the portd client, hand-written: index.d.ts (for
-// require) and index.d.mts (for import) hold the same text.
+// Type declarations of the portd client, hand-written. They are the ones
+// for require; index.d.mts gives them to import, as index.mjs re-exports
+// index.js.
 
 /** The wire protocol version this client speaks (checked with `hello`). */
 export declare const PROTOCOL_VERSION: 1;

@@ -454,6 +454,11 @@ class Lease:
         released: True once this object released the lease.
     """
 
+    # The reply's fields a Lease has as attributes of the same name, in the
+    # order they are set after id, ports and port.
+    _FIELDS = ("proto", "family", "ipv6", "hold", "scope", "held", "state",
+               "reason", "ttl", "expires", "created", "name")
+
     def __init__(self, client, info, sockets=()):
         self._client = client
         self._own_client = False  # portd.lease(socket=...): closed with it
@@ -466,18 +471,8 @@ class Lease:
         self.id = info.get("id")
         self.ports = tuple(info.get("ports") or ())
         self.port = self.ports[0] if self.ports else None
-        self.proto = info.get("proto")
-        self.family = info.get("family")
-        self.ipv6 = info.get("ipv6")
-        self.hold = info.get("hold")
-        self.scope = info.get("scope")
-        self.held = info.get("held")
-        self.state = info.get("state")
-        self.reason = info.get("reason")
-        self.ttl = info.get("ttl")
-        self.expires = info.get("expires")
-        self.created = info.get("created")
-        self.name = info.get("name")
+        for field in self._FIELDS:
+            setattr(self, field, info.get(field))
         owner = info.get("owner") if isinstance(info.get("owner"), dict) \
             else {}
         self.owner_uid = owner.get("uid")

@@ -400,20 +400,31 @@ def test_a_client_belongs_to_its_process(daemon, client, monkeypatch):
     portd.return_port(parent_port)
 
 
-def test_threads_share_a_client(daemon, client):
-    got, errors = [], []
+def run_threads(work, catch, n=4):
+    """Run work() in n threads at once and wait for them all; returns the
+    exceptions of type catch that they raised."""
+    errors = []
 
-    def work():
+    def guarded():
         try:
-            for _ in range(10):
-                got.append(client.lease().port)
-        except Exception as e:  # pragma: no cover - reported below
+            work()
+        except catch as e:  # pragma: no cover - reported by the caller
             errors.append(e)
-    threads = [threading.Thread(target=work) for _ in range(4)]
+    threads = [threading.Thread(target=guarded) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return errors
+
+
+def test_threads_share_a_client(daemon, client):
+    got = []
+
+    def work():
+        for _ in range(10):
+            got.append(client.lease().port)
+    errors = run_threads(work, Exception)
     assert not errors and len(set(got)) == 40
     for lease in client.list():
         lease.release()
@@ -613,18 +624,7 @@ def test_autostart_a_detached_per_user_daemon(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "%s:%s" % (bindir, os.environ["PATH"]))
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
     clients = []
-    errors = []
-
-    def connect():
-        try:
-            clients.append(portd.Client())
-        except portd.Error as e:  # pragma: no cover - reported below
-            errors.append(e)
-    threads = [threading.Thread(target=connect) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_threads(lambda: clients.append(portd.Client()), portd.Error)
     try:
         assert not errors, errors
         pids = {c.daemon_pid for c in clients}
