@@ -309,6 +309,10 @@ int conn_count_uid(uid_t uid);
  * and how often a connection was paused for the per-uid or total cap. */
 size_t conn_queued_output(void);
 uint64_t conn_output_stalls(void);
+/* What to call once a connection's descriptor is closed: a slot free
+ * for accept again (the EMFILE pause). Registered by listener.c, which
+ * makes the connections, so conn.c calls nothing of it. */
+void conn_on_free(void (*fn)(void));
 /* Whether conn may be sent another fd-carrying reply now. */
 bool conn_fd_budget(struct conn *);
 void conn_close_all(void);
@@ -357,7 +361,9 @@ bool listener_same_netns(int fd);
 /* Take over a listening socket systemd made (socket activation). */
 int listener_adopt(int fd, const char *path);
 void listener_close(void);
-/* Re-arm accept after a descriptor was freed (EMFILE pause). */
+/* Re-arm accept after a descriptor was freed (EMFILE pause). The
+ * endpoints are handed it (conn_on_free, portserver_open), so they call
+ * nothing of listener.c to give a slot back. */
 void listener_resume(void);
 /* Accepting, shared by every listening socket (see listener.c): take
  * gets an accepted connection, refuse one turned away (caps, out of
@@ -366,10 +372,19 @@ struct ucred;
 struct acceptor;
 /* take or refuse own peer->fd from the call on. */
 typedef void (*acceptor_fn)(const struct peer *peer, const char *why);
+/* What an endpoint gives its acceptor: the two above, and how many of
+ * its connections are open (of every uid, or of one), for the caps. */
+struct acceptor_ops {
+	acceptor_fn take;
+	acceptor_fn refuse;
+	int (*count)(void);
+	int (*count_uid)(uid_t uid);
+};
 struct acceptor *acceptor_new(
-    int fd, const char *what, acceptor_fn take, acceptor_fn refuse);
+    int fd, const char *what, const struct acceptor_ops *ops);
 void acceptor_free(struct acceptor *);
-/* Connections on every socket, or of one uid: what the caps count. */
+/* Connections on every socket, or of one uid: what the caps count (the
+ * sum of every acceptor's ops). */
 int listener_conns(bool of_uid, uid_t uid);
 /* Connections refused for want of a descriptor, since start. */
 uint64_t listener_refused_emfile(void);
@@ -377,10 +392,12 @@ uint64_t listener_refused_emfile(void);
 const char *listener_path(void);
 
 /* portserver.c: portpicker's portserver protocol on a second socket. */
-int portserver_open(const char *addr);
+/* Serve it on addr; freed is called as each client is closed (main.c
+ * passes listener_resume). */
+int portserver_open(const char *addr, void (*freed)(void));
 /* Serve the portserver protocol on a listening socket passed by the
  * service manager (named "portserver"). */
-int portserver_adopt(int fd);
+int portserver_adopt(int fd, void (*freed)(void));
 void portserver_close(void);
 uint64_t portserver_served(void);
 int portserver_count(void);
