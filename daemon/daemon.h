@@ -146,6 +146,9 @@ struct lease_counters {
 	uint64_t ended[LEASE_END_FOR_GOOD]; /* by reason */
 };
 
+/* Also gives the journal its struct journal_table (journal_init): the
+ * rewrite's walk of the table, the live count, and the restore of each
+ * lease read back (lease.c's static lease_restore). */
 int lease_init(void);
 void lease_shutdown(void);
 /* Create a lease for the request on behalf of uid/pid (and conn for
@@ -196,11 +199,6 @@ const struct lease_counters *lease_counters(void);
 json_object *lease_json(const struct lease *);
 /* Start time (ticks since boot) of the owner process, 0 if unknown. */
 uint64_t lease_owner_start(const struct lease *);
-/* Re-create a lease from the journal: hold its ports again (from the
- * service manager's store when it kept them), re-arm its TTL, re-watch
- * its process. Returns -1 when the lease has ended meanwhile, -2 when
- * its owner lives but cannot be watched now (out of descriptors). */
-int lease_restore(const struct proto_lease *, uint64_t owner_start);
 /* Whether portd holds l's sockets now (not claimed, not lost). */
 bool lease_held(const struct lease *);
 /* Why a restored lease is not held (retried with backoff), or NULL. */
@@ -251,15 +249,35 @@ int jrecord_load(const char *buf, size_t len, struct jload *j);
 int jrecord_decode(json_object *rec, struct proto_lease *v, uint64_t *start,
     struct proto_error *err);
 
-/* journal.c: the state journal beside the API socket. */
+/* journal.c: the state journal beside the API socket. A record log: it
+ * is fed leases as records and asks the table what it needs through the
+ * struct journal_table lease.c registers, so it calls nothing of lease.c. */
+/* One live lease of the rewrite, with its owner's start time; -1 stops
+ * the walk. */
+typedef int (*journal_put_fn)(
+    const struct proto_lease *, uint64_t start, void *arg);
+struct journal_table {
+	/* Call fn for every live lease, oldest first, until it returns -1;
+	 * returns what the last call did (0 when there was none). */
+	int (*each)(journal_put_fn fn, void *arg);
+	/* Live leases, weighed against the records (the rewrite's rule). */
+	int (*count)(void);
+	/* Re-create one lease read at open: 0, -1 when it has ended
+	 * meanwhile (dropped), -2 when its owner lives but cannot be watched
+	 * now (portd stops before anything is rewritten). */
+	int (*restore)(const struct proto_lease *, uint64_t start);
+};
+/* Register the table (lease_init does), before journal_open. */
+void journal_init(const struct journal_table *);
 /* Open (creating) the journal, restore its leases, compact it. */
 int journal_open(const char *path);
 void journal_close(void);
 bool journal_enabled(void);
-/* Record a lease as it is now / its end: 0, or -1 when it could not be
- * written (nothing of it is left in the file; the caller undoes the
- * change or, for an end it cannot undo, calls journal_del_later). */
-int journal_put(const struct lease *);
+/* Record a lease as it is now (with its owner's start time) / its end: 0,
+ * or -1 when it could not be written (nothing of it is left in the file;
+ * the caller undoes the change or, for an end it cannot undo, calls
+ * journal_del_later). */
+int journal_put(const struct proto_lease *, uint64_t start);
 int journal_del(const char *id);
 /* Write the end of lease id before the next record (and retry each
  * second): for ends that happened whether or not they were recorded. */
