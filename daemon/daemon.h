@@ -431,16 +431,23 @@ const char *metrics_bound(void);
 extern double metrics_restore_seconds;
 /* The metrics text, NUL-terminated; the caller frees it. */
 char *metrics_text(size_t *ret_len);
-
-/* request.c: the op table and handlers. */
+/* The API's request counters. They live here, and request.c bumps them
+ * as it handles a line, so metrics.c reads nothing of request.c. */
 struct request_counters {
 	uint64_t requests, errors;
 	/* By op; [PROTO_OP__MAX] counts lines that named no known op. */
 	uint64_t by_op[PROTO_OP__MAX + 1];
 	uint64_t errors_by[PROTO_OP__MAX + 1][PROTO_E__MAX];
 };
+/* A line came in: counted before it is handled (status counts itself). */
+void metrics_count_request(void);
+/* Its answer: op (PROTO_OP__MAX for none known), and the error's code,
+ * or NULL when it succeeded. */
+void metrics_count_reply(enum proto_op op, const struct proto_error *err);
+const struct request_counters *metrics_request_counters(void);
+
+/* request.c: the op table and handlers. */
 /* Handle one request line from conn: parse, dispatch, reply. */
 void request_handle(struct conn *, const char *line, size_t len);
-const struct request_counters *request_counters(void);
 
 #endif
