@@ -47,6 +47,7 @@ struct conn {
 
 static TAILQ_HEAD(, conn) conns = TAILQ_HEAD_INITIALIZER(conns);
 static int nconns;
+static void (*on_free)(void); /* a descriptor is free again */
 
 /*
  * Queued output, counted honestly: a reply costs its bytes, its struct
@@ -73,6 +74,12 @@ static void conn_timer_cb(evutil_socket_t, short, void *);
 static void conn_flush(struct conn *);
 static void resume_cb(evutil_socket_t, short, void *);
 static void trim_cb(evutil_socket_t, short, void *);
+
+void
+conn_on_free(void (*fn)(void))
+{
+	on_free = fn;
+}
 
 int
 conn_count(void)
@@ -341,7 +348,8 @@ conn_close(struct conn *c, const char *reason)
 	close(c->peer.fd);
 	c->peer.fd = -1;
 	lease_end_conn(c);
-	listener_resume();
+	if (on_free != NULL)
+		on_free();
 	/* Callers may still hold c on their stack: free it from the loop. */
 	if (event_base_once(
 	        portd_base, -1, EV_TIMEOUT, conn_free_cb, c, &zero) == -1)

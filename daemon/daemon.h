@@ -146,6 +146,9 @@ struct lease_counters {
 	uint64_t ended[LEASE_END_FOR_GOOD]; /* by reason */
 };
 
+/* Also gives the journal its struct journal_table (journal_init): the
+ * rewrite's walk of the table, the live count, and the restore of each
+ * lease read back (lease.c's static lease_restore). */
 int lease_init(void);
 void lease_shutdown(void);
 /* Create a lease for the request on behalf of uid/pid (and conn for
@@ -196,11 +199,6 @@ const struct lease_counters *lease_counters(void);
 json_object *lease_json(const struct lease *);
 /* Start time (ticks since boot) of the owner process, 0 if unknown. */
 uint64_t lease_owner_start(const struct lease *);
-/* Re-create a lease from the journal: hold its ports again (from the
- * service manager's store when it kept them), re-arm its TTL, re-watch
- * its process. Returns -1 when the lease has ended meanwhile, -2 when
- * its owner lives but cannot be watched now (out of descriptors). */
-int lease_restore(const struct proto_lease *, uint64_t owner_start);
 /* Whether portd holds l's sockets now (not claimed, not lost). */
 bool lease_held(const struct lease *);
 /* Why a restored lease is not held (retried with backoff), or NULL. */
@@ -251,15 +249,35 @@ int jrecord_load(const char *buf, size_t len, struct jload *j);
 int jrecord_decode(json_object *rec, struct proto_lease *v, uint64_t *start,
     struct proto_error *err);
 
-/* journal.c: the state journal beside the API socket. */
+/* journal.c: the state journal beside the API socket. A record log: it
+ * is fed leases as records and asks the table what it needs through the
+ * struct journal_table lease.c registers, so it calls nothing of lease.c. */
+/* One live lease of the rewrite, with its owner's start time; -1 stops
+ * the walk. */
+typedef int (*journal_put_fn)(
+    const struct proto_lease *, uint64_t start, void *arg);
+struct journal_table {
+	/* Call fn for every live lease, oldest first, until it returns -1;
+	 * returns what the last call did (0 when there was none). */
+	int (*each)(journal_put_fn fn, void *arg);
+	/* Live leases, weighed against the records (the rewrite's rule). */
+	int (*count)(void);
+	/* Re-create one lease read at open: 0, -1 when it has ended
+	 * meanwhile (dropped), -2 when its owner lives but cannot be watched
+	 * now (portd stops before anything is rewritten). */
+	int (*restore)(const struct proto_lease *, uint64_t start);
+};
+/* Register the table (lease_init does), before journal_open. */
+void journal_init(const struct journal_table *);
 /* Open (creating) the journal, restore its leases, compact it. */
 int journal_open(const char *path);
 void journal_close(void);
 bool journal_enabled(void);
-/* Record a lease as it is now / its end: 0, or -1 when it could not be
- * written (nothing of it is left in the file; the caller undoes the
- * change or, for an end it cannot undo, calls journal_del_later). */
-int journal_put(const struct lease *);
+/* Record a lease as it is now (with its owner's start time) / its end: 0,
+ * or -1 when it could not be written (nothing of it is left in the file;
+ * the caller undoes the change or, for an end it cannot undo, calls
+ * journal_del_later). */
+int journal_put(const struct proto_lease *, uint64_t start);
 int journal_del(const char *id);
 /* Write the end of lease id before the next record (and retry each
  * second): for ends that happened whether or not they were recorded. */
@@ -309,6 +327,10 @@ int conn_count_uid(uid_t uid);
  * and how often a connection was paused for the per-uid or total cap. */
 size_t conn_queued_output(void);
 uint64_t conn_output_stalls(void);
+/* What to call once a connection's descriptor is closed: a slot free
+ * for accept again (the EMFILE pause). Registered by listener.c, which
+ * makes the connections, so conn.c calls nothing of it. */
+void conn_on_free(void (*fn)(void));
 /* Whether conn may be sent another fd-carrying reply now. */
 bool conn_fd_budget(struct conn *);
 void conn_close_all(void);
@@ -357,7 +379,9 @@ bool listener_same_netns(int fd);
 /* Take over a listening socket systemd made (socket activation). */
 int listener_adopt(int fd, const char *path);
 void listener_close(void);
-/* Re-arm accept after a descriptor was freed (EMFILE pause). */
+/* Re-arm accept after a descriptor was freed (EMFILE pause). The
+ * endpoints are handed it (conn_on_free, portserver_open), so they call
+ * nothing of listener.c to give a slot back. */
 void listener_resume(void);
 /* Accepting, shared by every listening socket (see listener.c): take
  * gets an accepted connection, refuse one turned away (caps, out of
@@ -366,10 +390,19 @@ struct ucred;
 struct acceptor;
 /* take or refuse own peer->fd from the call on. */
 typedef void (*acceptor_fn)(const struct peer *peer, const char *why);
+/* What an endpoint gives its acceptor: the two above, and how many of
+ * its connections are open (of every uid, or of one), for the caps. */
+struct acceptor_ops {
+	acceptor_fn take;
+	acceptor_fn refuse;
+	int (*count)(void);
+	int (*count_uid)(uid_t uid);
+};
 struct acceptor *acceptor_new(
-    int fd, const char *what, acceptor_fn take, acceptor_fn refuse);
+    int fd, const char *what, const struct acceptor_ops *ops);
 void acceptor_free(struct acceptor *);
-/* Connections on every socket, or of one uid: what the caps count. */
+/* Connections on every socket, or of one uid: what the caps count (the
+ * sum of every acceptor's ops). */
 int listener_conns(bool of_uid, uid_t uid);
 /* Connections refused for want of a descriptor, since start. */
 uint64_t listener_refused_emfile(void);
@@ -377,10 +410,12 @@ uint64_t listener_refused_emfile(void);
 const char *listener_path(void);
 
 /* portserver.c: portpicker's portserver protocol on a second socket. */
-int portserver_open(const char *addr);
+/* Serve it on addr; freed is called as each client is closed (main.c
+ * passes listener_resume). */
+int portserver_open(const char *addr, void (*freed)(void));
 /* Serve the portserver protocol on a listening socket passed by the
  * service manager (named "portserver"). */
-int portserver_adopt(int fd);
+int portserver_adopt(int fd, void (*freed)(void));
 void portserver_close(void);
 uint64_t portserver_served(void);
 int portserver_count(void);
@@ -396,16 +431,23 @@ const char *metrics_bound(void);
 extern double metrics_restore_seconds;
 /* The metrics text, NUL-terminated; the caller frees it. */
 char *metrics_text(size_t *ret_len);
-
-/* request.c: the op table and handlers. */
+/* The API's request counters. They live here, and request.c bumps them
+ * as it handles a line, so metrics.c reads nothing of request.c. */
 struct request_counters {
 	uint64_t requests, errors;
 	/* By op; [PROTO_OP__MAX] counts lines that named no known op. */
 	uint64_t by_op[PROTO_OP__MAX + 1];
 	uint64_t errors_by[PROTO_OP__MAX + 1][PROTO_E__MAX];
 };
+/* A line came in: counted before it is handled (status counts itself). */
+void metrics_count_request(void);
+/* Its answer: op (PROTO_OP__MAX for none known), and the error's code,
+ * or NULL when it succeeded. */
+void metrics_count_reply(enum proto_op op, const struct proto_error *err);
+const struct request_counters *metrics_request_counters(void);
+
+/* request.c: the op table and handlers. */
 /* Handle one request line from conn: parse, dispatch, reply. */
 void request_handle(struct conn *, const char *line, size_t len);
-const struct request_counters *request_counters(void);
 
 #endif

@@ -24,6 +24,12 @@
  * place: each change costs one write whatever the table's size, and the
  * rewrite is paid for by the records that made it necessary. A torn last
  * line (no '\n') is ignored and cut off.
+ *
+ * The journal knows records, not leases: lease.c hands it each lease as
+ * a struct proto_lease (journal_put), and gives it, once, the table's
+ * three questions (struct journal_table): every live lease for a rewrite,
+ * how many are live, and what to do with each lease read back at open.
+ * journal.c calls nothing of lease.c by name.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -52,11 +58,18 @@ static uint64_t ncompactions;
 static const char *compact_skip; /* a lease the rewrite leaves out */
 static bool compact_failing;     /* the last rewrite failed; said once */
 static long compact_at;          /* no size-driven rewrite before this */
+static const struct journal_table *table; /* lease.c's, from journal_init */
 
 /* Ends that happened but are not in the file yet. */
 static char (*owed)[PROTO_MAX_ID + 1];
 static int nowed, maxowed;
 static struct event *retry_ev;
+
+void
+journal_init(const struct journal_table *t)
+{
+	table = t;
+}
 
 bool
 journal_enabled(void)
@@ -127,24 +140,14 @@ write_failed(void)
 	errno = e;
 }
 
-/* Add l's put record to b. */
-static int
-add_put(struct jbuf *b, const struct lease *l)
-{
-	struct proto_lease v;
-
-	lease_view(l, &v);
-	return jrecord_add_put(b, &v, lease_owner_start(l));
-}
-
 /*
  * Rewrite if the file is not trusted; else write the owed ends and the
- * change (the put of l, or the end of del; neither for NULL, NULL) in
- * one write. 0 if all of it is on disk. The buffer is kept between
- * appends: a record costs no allocation.
+ * change (the put of v with its owner's start, or the end of del; neither
+ * for NULL, NULL) in one write. 0 if all of it is on disk. The buffer is
+ * kept between appends: a record costs no allocation.
  */
 static int
-append(const struct lease *l, const char *del)
+append(const struct proto_lease *v, uint64_t start, const char *del)
 {
 	static struct jbuf b;
 	int i;
@@ -158,7 +161,7 @@ append(const struct lease *l, const char *del)
 	for (i = 0; i < nowed; i++)
 		if (jrecord_add_del(&b, owed[i]) == -1)
 			break;
-	if (i < nowed || (l != NULL && add_put(&b, l) == -1) ||
+	if (i < nowed || (v != NULL && jrecord_add_put(&b, v, start) == -1) ||
 	    (del != NULL && jrecord_add_del(&b, del) == -1)) {
 		errno = ENOMEM;
 		return -1;
@@ -176,16 +179,16 @@ append(const struct lease *l, const char *del)
 		log_notice("journal %s: writes succeed again", jpath);
 	jbroken = false;
 	nowed = 0;
-	if (nrecords > 2L * lease_count() + COMPACT_SLACK &&
+	if (nrecords > 2L * table->count() + COMPACT_SLACK &&
 	    nrecords >= compact_at)
 		journal_compact();
 	return 0;
 }
 
 int
-journal_put(const struct lease *l)
+journal_put(const struct proto_lease *v, uint64_t start)
 {
-	return jfd == -1 ? 0 : append(l, NULL);
+	return jfd == -1 ? 0 : append(v, start, NULL);
 }
 
 int
@@ -198,7 +201,7 @@ journal_del(const char *id)
 	/* A rewrite instead of the record must leave the lease out: it is
 	 * still in the table while its end is being recorded. */
 	compact_skip = id;
-	rc = append(NULL, id);
+	rc = append(NULL, 0, id);
 	compact_skip = NULL;
 	return rc;
 }
@@ -229,7 +232,7 @@ journal_del_later(const char *id)
 void
 journal_flush(void)
 {
-	if (jfd != -1 && (jstale || nowed > 0) && append(NULL, NULL) == -1)
+	if (jfd != -1 && (jstale || nowed > 0) && append(NULL, 0, NULL) == -1)
 		log_warnx("journal %s: %d lease end(s) could not be recorded",
 		    jpath, jstale ? -1 : nowed);
 }
@@ -242,7 +245,7 @@ retry_cb(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (jfd == -1 || (!jstale && nowed == 0))
 		return;
-	if (append(NULL, NULL) == -1)
+	if (append(NULL, 0, NULL) == -1)
 		arm_retry();
 }
 
@@ -251,15 +254,20 @@ struct rewrite {
 	bool failed;
 };
 
-static void
-put_one(struct lease *l, void *arg)
+/* The rewrite's record of one live lease; -1 (out of memory) stops the
+ * table's walk. */
+static int
+put_one(const struct proto_lease *v, uint64_t start, void *arg)
 {
 	struct rewrite *w = arg;
 
-	if (compact_skip != NULL && strcmp(lease_key(l), compact_skip) == 0)
-		return;
-	if (!w->failed && add_put(&w->b, l) == -1)
+	if (compact_skip != NULL && strcmp(v->id, compact_skip) == 0)
+		return 0;
+	if (jrecord_add_put(&w->b, v, start) == -1) {
 		w->failed = true;
+		return -1;
+	}
+	return 0;
 }
 
 /* A rewrite failed: say so once until one succeeds, and wait for another
@@ -299,7 +307,7 @@ journal_compact(void)
 	if (jrecord_add(b, header) == -1)
 		w.failed = true;
 	else
-		lease_foreach(true, 0, put_one, &w);
+		table->each(put_one, &w);
 	if (w.failed || write_all(fd, b->p, b->len) == -1 ||
 	    fdatasync(fd) == -1 || rename(tmp, jpath) == -1) {
 		int e = w.failed ? ENOMEM : errno;
@@ -444,7 +452,7 @@ journal_open(const char *path)
 			    err.message);
 			continue;
 		}
-		rc = lease_restore(&v, start);
+		rc = table->restore(&v, start);
 		if (rc == -2)
 			/* Before anything is rewritten: the file keeps the
 			 * lease for the next try (the service manager's

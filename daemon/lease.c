@@ -140,6 +140,46 @@ lease_uid_ports(uid_t uid)
 	return a == NULL ? 0 : a->ports;
 }
 
+/* Record l as it is now: 0, or -1 when the journal could not take it. */
+static int
+put_record(const struct lease *l)
+{
+	struct proto_lease v;
+
+	/* Without a journal a record costs not even the view. */
+	if (!journal_enabled())
+		return 0;
+	lease_view(l, &v);
+	return journal_put(&v, l->start);
+}
+
+/* The journal's rewrite: every live lease, oldest first, as its put
+ * record; stops at fn's -1. */
+static int
+each_record(journal_put_fn fn, void *arg)
+{
+	struct proto_lease v;
+	struct lease *l;
+
+	TAILQ_FOREACH(l, &leases, entry)
+	{
+		lease_view(l, &v);
+		if (fn(&v, l->start, arg) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int lease_restore(const struct proto_lease *, uint64_t);
+
+/* What the journal asks of the table, so that it calls nothing of
+ * lease.c by name. */
+static const struct journal_table journal_table = {
+    .each = each_record,
+    .count = lease_count,
+    .restore = lease_restore,
+};
+
 int
 lease_init(void)
 {
@@ -148,6 +188,7 @@ lease_init(void)
 	memset(&counters, 0, sizeof(counters));
 	nleases = nports_held = nsocks_held = nlost = 0;
 	proc_on_exit(lease_end_proc);
+	journal_init(&journal_table);
 	return 0;
 }
 
@@ -422,7 +463,7 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	}
 
 	link_lease(l, acct);
-	if (journal_put(l) == -1) {
+	if (put_record(l) == -1) {
 		proto_error_set(err, PROTO_E_INTERNAL,
 		    "cannot record the lease in the journal");
 		lease_end(l, LEASE_END_UNDONE);
@@ -459,7 +500,7 @@ lease_renew(struct lease *l, bool has_ttl, int64_t ttl, struct proto_error *err)
 		    err, PROTO_E_INTERNAL, "cannot arm a timer");
 	/* The new expiry must be on disk, or a restart would end the lease
 	 * at the old one. */
-	if (journal_put(l) == -1) {
+	if (put_record(l) == -1) {
 		l->ttl = old_ttl;
 		l->expires = old_expires;
 		if (old_expires >= 0)
@@ -485,7 +526,7 @@ lease_claim(struct lease *l, struct proto_error *err)
 	/* Recorded first: a claim the journal lacks would be restored as
 	 * held, and its sockets cannot be opened again once closed. */
 	l->held = false;
-	if (journal_put(l) == -1) {
+	if (put_record(l) == -1) {
 		l->held = true;
 		return proto_error_set(err, PROTO_E_INTERNAL,
 		    "cannot record the claim in the journal; portd still "
@@ -836,7 +877,12 @@ lease_lost_count(void)
 	return nlost;
 }
 
-int
+/* Re-create a lease from the journal (journal_table.restore): hold its
+ * ports again (from the service manager's store when it kept them),
+ * re-arm its TTL, re-watch its process. Returns -1 when the lease has
+ * ended meanwhile, -2 when its owner lives but cannot be watched now (out
+ * of descriptors). */
+static int
 lease_restore(const struct proto_lease *v, uint64_t owner_start)
 {
 	struct proto_error err;

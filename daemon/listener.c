@@ -181,8 +181,7 @@ reject(int fd, const char *msg)
 struct acceptor {
 	int fd;
 	const char *what;
-	acceptor_fn take;
-	acceptor_fn refuse;
+	const struct acceptor_ops *ops;
 	struct event *ev;
 };
 
@@ -218,7 +217,7 @@ refuse_with_spare(struct acceptor *a)
 	if (fd != -1) {
 		struct peer unknown = {.fd = fd, .uid = (uid_t)-1, .pid = -1};
 
-		a->refuse(&unknown, "portd is out of descriptors");
+		a->ops->refuse(&unknown, "portd is out of descriptors");
 		refused_emfile++;
 	}
 	spare_open();
@@ -305,20 +304,21 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 			log_info("%s: refused uid %u pid %d: another network "
 			         "namespace",
 			    a->what, (unsigned)cred.uid, (int)cred.pid);
-			a->refuse(&peer, netns_why);
+			a->ops->refuse(&peer, netns_why);
 			continue;
 		}
 		/* Limits before any state is allocated for the peer. */
 		if (listener_conns(false, 0) >= portd_cfg.max_conns) {
-			a->refuse(&peer, "too many connections");
+			a->ops->refuse(&peer, "too many connections");
 			continue;
 		}
 		if (listener_conns(true, cred.uid) >=
 		    portd_cfg.max_conns_per_uid) {
-			a->refuse(&peer, "too many connections for this uid");
+			a->ops->refuse(
+			    &peer, "too many connections for this uid");
 			continue;
 		}
-		a->take(&peer, NULL);
+		a->ops->take(&peer, NULL);
 	}
 }
 
@@ -346,9 +346,13 @@ listener_resume(void)
 int
 listener_conns(bool of_uid, uid_t uid)
 {
-	if (of_uid)
-		return conn_count_uid(uid) + portserver_count_uid(uid);
-	return conn_count() + portserver_count();
+	int n = 0;
+
+	for (size_t i = 0; i < nitems(acceptors); i++)
+		if (acceptors[i] != NULL)
+			n += of_uid ? acceptors[i]->ops->count_uid(uid)
+			            : acceptors[i]->ops->count();
+	return n;
 }
 
 uint64_t
@@ -358,7 +362,7 @@ listener_refused_emfile(void)
 }
 
 struct acceptor *
-acceptor_new(int fd, const char *what, acceptor_fn take, acceptor_fn refuse)
+acceptor_new(int fd, const char *what, const struct acceptor_ops *ops)
 {
 	struct acceptor *a;
 	size_t i;
@@ -369,8 +373,7 @@ acceptor_new(int fd, const char *what, acceptor_fn take, acceptor_fn refuse)
 		return NULL;
 	a->fd = fd;
 	a->what = what;
-	a->take = take;
-	a->refuse = refuse;
+	a->ops = ops;
 	if (pause_ev == NULL)
 		pause_ev = evtimer_new(portd_base, pause_cb, NULL);
 	spare_open();
@@ -426,11 +429,19 @@ api_refuse(const struct peer *peer, const char *why)
 	reject(peer->fd, why);
 }
 
+static const struct acceptor_ops api_ops = {
+    .take = api_take,
+    .refuse = api_refuse,
+    .count = conn_count,
+    .count_uid = conn_count_uid,
+};
+
 static int
 start_accepting(void)
 {
-	api_acceptor =
-	    acceptor_new(listen_fd, "the API socket", api_take, api_refuse);
+	/* A closed connection may end the EMFILE pause. */
+	conn_on_free(listener_resume);
+	api_acceptor = acceptor_new(listen_fd, "the API socket", &api_ops);
 	return api_acceptor == NULL ? -1 : 0;
 }
 

@@ -447,10 +447,11 @@ main(int argc, char *argv[])
 	 * sign that portd is up, portpicker's users included. */
 	if (service_portserver_fd() != -1) {
 		/* Passed by name: the unit's address wins over the config. */
-		if (portserver_adopt(service_portserver_fd()) == -1)
+		if (portserver_adopt(
+		        service_portserver_fd(), listener_resume) == -1)
 			fatalx("cannot serve the passed portserver socket");
 	} else if (portd_cfg.portserver[0] != '\0' &&
-	           portserver_open(portd_cfg.portserver) == -1)
+	           portserver_open(portd_cfg.portserver, listener_resume) == -1)
 		fatalx("cannot serve the portserver protocol on %s",
 		    portd_cfg.portserver);
 	if (portd_cfg.metrics[0] != '\0' &&

@@ -25,6 +25,30 @@ static struct evhttp_bound_socket *bound;
 static struct event *resume_ev;
 static char bound_addr[CONFIG_ADDR_MAX];
 double metrics_restore_seconds;
+static struct request_counters requests;
+
+void
+metrics_count_request(void)
+{
+	requests.requests++;
+}
+
+void
+metrics_count_reply(enum proto_op op, const struct proto_error *err)
+{
+	requests.by_op[op]++;
+	if (err == NULL)
+		return;
+	requests.errors++;
+	if (err->code > PROTO_E_NONE && err->code < PROTO_E__MAX)
+		requests.errors_by[op][err->code]++;
+}
+
+const struct request_counters *
+metrics_request_counters(void)
+{
+	return &requests;
+}
 
 static void
 head(struct evbuffer *b, const char *name, const char *type, const char *help)
@@ -146,7 +170,7 @@ render_leases(struct evbuffer *b, struct tally *t)
 static void
 render_requests(struct evbuffer *b)
 {
-	const struct request_counters *rc = request_counters();
+	const struct request_counters *rc = &requests;
 
 	head(b, "portd_requests_total", "counter",
 	    "API requests, by op (\"invalid\": the line named no known op).");

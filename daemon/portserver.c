@@ -42,6 +42,7 @@ static int ps_nconns;
 static bool ps_abstract;
 static char ps_path[CONFIG_PATH_MAX];
 static uint64_t ps_served;
+static void (*ps_freed)(void); /* a descriptor is free again */
 
 static void
 ps_close(struct ps_conn *c)
@@ -56,7 +57,8 @@ ps_close(struct ps_conn *c)
 	event_free(c->timer);
 	close(c->peer.fd);
 	free(c);
-	listener_resume();
+	if (ps_freed != NULL)
+		ps_freed();
 }
 
 /* Send the port and close; port 0 (refused): close with nothing written. */
@@ -209,8 +211,24 @@ portserver_count_uid(uid_t uid)
 	return n;
 }
 
+static const struct acceptor_ops ps_ops = {
+    .take = ps_take,
+    .refuse = ps_refuse,
+    .count = portserver_count,
+    .count_uid = portserver_count_uid,
+};
+
+/* Accept on ps_fd; freed is told of each closed client. */
+static int
+ps_start(void (*freed)(void))
+{
+	ps_freed = freed;
+	ps_acceptor = acceptor_new(ps_fd, "the portserver endpoint", &ps_ops);
+	return ps_acceptor == NULL ? -1 : 0;
+}
+
 int
-portserver_open(const char *addr)
+portserver_open(const char *addr, void (*freed)(void))
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	socklen_t len;
@@ -239,9 +257,7 @@ portserver_open(const char *addr)
 		log_warn("portserver %s", addr);
 		goto fail;
 	}
-	ps_acceptor =
-	    acceptor_new(ps_fd, "the portserver endpoint", ps_take, ps_refuse);
-	if (ps_acceptor == NULL)
+	if (ps_start(freed) == -1)
 		goto fail;
 	snprintf(ps_path, sizeof(ps_path), "%s", addr);
 	log_info("serving the portserver protocol on %s", addr);
@@ -253,7 +269,7 @@ fail:
 }
 
 int
-portserver_adopt(int fd)
+portserver_adopt(int fd, void (*freed)(void))
 {
 	int fl = fcntl(fd, F_GETFL);
 
@@ -265,9 +281,7 @@ portserver_adopt(int fd)
 	}
 	ps_fd = fd;
 	ps_abstract = true; /* nothing of ours to unlink */
-	ps_acceptor =
-	    acceptor_new(ps_fd, "the portserver endpoint", ps_take, ps_refuse);
-	if (ps_acceptor == NULL) {
+	if (ps_start(freed) == -1) {
 		ps_fd = -1;
 		close(fd);
 		return -1;

@@ -49,15 +49,8 @@ static const struct {
     {PROTO_OP_WHO, op_who},
 };
 
-static struct request_counters counters;
 /* A stop was acknowledged: shut down once its reply is queued. */
 static char stop_reason[64];
-
-const struct request_counters *
-request_counters(void)
-{
-	return &counters;
-}
 
 static void
 add(json_object *o, const char *key, json_object *v)
@@ -325,6 +318,7 @@ static int
 op_status(struct ctx *x, struct proto_error *err)
 {
 	const struct lease_counters *lc = lease_counters();
+	const struct request_counters *rc = metrics_request_counters();
 	struct proto_status st = {.identity = identity(),
 	    .uptime = (portd_clock_real() - portd_started_ms) / 1000,
 	    .leases = lease_count(),
@@ -342,8 +336,8 @@ op_status(struct ctx *x, struct proto_error *err)
 	    .pool_strategy = (int)portd_cfg.strategy,
 	    .ipv6 = alloc_ipv6(),
 	    .counters = {
-	        [PROTO_COUNTER_REQUESTS] = (int64_t)counters.requests,
-	        [PROTO_COUNTER_ERRORS] = (int64_t)counters.errors,
+	        [PROTO_COUNTER_REQUESTS] = (int64_t)rc->requests,
+	        [PROTO_COUNTER_ERRORS] = (int64_t)rc->errors,
 	        [PROTO_COUNTER_LEASES_CREATED] = (int64_t)lc->created,
 	        [PROTO_COUNTER_LEASES_RELEASED] =
 	            (int64_t)lc->ended[LEASE_END_RELEASED],
@@ -463,7 +457,7 @@ request_handle(struct conn *c, const char *line, size_t len)
 	enum proto_op op;
 	int rc = -1;
 
-	counters.requests++;
+	metrics_count_request();
 	if (proto_request_parse(line, len, &req, &err) == 0) {
 		x.reply = proto_reply_ok(req.id);
 		if (x.reply == NULL)
@@ -474,13 +468,10 @@ request_handle(struct conn *c, const char *line, size_t len)
 				rc = ops[i].fn(&x, &err);
 	}
 	op = req.op <= PROTO_OP__MAX ? req.op : PROTO_OP__MAX;
-	counters.by_op[op]++;
+	metrics_count_reply(op, rc == 0 ? NULL : &err);
 	if (rc == 0)
 		reply = x.reply;
 	else {
-		counters.errors++;
-		if (err.code > PROTO_E_NONE && err.code < PROTO_E__MAX)
-			counters.errors_by[op][err.code]++;
 		log_debug("uid %u: %s: %s", (unsigned)x.peer->uid,
 		    proto_errcode_to_string(err.code), err.message);
 		json_object_put(x.reply);
