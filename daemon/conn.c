@@ -379,14 +379,16 @@ conn_fail(struct conn *c, enum proto_errcode code, const char *fmt, ...)
 {
 	struct proto_error err = {.code = code};
 	json_object *r;
+	char *text;
+	size_t len;
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(err.message, sizeof(err.message), fmt, ap);
 	va_end(ap);
 	r = proto_reply_error(NULL, &err);
-	if (r != NULL)
-		conn_reply(c, r, NULL, 0);
+	if (r != NULL && (text = proto_serialize(r, &len)) != NULL)
+		conn_reply(c, text, len, NULL, 0);
 	json_object_put(r);
 	c->draining = true;
 	reading(c, false);
@@ -640,21 +642,18 @@ conn_write_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-conn_reply(struct conn *c, json_object *reply, int *fds, int nfds)
+conn_reply(struct conn *c, char *text, size_t len, int *fds, int nfds)
 {
 	struct outmsg *m;
 
 	if (c->dead || (m = calloc(1, sizeof(*m))) == NULL) {
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
+		free(text);
 		return -1;
 	}
-	if ((m->buf = proto_serialize(reply, &m->len)) == NULL) {
-		for (int i = 0; i < nfds; i++)
-			close(fds[i]);
-		free(m);
-		return -1;
-	}
+	m->buf = text;
+	m->len = len;
 	if (nfds > 0) {
 		memcpy(m->fds, fds, sizeof(int) * (size_t)nfds);
 		c->fd_replies++;

@@ -316,9 +316,10 @@ void service_status_changed(void);
 struct conn *conn_new(const struct peer *peer);
 /* The one teardown path; deferred when called from the conn's callbacks. */
 void conn_close(struct conn *, const char *reason);
-/* Queue one reply line, with fds (dup'd by the caller, owned by the conn
- * from here on, closed on every path). */
-int conn_reply(struct conn *, json_object *reply, int *fds, int nfds);
+/* Queue one reply line (text, malloc'd, len bytes with its '\n') with fds
+ * (dup'd by the caller); the conn owns both from here on, and frees or
+ * closes them on every path. */
+int conn_reply(struct conn *, char *text, size_t len, int *fds, int nfds);
 /* Who is on the other end, as captured at accept. */
 const struct peer *conn_peer(const struct conn *);
 int conn_count(void);

@@ -681,6 +681,16 @@ lease_end_proc(struct proc *p)
 	return end_owned(NULL, p, LEASE_END_PROCESS);
 }
 
+/* s (NULL: empty) into buf, cut to fit; no printf on the hot path. */
+static void
+copy_str(char *buf, size_t size, const char *s)
+{
+	size_t n = s != NULL ? strnlen(s, size - 1) : 0;
+
+	memcpy(buf, s != NULL ? s : "", n);
+	buf[n] = '\0';
+}
+
 void
 lease_view(const struct lease *l, struct proto_lease *v)
 {
@@ -696,7 +706,7 @@ lease_view(const struct lease *l, struct proto_lease *v)
 	v->ttl = l->ttl;
 	v->expires = l->expires;
 	v->created = l->created;
-	snprintf(v->name, sizeof(v->name), "%s", l->name ? l->name : "");
+	copy_str(v->name, sizeof(v->name), l->name);
 	v->uid = (uint32_t)l->uid;
 	v->pid = l->pid;
 	/* Held only where portd holds the sockets now. A lost claimed
@@ -706,8 +716,7 @@ lease_view(const struct lease *l, struct proto_lease *v)
 	           : l->lost ? PROTO_STATE_UNHELD
 	                     : PROTO_STATE_HELD;
 	if (l->lost)
-		snprintf(v->reason, sizeof(v->reason), "%s",
-		    l->lost_reason ? l->lost_reason : "");
+		copy_str(v->reason, sizeof(v->reason), l->lost_reason);
 }
 
 const struct held_socket *

@@ -15,7 +15,7 @@ struct ctx {
 	struct conn *conn;
 	const struct peer *peer; /* conn's, as accepted */
 	const struct proto_request *req;
-	json_object *reply; /* the success reply, {"id","ok":true} so far */
+	struct proto_writer reply; /* the success reply, written as it grows */
 	int fds[PROTO_MAX_SOCKETS];
 	int nfds;
 };
@@ -56,6 +56,35 @@ static void
 add(json_object *o, const char *key, json_object *v)
 {
 	json_object_object_add(o, key, v);
+}
+
+/* Write key: v into the reply, and drop v. */
+static void
+put(struct ctx *x, const char *key, json_object *v)
+{
+	proto_writer_value(&x->reply, key, v);
+	json_object_put(v);
+}
+
+/* Write a lease into the reply. */
+static void
+put_lease(struct ctx *x, const char *key, const struct lease *l)
+{
+	struct proto_lease v;
+
+	lease_view(l, &v);
+	proto_writer_lease(&x->reply, key, &v);
+}
+
+/* Write every member of the object o, then drop it; -1 for a NULL o or
+ * an encoder's failure rc. */
+static int
+put_members(struct ctx *x, json_object *o, int rc)
+{
+	if (o != NULL && rc == 0)
+		proto_writer_members(&x->reply, o);
+	json_object_put(o);
+	return o == NULL ? -1 : rc;
 }
 
 /* Find the lease a request names (by id, or for release by a port) that
@@ -105,10 +134,12 @@ op_hello(struct ctx *x, struct proto_error *err)
 {
 	struct proto_identity id = identity();
 
-	if (proto_identity_encode(x->reply, &id) == -1)
+	json_object *o = json_object_new_object();
+
+	if (put_members(x, o, o ? proto_identity_encode(o, &id) : -1) == -1)
 		return proto_error_set(
 		    err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
-	add(x->reply, "uid", json_object_new_int64(x->peer->uid));
+	put(x, "uid", json_object_new_int64(x->peer->uid));
 	return 0;
 }
 
@@ -127,7 +158,7 @@ op_lease(struct ctx *x, struct proto_error *err)
 		    "connection; read them first");
 	if ((l = lease_grant(req, x->peer, x->conn, err)) == NULL)
 		return -1;
-	add(x->reply, "lease", lease_json(l));
+	put_lease(x, "lease", l);
 	if (!req->fd)
 		return 0;
 
@@ -152,7 +183,7 @@ op_lease(struct ctx *x, struct proto_error *err)
 		x->fds[x->nfds++] = fd;
 		json_object_array_add(arr, proto_socket_encode(&ps));
 	}
-	add(x->reply, "sockets", arr);
+	put(x, "sockets", arr);
 	return 0;
 }
 
@@ -164,7 +195,7 @@ op_renew(struct ctx *x, struct proto_error *err)
 	if (l == NULL ||
 	    lease_renew(l, x->req->has_ttl, x->req->ttl, err) == -1)
 		return -1;
-	add(x->reply, "lease", lease_json(l));
+	put_lease(x, "lease", l);
 	return 0;
 }
 
@@ -177,7 +208,7 @@ op_claim(struct ctx *x, struct proto_error *err)
 		return -1;
 	if (lease_claim(l, err) == -1)
 		return -1;
-	add(x->reply, "lease", lease_json(l));
+	put_lease(x, "lease", l);
 	return 0;
 }
 
@@ -186,18 +217,14 @@ op_release(struct ctx *x, struct proto_error *err)
 {
 	struct lease *l;
 	struct proto_lease v;
-	json_object *arr;
 
 	if ((l = lookup(x, err)) == NULL)
 		return -1;
 	lease_view(l, &v);
 	if (lease_release(l, err) == -1)
 		return -1;
-	arr = json_object_new_array();
-	for (int i = 0; i < v.nports; i++)
-		json_object_array_add(arr, json_object_new_int(v.ports[i]));
-	add(x->reply, "released", arr);
-	add(x->reply, "lease", json_object_new_string(v.id));
+	proto_writer_ints(&x->reply, "released", v.ports, v.nports);
+	proto_writer_str(&x->reply, "lease", v.id);
 	return 0;
 }
 
@@ -217,7 +244,7 @@ op_list(struct ctx *x, struct proto_error *err)
 		    "only root may list every user's leases");
 	arr = json_object_new_array();
 	lease_foreach(x->req->all, x->peer->uid, list_one, arr);
-	add(x->reply, "leases", arr);
+	put(x, "leases", arr);
 	return 0;
 }
 
@@ -275,15 +302,15 @@ op_who(struct ctx *x, struct proto_error *err)
 	bool full;
 
 	(void)err;
-	add(x->reply, "port", json_object_new_int(req->port));
-	add(x->reply, "proto",
+	put(x, "port", json_object_new_int(req->port));
+	put(x, "proto",
 	    json_object_new_string(proto_proto_to_string(req->proto)));
 	if (l != NULL) {
 		lease_view(l, &v);
 		if (!(v.proto & req->proto))
 			l = NULL;
 	}
-	add(x->reply, "leased", json_object_new_boolean(l != NULL));
+	put(x, "leased", json_object_new_boolean(l != NULL));
 	if (l == NULL)
 		return 0;
 	full = lease_allowed(l, x->peer->uid);
@@ -308,9 +335,8 @@ op_who(struct ctx *x, struct proto_error *err)
 		add(o, "state",
 		    json_object_new_string(proto_state_to_string(v.state)));
 	}
-	add(x->reply, "lease", o);
-	add(x->reply, "command",
-	    owner_command(v.pid, lease_owner_start(l), full));
+	put(x, "lease", o);
+	put(x, "command", owner_command(v.pid, lease_owner_start(l), full));
 	return 0;
 }
 
@@ -351,7 +377,10 @@ op_status(struct ctx *x, struct proto_error *err)
 	        [PROTO_COUNTER_RENEWALS] = (int64_t)lc->renewed,
 	    }};
 
-	if (proto_status_encode(x->reply, &st, config_json()) == -1)
+	json_object *o = json_object_new_object();
+
+	if (put_members(x, o,
+	        o ? proto_status_encode(o, &st, config_json()) : -1) == -1)
 		return proto_error_set(
 		    err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
 	return 0;
@@ -422,7 +451,7 @@ op_metrics(struct ctx *x, struct proto_error *err)
 	if ((text = metrics_text(&len)) == NULL)
 		return proto_error_set(
 		    err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
-	add(x->reply, "text", json_object_new_string_len(text, (int)len));
+	put(x, "text", json_object_new_string_len(text, (int)len));
 	free(text);
 	return 0;
 }
@@ -438,10 +467,10 @@ op_stop(struct ctx *x, struct proto_error *err)
 		return proto_error_set(err, PROTO_E_FORBIDDEN,
 		    "only root or uid %u may stop this portd",
 		    (unsigned)geteuid());
-	add(x->reply, "stopping", json_object_new_boolean(true));
-	add(x->reply, "pid", json_object_new_int(getpid()));
-	add(x->reply, "leases", json_object_new_int(lease_count()));
-	add(x->reply, "journal", json_object_new_boolean(journal_enabled()));
+	put(x, "stopping", json_object_new_boolean(true));
+	put(x, "pid", json_object_new_int(getpid()));
+	put(x, "leases", json_object_new_int(lease_count()));
+	put(x, "journal", json_object_new_boolean(journal_enabled()));
 	snprintf(stop_reason, sizeof(stop_reason), "stop requested by uid %u",
 	    (unsigned)uid);
 	return 0;
@@ -455,38 +484,41 @@ request_handle(struct conn *c, const char *line, size_t len)
 	struct ctx x = {.conn = c, .peer = conn_peer(c), .req = &req};
 	json_object *reply;
 	enum proto_op op;
+	char *text;
+	size_t tlen;
 	int rc = -1;
 
 	metrics_count_request();
 	if (proto_request_parse(line, len, &req, &err) == 0) {
-		x.reply = proto_reply_ok(req.id);
-		if (x.reply == NULL)
+		proto_writer_reply(&x.reply, req.id);
+		if (x.reply.nomem)
 			proto_error_set(
 			    &err, PROTO_E_RESOURCE_EXHAUSTED, "out of memory");
-		for (size_t i = 0; x.reply != NULL && i < nitems(ops); i++)
+		for (size_t i = 0; !x.reply.nomem && i < nitems(ops); i++)
 			if (ops[i].op == req.op)
 				rc = ops[i].fn(&x, &err);
 	}
 	op = req.op <= PROTO_OP__MAX ? req.op : PROTO_OP__MAX;
 	metrics_count_reply(op, rc == 0 ? NULL : &err);
 	if (rc == 0)
-		reply = x.reply;
+		text = proto_writer_end(&x.reply, &tlen);
 	else {
 		log_debug("uid %u: %s: %s", (unsigned)x.peer->uid,
 		    proto_errcode_to_string(err.code), err.message);
-		json_object_put(x.reply);
+		proto_writer_free(&x.reply);
 		for (int i = 0; i < x.nfds; i++)
 			close(x.fds[i]);
 		x.nfds = 0;
 		reply = proto_reply_error(req.id, &err);
+		text = reply != NULL ? proto_serialize(reply, &tlen) : NULL;
+		json_object_put(reply);
 	}
-	if (reply == NULL) {
+	if (text == NULL) {
 		for (int i = 0; i < x.nfds; i++)
 			close(x.fds[i]);
 		conn_close(c, "out of memory for a reply");
-	} else if (conn_reply(c, reply, x.fds, x.nfds) == -1)
+	} else if (conn_reply(c, text, tlen, x.fds, x.nfds) == -1)
 		conn_close(c, "cannot queue a reply");
-	json_object_put(reply);
 	proto_request_clear(&req);
 	if (stop_reason[0] != '\0')
 		portd_shutdown(stop_reason);

@@ -85,5 +85,7 @@ void text_str(struct text *t, const char *s);     /* quoted, escaped */
 /* Any value: its text (a value tagged proto_raw_tag: its string as is). */
 void text_value(struct text *t, json_object *v);
 extern char proto_raw_tag;
+/* lease.c: proto_lease_write's text. */
+void text_lease(struct text *t, const struct proto_lease *l);
 
 #endif

@@ -22,52 +22,58 @@ proto_lease_write(const struct proto_lease *l, char *buf, size_t size)
 {
 	struct text t = {.p = buf, .cap = size};
 
-	TEXT_PUT(&t, "{\"id\":");
-	text_str(&t, l->id);
-	TEXT_PUT(&t, ",\"ports\":[");
-	for (int i = 0; i < l->nports; i++) {
-		if (i > 0)
-			TEXT_PUT(&t, ",");
-		text_int(&t, l->ports[i]);
-	}
-	TEXT_PUT(&t, "],\"proto\":");
-	put_name(&t, proto_proto_to_string(l->proto));
-	TEXT_PUT(&t, ",\"family\":");
-	put_name(&t, proto_family_to_string(l->family));
-	if (l->ipv6)
-		TEXT_PUT(&t, ",\"ipv6\":true,\"scope\":");
-	else
-		TEXT_PUT(&t, ",\"ipv6\":false,\"scope\":");
-	put_name(&t, proto_scope_to_string(l->scope));
-	TEXT_PUT(&t, ",\"hold\":");
-	put_name(&t, proto_hold_to_string(l->hold));
-	TEXT_PUT(&t, ",\"ttl\":");
-	text_int_or_null(&t, l->ttl);
-	TEXT_PUT(&t, ",\"expires\":");
-	text_int_or_null(&t, l->expires);
-	TEXT_PUT(&t, ",\"created\":");
-	text_int_or_null(&t, l->created);
-	TEXT_PUT(&t, ",\"name\":");
-	text_str(&t, l->name);
-	TEXT_PUT(&t, ",\"owner\":{\"uid\":");
-	text_int(&t, l->uid);
-	TEXT_PUT(&t, ",\"pid\":");
-	text_int(&t, l->pid);
-	if (l->held)
-		TEXT_PUT(&t, "},\"held\":true,\"state\":");
-	else
-		TEXT_PUT(&t, "},\"held\":false,\"state\":");
-	put_name(&t, proto_state_to_string(l->state));
-	if (l->reason[0] != '\0') {
-		TEXT_PUT(&t, ",\"reason\":");
-		text_str(&t, l->reason);
-	}
-	TEXT_PUT(&t, "}");
+	text_lease(&t, l);
 	if (t.len < size)
 		buf[t.len] = '\0';
 	else if (size > 0)
 		buf[0] = '\0';
 	return t.len;
+}
+
+void
+text_lease(struct text *t, const struct proto_lease *l)
+{
+	TEXT_PUT(t, "{\"id\":");
+	text_str(t, l->id);
+	TEXT_PUT(t, ",\"ports\":[");
+	for (int i = 0; i < l->nports; i++) {
+		if (i > 0)
+			TEXT_PUT(t, ",");
+		text_int(t, l->ports[i]);
+	}
+	TEXT_PUT(t, "],\"proto\":");
+	put_name(t, proto_proto_to_string(l->proto));
+	TEXT_PUT(t, ",\"family\":");
+	put_name(t, proto_family_to_string(l->family));
+	if (l->ipv6)
+		TEXT_PUT(t, ",\"ipv6\":true,\"scope\":");
+	else
+		TEXT_PUT(t, ",\"ipv6\":false,\"scope\":");
+	put_name(t, proto_scope_to_string(l->scope));
+	TEXT_PUT(t, ",\"hold\":");
+	put_name(t, proto_hold_to_string(l->hold));
+	TEXT_PUT(t, ",\"ttl\":");
+	text_int_or_null(t, l->ttl);
+	TEXT_PUT(t, ",\"expires\":");
+	text_int_or_null(t, l->expires);
+	TEXT_PUT(t, ",\"created\":");
+	text_int_or_null(t, l->created);
+	TEXT_PUT(t, ",\"name\":");
+	text_str(t, l->name);
+	TEXT_PUT(t, ",\"owner\":{\"uid\":");
+	text_int(t, l->uid);
+	TEXT_PUT(t, ",\"pid\":");
+	text_int(t, l->pid);
+	if (l->held)
+		TEXT_PUT(t, "},\"held\":true,\"state\":");
+	else
+		TEXT_PUT(t, "},\"held\":false,\"state\":");
+	put_name(t, proto_state_to_string(l->state));
+	if (l->reason[0] != '\0') {
+		TEXT_PUT(t, ",\"reason\":");
+		text_str(t, l->reason);
+	}
+	TEXT_PUT(t, "}");
 }
 
 /* An object's text is its string value: write it as it is. */

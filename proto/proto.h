@@ -250,6 +250,33 @@ json_object *proto_request_add(
 json_object *proto_reply_ok(json_object *id);
 json_object *proto_reply_error(json_object *id, const struct proto_error *);
 
+/*
+ * A success reply written as it is built, member by member: the bytes
+ * proto_serialize gives for proto_reply_ok(id) with the same members
+ * added in the same order (each key once), without a json-c tree. The
+ * buffer grows as needed; after an allocation failure every call does
+ * nothing and _end returns NULL.
+ */
+struct proto_writer {
+	char *p;
+	size_t len, cap;
+	bool nomem;
+};
+void proto_writer_reply(struct proto_writer *, json_object *id);
+/* "key": v's text; v stays the caller's (NULL writes null). */
+void proto_writer_value(struct proto_writer *, const char *key, json_object *v);
+/* Every member of the object o, in its order. */
+void proto_writer_members(struct proto_writer *, json_object *o);
+void proto_writer_str(struct proto_writer *, const char *key, const char *s);
+void proto_writer_ints(
+    struct proto_writer *, const char *key, const uint16_t *v, int n);
+void proto_writer_lease(
+    struct proto_writer *, const char *key, const struct proto_lease *);
+/* The line with its '\n' (malloc'd, the caller's) and its length; NULL
+ * after a failure. Either way the writer is empty again. */
+char *proto_writer_end(struct proto_writer *, size_t *ret_len);
+void proto_writer_free(struct proto_writer *);
+
 /* lease.c: the lease and socket codec, both directions. */
 /*
  * The lease's one encoder: its JSON object as text (no newline) into buf,

@@ -5,6 +5,7 @@
  * serialized message (proto_serialize).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -174,4 +175,134 @@ text_value(struct text *t, json_object *v)
 		if (s != NULL)
 			text_put(t, s, n);
 	}
+}
+
+/*
+ * The reply writer (proto.h). A struct text with a heap buffer: writing
+ * past cap leaves len counting, so each piece is written at most twice,
+ * once into a buffer grown to fit.
+ */
+static bool
+writer_fit(struct proto_writer *w, const struct text *t)
+{
+	size_t cap;
+	char *p;
+
+	if (t->len < t->cap)
+		return true;
+	for (cap = w->cap < 256 ? 256 : w->cap; cap <= t->len; cap *= 2)
+		;
+	if ((p = realloc(w->p, cap)) == NULL) {
+		w->nomem = true;
+		return false;
+	}
+	w->p = p;
+	w->cap = cap;
+	return false;
+}
+
+/* Run WRITE (on struct text t) at the writer's end, again if it grew. */
+#define WRITER_DO(w, WRITE)                                                    \
+	do {                                                                   \
+		for (int try_ = 0; try_ < 2 && !(w)->nomem; try_++) {          \
+			struct text t = {                                      \
+			    .p = (w)->p, .len = (w)->len, .cap = (w)->cap};    \
+			WRITE;                                                 \
+			if (writer_fit((w), &t)) {                             \
+				(w)->len = t.len;                              \
+				break;                                         \
+			}                                                      \
+		}                                                              \
+	} while (0)
+
+static void
+text_key(struct text *t, const char *key)
+{
+	TEXT_PUT(t, ",");
+	text_str(t, key);
+	TEXT_PUT(t, ":");
+}
+
+void
+proto_writer_reply(struct proto_writer *w, json_object *id)
+{
+	*w = (struct proto_writer){0};
+	WRITER_DO(w, {
+		TEXT_PUT(&t, "{\"id\":");
+		text_value(&t, id);
+		TEXT_PUT(&t, ",\"ok\":true");
+	});
+}
+
+void
+proto_writer_value(struct proto_writer *w, const char *key, json_object *v)
+{
+	WRITER_DO(w, {
+		text_key(&t, key);
+		text_value(&t, v);
+	});
+}
+
+void
+proto_writer_members(struct proto_writer *w, json_object *o)
+{
+	json_object_object_foreach(o, key, val) proto_writer_value(w, key, val);
+}
+
+void
+proto_writer_str(struct proto_writer *w, const char *key, const char *s)
+{
+	WRITER_DO(w, {
+		text_key(&t, key);
+		text_str(&t, s);
+	});
+}
+
+void
+proto_writer_ints(
+    struct proto_writer *w, const char *key, const uint16_t *v, int n)
+{
+	WRITER_DO(w, {
+		text_key(&t, key);
+		TEXT_PUT(&t, "[");
+		for (int i = 0; i < n; i++) {
+			if (i > 0)
+				TEXT_PUT(&t, ",");
+			text_int(&t, v[i]);
+		}
+		TEXT_PUT(&t, "]");
+	});
+}
+
+void
+proto_writer_lease(
+    struct proto_writer *w, const char *key, const struct proto_lease *l)
+{
+	WRITER_DO(w, {
+		text_key(&t, key);
+		text_lease(&t, l);
+	});
+}
+
+char *
+proto_writer_end(struct proto_writer *w, size_t *ret_len)
+{
+	char *p;
+
+	WRITER_DO(w, TEXT_PUT(&t, "}\n"));
+	if (w->nomem) {
+		proto_writer_free(w);
+		return NULL;
+	}
+	p = w->p;
+	*ret_len = w->len;
+	*w = (struct proto_writer){0};
+	return p;
+}
+
+void
+proto_writer_free(struct proto_writer *w)
+{
+	free(w->p);
+	*w = (struct proto_writer){0};
 }

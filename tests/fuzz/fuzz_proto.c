@@ -2,7 +2,8 @@
  * Fuzz target for the wire codec: every input goes through the request
  * parser, the reply encoders and the lease decoder, as the daemon and the
  * client library use them; every object the reader takes and every reply
- * is serialized by portd's writer and by json-c, and the bytes must agree.
+ * is serialized by portd's writer and by json-c, and the bytes must agree;
+ * the reply writer gives the bytes of the same reply built as a tree.
  *
  * Built by the test suite as a replay program that runs the files named on
  * its command line (the seeds here) through the target; with clang it is
@@ -66,6 +67,51 @@ same_either_way(const char *line, size_t len)
 	proto_request_clear(&j);
 }
 
+/* The reply writer gives the bytes of the same reply built as a json-c
+ * tree: an id, every member of o, and for a lease l also the lease, its
+ * ports and its id, as the daemon writes them. */
+static void
+writer_same(json_object *id, json_object *o, const struct proto_lease *l)
+{
+	struct proto_writer w;
+	json_object *tree = proto_reply_ok(id), *ports;
+	char *a, *b;
+	size_t an, bn;
+
+	proto_writer_reply(&w, id);
+	json_object_object_foreach(o, key, val)
+	{
+		if (json_object_object_get_ex(tree, key, NULL))
+			continue; /* a reply has each key once */
+		proto_writer_value(&w, key, val);
+		json_object_object_add(tree, key, json_object_get(val));
+	}
+	if (l != NULL && !json_object_object_get_ex(tree, "lease", NULL) &&
+	    !json_object_object_get_ex(tree, "released", NULL) &&
+	    !json_object_object_get_ex(tree, "name", NULL)) {
+		proto_writer_lease(&w, "lease", l);
+		json_object_object_add(tree, "lease", proto_lease_encode(l));
+		ports = json_object_new_array();
+		for (int i = 0; i < l->nports; i++)
+			json_object_array_add(
+			    ports, json_object_new_int(l->ports[i]));
+		proto_writer_ints(&w, "released", l->ports, l->nports);
+		json_object_object_add(tree, "released", ports);
+		proto_writer_str(&w, "name", l->id);
+		json_object_object_add(
+		    tree, "name", json_object_new_string(l->id));
+	}
+	a = proto_writer_end(&w, &an);
+	b = proto_serialize(tree, &bn);
+	if (a == NULL || b == NULL || an != bn || memcmp(a, b, an) != 0) {
+		fprintf(stderr, "writer: %.*s\ntree:   %s", (int)an, a, b);
+		abort();
+	}
+	free(a);
+	free(b);
+	json_object_put(tree);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -89,17 +135,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		free(s);
 	}
 	json_object_put(rep);
-	proto_request_clear(&r);
 
 	if ((o = proto_parse_object((const char *)data, size, &err)) != NULL) {
 		same_as_json_c(o);
 		if (proto_lease_decode(o, &l, &err) == 0) {
 			rep = proto_lease_encode(&l);
 			json_object_put(rep);
-		}
+			writer_same(r.id, o, &l);
+		} else
+			writer_same(r.id, o, NULL);
 		if (json_object_object_get_ex(o, "lease", &v))
 			(void)proto_lease_decode(v, &l, &err);
 		json_object_put(o);
 	}
+	proto_request_clear(&r);
 	return 0;
 }
