@@ -15,7 +15,8 @@
  * for later binders.
  *
  * Host-wide, every leased port also has a marker: an abstract Unix socket
- * named "portd/port/<proto>/<port>", bound (never listening) for as long as
+ * named "portd/port/<proto>/<port>/<2 characters>" (proto_marker_name in
+ * proto/shared.h), bound (never listening) for as long as
  * the lease lives, held or claimed. Abstract names belong to the network
  * namespace, as ports do, and the kernel frees them with the process, so
  * every portd in a namespace refuses the ports another one leased, and a
@@ -35,6 +36,7 @@
 
 #include "daemon.h"
 #include "fault.h"
+#include "shared.h"
 
 #define ST_RESERVED 0x01 /* in ip_local_reserved_ports: never from the pool */
 #define ST_QUEUED   0x02 /* in the free queue */
@@ -299,9 +301,7 @@ alloc_close_sockets(struct held_socket *socks, int n)
 int
 alloc_marker_name(enum proto_proto proto, uint16_t port, char *buf, size_t len)
 {
-	return snprintf(buf, len, "portd/port/%s/%u",
-	    proto_proto_to_string(proto == PROTO_UDP ? PROTO_UDP : PROTO_TCP),
-	    port);
+	return proto_marker_name(proto == PROTO_UDP, port, buf, len);
 }
 
 /* Bind the marker of one protocol's port; 0 or an errno value

@@ -25,6 +25,7 @@
 #include "harness.h"
 #include "integ.h"
 #include "portd.h"
+#include "shared.h"
 
 #define POOL "25600-25699"
 
@@ -290,7 +291,7 @@ START_TEST(portctl_who_as_root_and_nobody)
 {
 	static const uid_t uids[] = {0, NOBODY_UID};
 	struct daemon_proc d;
-	char out[4096], arg[16], want[128];
+	char out[4096], arg[16], want[128], mark[PROTO_MARKER_MAX];
 	int c, held, claimed, listener, lfd;
 
 	c = start_with_web_and_db(&d, &held, &claimed);
@@ -306,8 +307,8 @@ START_TEST(portctl_who_as_root_and_nobody)
 		EXPECT_IN(out, want);
 		EXPECT_IN(out, "uid 0");
 		EXPECT_IN(out, "state held, name \"web\"");
-		snprintf(want, sizeof(want),
-		    "kernel: marker @portd/port/tcp/%d", held);
+		proto_marker_name(false, (unsigned)held, mark, sizeof(mark));
+		snprintf(want, sizeof(want), "kernel: marker @%s: ", mark);
 		EXPECT_IN(out, want);
 		EXPECT_IN(
 		    out, uids[i] == 0 ? "(portd)" : "process not visible");
@@ -315,8 +316,8 @@ START_TEST(portctl_who_as_root_and_nobody)
 		snprintf(arg, sizeof(arg), "%d/tcp", claimed);
 		portctl_who(uids[i], d.sock, arg, out, sizeof(out));
 		EXPECT_IN(out, "state claimed, name \"db\"");
-		snprintf(want, sizeof(want),
-		    "kernel: marker @portd/port/tcp/%d", claimed);
+		proto_marker_name(false, (unsigned)claimed, mark, sizeof(mark));
+		snprintf(want, sizeof(want), "kernel: marker @%s: ", mark);
 		EXPECT_IN(out, want);
 
 		snprintf(arg, sizeof(arg), "%d", listener);

@@ -19,6 +19,7 @@
 #include <json-c/json.h>
 
 #include "portctl.h"
+#include "shared.h"
 
 /* The process that has socket inode ino open, where we may look. */
 static pid_t
@@ -126,13 +127,13 @@ static int
 scan_markers(unsigned port, bool tcp)
 {
 	char want[64], line[512];
-	FILE *f = fopen("/proc/net/unix", "re");
+	FILE *f;
 	int n = 0;
 
-	if (f == NULL)
+	want[0] = '@'; /* how /proc/net/unix shows the abstract namespace */
+	if (proto_marker_name(!tcp, port, want + 1, sizeof(want) - 1) == -1 ||
+	    (f = fopen("/proc/net/unix", "re")) == NULL)
 		return 0;
-	snprintf(want, sizeof(want), "@portd/port/%s/%u",
-	    portd_proto_name(tcp ? PORTD_PROTO_TCP : PORTD_PROTO_UDP), port);
 	while (fgets(line, sizeof(line), f) != NULL) {
 		unsigned long ino;
 		char name[128];
