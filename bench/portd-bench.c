@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "proto.h"
+#include "shared.h"
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -706,6 +707,67 @@ test_bind0_concurrent(void)
 	    "bind0-concurrent", opt.clients, opt.n / opt.clients, bind0_child);
 }
 
+/*
+ * guarantees: the system calls portd's guarantees add to a lease+release
+ * pair, timed alone (-n times each): a journal record's append (O_APPEND,
+ * 220 bytes, in --dir), a marker's socket + bind + close (names as portd
+ * makes them), and the dual-stack and shared-hold setsockopt pair. Prints
+ *
+ *   guarantees WRITE_US MARKER_US SETSOCKOPT_US
+ */
+static void
+test_guarantees(void)
+{
+	char rec[220], path[600];
+	int64_t t, w, m, o;
+	int fd, zero = 0, one = 1;
+
+	memset(rec, 'x', sizeof(rec));
+	rec[sizeof(rec) - 1] = '\n';
+	snprintf(path, sizeof(path), "%s/guarantees.journal",
+	    opt.dir != NULL ? opt.dir : "/tmp");
+	if ((fd = open(path,
+	         O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600)) ==
+	    -1)
+		die("%s: %s", path, strerror(errno));
+	t = now_ns();
+	for (long i = 0; i < opt.n; i++)
+		if (write(fd, rec, sizeof(rec)) != (ssize_t)sizeof(rec))
+			die("write: %s", strerror(errno));
+	w = now_ns() - t;
+	close(fd);
+	unlink(path);
+	t = now_ns();
+	for (long i = 0; i < opt.n; i++) {
+		struct sockaddr_un sun = {.sun_family = AF_UNIX};
+		int n = proto_marker_name(false, (unsigned)(10000 + i % 50000),
+		    sun.sun_path + 1, sizeof(sun.sun_path) - 1);
+
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) ==
+		        -1 ||
+		    bind(fd, (struct sockaddr *)&sun,
+		        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+		                    (size_t)n)) == -1)
+			die("marker: %s", strerror(errno));
+		close(fd);
+	}
+	m = now_ns() - t;
+	if ((fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		die("socket: %s", strerror(errno));
+	t = now_ns();
+	for (long i = 0; i < opt.n; i++)
+		if (setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero,
+		        sizeof(zero)) == -1 ||
+		    setsockopt(
+		        fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+			die("setsockopt: %s", strerror(errno));
+	o = now_ns() - t;
+	close(fd);
+	printf("guarantees\t%.2f\t%.2f\t%.2f\n",
+	    (double)w / 1e3 / (double)opt.n, (double)m / 1e3 / (double)opt.n,
+	    (double)o / 1e3 / (double)opt.n);
+}
+
 /* Wait up to 10 s for --socket or --portserver to accept a connection. */
 static void
 test_wait(void)
@@ -1271,6 +1333,7 @@ static const struct test {
     {"portserver-concurrent", test_ps_concurrent, NULL, NULL, 0},
     {"ps-fill", NULL, test_ps_fill, "count", 65536},
     {"bind0", test_bind0, NULL, NULL, 0},
+    {"guarantees", test_guarantees, NULL, NULL, 0},
     {"bind0-concurrent", test_bind0_concurrent, NULL, NULL, 0},
     {"rss", NULL, test_rss_arg, "pid", INT32_MAX},
     {"wait", test_wait, NULL, NULL, 0},
@@ -1401,6 +1464,8 @@ usage(FILE *f)
 	    "  ps-fill COUNT          COUNT portserver requests for --pid\n"
 	    "  bind0                  bind port 0, getsockname, close\n"
 	    "  bind0-concurrent       the same in -c processes\n"
+	    "  guarantees             time the system calls portd's guarantees "
+	    "add\n"
 	    "  rss PID                VmRSS of PID in kB\n"
 	    "  wait                   until -s or -p accepts (10 s at most)\n"
 	    "  restart COUNT          COUNT leases, SIGKILL, time the "

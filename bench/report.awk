@@ -283,6 +283,18 @@ END {
 	    "(callgrind, the difference of 2,500 and 500 pairs): portd " \
 	    "%d, floor %d.\n", val["ir-pair", "portd"], val["ir-pair", "floor"]
 	print ""
+	if (("guar-marker", "portd") in val) {
+		printf "The system calls portd's guarantees add to a pair, " \
+		    "timed alone in this run (`portd-bench guarantees`, " \
+		    "20,000 each): two journal appends 2 × %.2f µs, a " \
+		    "marker's socket + bind + close %.2f µs, the dual-stack " \
+		    "and shared-hold `setsockopt` pair %.2f µs: %.1f µs a " \
+		    "pair.\n", val["guar-write", "portd"], \
+		    val["guar-marker", "portd"], val["guar-sockopt", "portd"], \
+		    2 * val["guar-write", "portd"] + \
+		    val["guar-marker", "portd"] + val["guar-sockopt", "portd"]
+		print ""
+	}
 	print "System calls per operation (`strace -c -f` attached to the " \
 	    "running server; a native operation is a lease + release pair, " \
 	    "a portserver one a request):"

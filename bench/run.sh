@@ -302,6 +302,13 @@ if [ "$profile_wanted" = 1 ] && command -v valgrind >/dev/null &&
 		b=$(awk '/^summary:/ {print $2}' "$tmp/cg-$s-$big.out")
 		note ir-pair $s $(((b - a) / (big - small)))
 	done
+	# What the guarantees' own system calls cost, timed alone.
+	"$bench" -n 20000 --dir "$tmp" guarantees |
+		while IFS="$(printf '\t')" read -r _ w m o; do
+			note guar-write portd "$w"
+			note guar-marker portd "$m"
+			note guar-sockopt portd "$o"
+		done
 	# "IR (PCT%) FILE:FUNCTION [LIB]" -> IR, PCT, FUNCTION, LIB.
 	callgrind_annotate --inclusive=no "$tmp/cg-portd-$big.out" 2>/dev/null |
 		awk '$1 ~ /^[0-9,]+$/ && !/PROGRAM TOTALS/ && n < 15 {
