@@ -118,21 +118,21 @@ ps_lease(struct ps_conn *c)
 	return lease_port0(l);
 }
 
-static void
-ps_read_cb(evutil_socket_t fd, short what, void *arg)
+/* Read what the client sent and answer once a line is in; false when c
+ * was closed (answered, or the client went away). */
+static bool
+ps_read(struct ps_conn *c)
 {
-	struct ps_conn *c = arg;
 	char *nl;
 	ssize_t n;
 
-	(void)what;
-	n = recv(
-	    fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len, MSG_DONTWAIT);
+	n = recv(c->peer.fd, c->buf + c->len, sizeof(c->buf) - 1 - c->len,
+	    MSG_DONTWAIT);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
-		return;
+		return true;
 	if (n <= 0) {
 		ps_close(c);
-		return;
+		return false;
 	}
 	c->len += (size_t)n;
 	c->buf[c->len] = '\0';
@@ -140,11 +140,22 @@ ps_read_cb(evutil_socket_t fd, short what, void *arg)
 	    (size_t)(nl - c->buf) < PS_MAX_REQUEST) {
 		*nl = '\0';
 		ps_answer(c, ps_lease(c));
+		return false;
 	} else if (nl != NULL || c->len > PS_MAX_REQUEST) {
 		log_debug("portserver: request over %d bytes from uid %u",
 		    PS_MAX_REQUEST, (unsigned)c->peer.uid);
 		ps_answer(c, 0);
+		return false;
 	}
+	return true;
+}
+
+static void
+ps_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)ps_read(arg);
 }
 
 static void
@@ -180,8 +191,7 @@ ps_take(const struct peer *peer, const char *why)
 	c->peer = *peer;
 	c->ev = event_new(portd_base, fd, EV_READ | EV_PERSIST, ps_read_cb, c);
 	c->timer = evtimer_new(portd_base, ps_timer_cb, c);
-	if (c->ev == NULL || c->timer == NULL || event_add(c->ev, NULL) == -1 ||
-	    evtimer_add(c->timer, &tv) == -1) {
+	if (c->ev == NULL || c->timer == NULL) {
 		if (c->ev != NULL)
 			event_free(c->ev);
 		if (c->timer != NULL)
@@ -193,6 +203,16 @@ ps_take(const struct peer *peer, const char *why)
 	c->next = ps_conns;
 	ps_conns = c;
 	ps_nconns++;
+	/*
+	 * A client writes its line as soon as it is connected, so it is
+	 * most often here by the time we accept: answered at once, the
+	 * connection never enters the event loop (no epoll_ctl to add and
+	 * remove it, no wake-up). Otherwise wait for it, with its deadline.
+	 */
+	if (!ps_read(c))
+		return;
+	if (event_add(c->ev, NULL) == -1 || evtimer_add(c->timer, &tv) == -1)
+		ps_close(c);
 }
 
 int

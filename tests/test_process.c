@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -539,13 +540,16 @@ START_TEST(portpicker_gets_process_lease)
 }
 END_TEST
 
+/* Ask the portserver at addr for a port for pid: the line written at
+ * once, or, with pause_ms, after a pause and in two pieces a pause apart
+ * (a slow client). The port, or -1 for a connection closed unanswered. */
 static int
-portserver_ask(const char *addr, pid_t pid)
+portserver_ask_slowly(const char *addr, pid_t pid, int pause_ms)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	size_t n = strlen(addr);
 	char buf[32];
-	ssize_t k;
+	ssize_t k, half;
 	int fd;
 
 	memcpy(sun.sun_path, addr, n);
@@ -556,7 +560,12 @@ portserver_ask(const char *addr, pid_t pid)
 	        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) == -1)
 		return -1;
 	k = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
-	if (write(fd, buf, (size_t)k) != k)
+	half = pause_ms > 0 ? k / 2 : k;
+	usleep((useconds_t)pause_ms * 1000);
+	if (write(fd, buf, (size_t)half) != half)
+		return -1;
+	usleep((useconds_t)pause_ms * 1000);
+	if (half < k && write(fd, buf + half, (size_t)(k - half)) != k - half)
 		return -1;
 	k = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
@@ -565,6 +574,58 @@ portserver_ask(const char *addr, pid_t pid)
 	buf[k] = '\0';
 	return atoi(buf);
 }
+
+static int
+portserver_ask(const char *addr, pid_t pid)
+{
+	return portserver_ask_slowly(addr, pid, 0);
+}
+
+/*
+ * A line that is there when portd accepts is answered at once, without
+ * the connection entering the event loop; one that comes later, or in
+ * pieces, through the loop; a connection that sends nothing is closed
+ * unanswered at the request deadline. All three, on one daemon.
+ */
+START_TEST(portserver_line_now_later_or_never)
+{
+	struct daemon_proc d;
+	char addr[64];
+	int fd, p1, p2;
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int64_t t;
+
+	portserver_addr(addr, sizeof(addr));
+	start_open(&d, (const char *[]){"--portserver-address", addr,
+	                   "--request-timeout", "1s", NULL});
+	p1 = portserver_ask(addr, getpid());
+	ck_assert_msg(p1 > 0, "a line at once: %d", p1);
+	p2 = portserver_ask_slowly(addr, getpid(), 150);
+	ck_assert_msg(p2 > 0 && p2 != p1, "a line in two pieces: %d", p2);
+
+	memcpy(sun.sun_path, addr, strlen(addr));
+	sun.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(
+	    connect(fd, (struct sockaddr *)&sun,
+	        (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+	                    strlen(addr))),
+	    0);
+	t = now_ms();
+	{
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		char c;
+		ck_assert_msg(poll(&pfd, 1, 5000) == 1 && read(fd, &c, 1) == 0,
+		    "a silent client was not closed unanswered");
+	}
+	ck_assert_msg(now_ms() - t >= 800,
+	    "closed after %lld ms, before its "
+	    "deadline",
+	    (long long)(now_ms() - t));
+	close(fd);
+	harness_stop(&d);
+}
+END_TEST
 
 /* Through the portserver, another uid's pid gets the connection closed
  * with nothing written (-1 here), as Google's portserver answers a
@@ -659,6 +720,7 @@ main(void)
 	tcase_add_test(tc, portpicker_gets_process_lease);
 	tcase_add_test(tc, portserver_other_uid_gets_nothing);
 	tcase_add_test(tc, regression_portserver_ready_with_api);
+	tcase_add_test(tc, portserver_line_now_later_or_never);
 	suite_add_tcase(s, tc);
 
 	/* Kernels before 6.5 have no SO_PEERPIDFD: the same guarantees
