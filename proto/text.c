@@ -15,12 +15,25 @@
 void
 text_int(struct text *t, int64_t v)
 {
+	/* Two digits a step: the pairs 00 to 99, in order. */
+	static const char pairs[] = "0001020304050607080910111213141516171819"
+	                            "2021222324252627282930313233343536373839"
+	                            "4041424344454647484950515253545556575859"
+	                            "6061626364656667686970717273747576777879"
+	                            "8081828384858687888990919293949596979899";
 	char d[24], *e = d + sizeof(d), *q = e;
 	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
 
-	do
-		*--q = (char)('0' + u % 10);
-	while ((u /= 10) != 0);
+	while (u >= 100) {
+		q -= 2;
+		memcpy(q, pairs + 2 * (u % 100), 2);
+		u /= 100;
+	}
+	if (u >= 10) {
+		q -= 2;
+		memcpy(q, pairs + 2 * u, 2);
+	} else
+		*--q = (char)('0' + u);
 	if (v < 0)
 		*--q = '-';
 	text_put(t, q, (size_t)(e - q));
@@ -190,7 +203,8 @@ writer_fit(struct proto_writer *w, const struct text *t)
 
 	if (t->len < t->cap)
 		return true;
-	for (cap = w->cap < 256 ? 256 : w->cap; cap <= t->len; cap *= 2)
+	/* 512: a reply with one lease fits the first buffer. */
+	for (cap = w->cap < 512 ? 512 : w->cap; cap <= t->len; cap *= 2)
 		;
 	if ((p = realloc(w->p, cap)) == NULL) {
 		w->nomem = true;
