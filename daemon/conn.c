@@ -538,6 +538,29 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* One sendmsg of msg to c's client (or the fault injected there). */
+static ssize_t
+out_send(struct conn *c, struct msghdr *msg)
+{
+	int f;
+
+	if ((f = FAULT(SENDMSG)) > 0) {
+		errno = f;
+		return -1;
+	}
+	if (f == FAULT_SHORT && msg->msg_iov[0].iov_len > 1)
+		msg->msg_iov[0].iov_len /= 2;
+	return sendmsg(c->peer.fd, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* A send failed for good (not EAGAIN): the client is gone. */
+static void
+out_failed(struct conn *c)
+{
+	log_debug("send to uid %u: %s", (unsigned)c->peer.uid, strerror(errno));
+	conn_close(c, "write error");
+}
+
 /* Write what the socket takes. Returns -1 if the conn was closed. */
 static int
 conn_write(struct conn *c)
@@ -554,7 +577,6 @@ conn_write(struct conn *c)
 		} cbuf;
 		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
 		ssize_t n;
-		int f;
 
 		if (m->nfds > 0) {
 			struct cmsghdr *cm;
@@ -569,21 +591,11 @@ conn_write(struct conn *c)
 			cm->cmsg_len = CMSG_LEN(fdlen);
 			memcpy(CMSG_DATA(cm), m->fds, fdlen);
 		}
-		if ((f = FAULT(SENDMSG)) > 0) {
-			errno = f;
-			n = -1;
-		} else {
-			if (f == FAULT_SHORT && iov.iov_len > 1)
-				iov.iov_len /= 2;
-			n = sendmsg(
-			    c->peer.fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-		}
+		n = out_send(c, &msg);
 		if (n == -1) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
-			log_debug("send to uid %u: %s", (unsigned)c->peer.uid,
-			    strerror(errno));
-			conn_close(c, "write error");
+			out_failed(c);
 			return -1; /* conn_close released its output */
 		}
 		/* The fds went with the first byte; the kernel has them. */
@@ -645,7 +657,27 @@ int
 conn_reply(struct conn *c, char *text, size_t len, int *fds, int nfds)
 {
 	struct outmsg *m;
+	size_t sent = 0;
 
+	if (!c->dead && nfds == 0 && TAILQ_EMPTY(&c->out) && !c->draining) {
+		/* Nothing queued before it: send the line now. Sent whole, as
+		 * a reply almost always is, it never enters the queue; in
+		 * part, the rest is queued. */
+		struct iovec iov = {.iov_base = text, .iov_len = len};
+		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+		ssize_t n = out_send(c, &msg);
+
+		if (n == (ssize_t)len) {
+			free(text);
+			return 0;
+		}
+		if (n == -1 && errno != EAGAIN && errno != EINTR) {
+			free(text);
+			out_failed(c);
+			return 0;
+		}
+		sent = n > 0 ? (size_t)n : 0;
+	}
 	if (c->dead || (m = calloc(1, sizeof(*m))) == NULL) {
 		for (int i = 0; i < nfds; i++)
 			close(fds[i]);
@@ -654,13 +686,14 @@ conn_reply(struct conn *c, char *text, size_t len, int *fds, int nfds)
 	}
 	m->buf = text;
 	m->len = len;
+	m->off = sent;
 	if (nfds > 0) {
 		memcpy(m->fds, fds, sizeof(int) * (size_t)nfds);
 		c->fd_replies++;
 	}
 	m->nfds = nfds;
 	TAILQ_INSERT_TAIL(&c->out, m, entry);
-	charge(c, outmsg_cost(m), 0);
+	charge(c, outmsg_cost(m) - sent, 0);
 	if (!c->draining)
 		conn_flush(c);
 	return 0;
