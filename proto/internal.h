@@ -80,8 +80,9 @@ text_put(struct text *t, const char *s, size_t n)
 }
 #define TEXT_PUT(t, lit) text_put(t, lit, sizeof(lit) - 1)
 void text_int(struct text *t, int64_t v);
-void text_int_or_null(struct text *t, int64_t v); /* negative: null */
-void text_str(struct text *t, const char *s);     /* quoted, escaped */
+void text_int_or_null(struct text *t, int64_t v);          /* negative: null */
+void text_ports(struct text *t, const uint16_t *v, int n); /* [a,b,…] */
+void text_str(struct text *t, const char *s);              /* quoted, escaped */
 /* Any value: its text (a value tagged proto_raw_tag: its string as is). */
 void text_value(struct text *t, json_object *v);
 extern char proto_raw_tag;

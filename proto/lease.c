@@ -35,13 +35,9 @@ text_lease(struct text *t, const struct proto_lease *l)
 {
 	TEXT_PUT(t, "{\"id\":");
 	text_str(t, l->id);
-	TEXT_PUT(t, ",\"ports\":[");
-	for (int i = 0; i < l->nports; i++) {
-		if (i > 0)
-			TEXT_PUT(t, ",");
-		text_int(t, l->ports[i]);
-	}
-	TEXT_PUT(t, "],\"proto\":");
+	TEXT_PUT(t, ",\"ports\":");
+	text_ports(t, l->ports, l->nports);
+	TEXT_PUT(t, ",\"proto\":");
 	put_name(t, proto_proto_to_string(l->proto));
 	TEXT_PUT(t, ",\"family\":");
 	put_name(t, proto_family_to_string(l->family));

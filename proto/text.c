@@ -40,6 +40,18 @@ text_int(struct text *t, int64_t v)
 }
 
 void
+text_ports(struct text *t, const uint16_t *v, int n)
+{
+	TEXT_PUT(t, "[");
+	for (int i = 0; i < n; i++) {
+		if (i > 0)
+			TEXT_PUT(t, ",");
+		text_int(t, v[i]);
+	}
+	TEXT_PUT(t, "]");
+}
+
+void
 text_int_or_null(struct text *t, int64_t v)
 {
 	if (v < 0)
@@ -278,13 +290,7 @@ proto_writer_ints(
 {
 	WRITER_DO(w, {
 		text_key(&t, key);
-		TEXT_PUT(&t, "[");
-		for (int i = 0; i < n; i++) {
-			if (i > 0)
-				TEXT_PUT(&t, ",");
-			text_int(&t, v[i]);
-		}
-		TEXT_PUT(&t, "]");
+		text_ports(&t, v, n);
 	});
 }
 
