@@ -249,6 +249,58 @@ take_line(int slot)
 	return line;
 }
 
+ssize_t
+harness_recv_some(int fd, char *buf, size_t len, int64_t deadline, int *fds,
+    int *nfds, int max, bool strict)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 256)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = cbuf.buf,
+	    .msg_controllen = sizeof(cbuf.buf)};
+	struct cmsghdr *c;
+	int64_t left = deadline - now_ms();
+	ssize_t n;
+
+	if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+		return -1;
+	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	if (n == -1 && errno == EINTR)
+		return 0;
+	if (n <= 0)
+		return -1;
+	ck_assert_msg(!(msg.msg_flags & MSG_CTRUNC), "MSG_CTRUNC");
+	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		int k;
+
+		if (strict) {
+			ck_assert_int_eq(c->cmsg_level, SOL_SOCKET);
+			ck_assert_int_eq(c->cmsg_type, SCM_RIGHTS);
+		} else if (c->cmsg_level != SOL_SOCKET ||
+		           c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < k; i++) {
+			int rfd;
+
+			memcpy(
+			    &rfd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (strict)
+				ck_assert_int_lt(*nfds, max);
+			if (*nfds < max)
+				fds[(*nfds)++] = rfd;
+			else
+				close(rfd);
+		}
+	}
+	return n;
+}
+
 char *
 harness_recv_line(int fd, int timeout_ms, int *fds, int *nfds)
 {
@@ -271,50 +323,17 @@ harness_recv_line(int fd, int timeout_ms, int *fds, int *nfds)
 	if (nfds != NULL)
 		*nfds = 0;
 	while ((line = take_line(slot)) == NULL) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		union {
-			char buf[CMSG_SPACE(sizeof(int) * 256)];
-			struct cmsghdr align;
-		} cbuf;
-		struct iovec iov;
-		struct msghdr msg = {0};
-		struct cmsghdr *c;
-		int64_t left = deadline - now_ms();
+		size_t room = sizeof(ra[slot].buf) - ra[slot].len;
 		ssize_t n;
 
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-			return NULL;
-		iov.iov_base = ra[slot].buf + ra[slot].len;
-		iov.iov_len = sizeof(ra[slot].buf) - ra[slot].len;
-		if (iov.iov_len == 0)
+		if (room == 0)
 			ck_abort_msg("reply line too long for the harness");
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = cbuf.buf;
-		msg.msg_controllen = sizeof(cbuf.buf);
-		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-		if (n == -1 && errno == EINTR)
+		n = harness_recv_some(fd, ra[slot].buf + ra[slot].len, room,
+		    deadline, fds, &got, fds != NULL ? 64 : 0, false);
+		if (n == 0)
 			continue;
-		if (n <= 0)
+		if (n < 0)
 			return NULL;
-		ck_assert_msg(!(msg.msg_flags & MSG_CTRUNC), "MSG_CTRUNC");
-		for (c = CMSG_FIRSTHDR(&msg); c != NULL;
-		     c = CMSG_NXTHDR(&msg, c)) {
-			int k;
-			if (c->cmsg_level != SOL_SOCKET ||
-			    c->cmsg_type != SCM_RIGHTS)
-				continue;
-			k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			for (int i = 0; i < k; i++) {
-				int rfd;
-				memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int),
-				    sizeof(int));
-				if (fds != NULL && got < 64)
-					fds[got++] = rfd;
-				else
-					close(rfd);
-			}
-		}
 		ra[slot].len += (size_t)n;
 	}
 	if (nfds != NULL)

@@ -64,6 +64,15 @@ void harness_send(int fd, const void *buf, size_t len);
  * in fds[0..*nfds) when fds is not NULL (else closed).
  */
 char *harness_recv_line(int fd, int timeout_ms, int *fds, int *nfds);
+/*
+ * One recvmsg of at most len bytes into buf before deadline (now_ms()). The
+ * fds that come with them go to fds[*nfds..max), *nfds counting them; fds
+ * beyond max are closed, and so are control messages other than SCM_RIGHTS
+ * skipped, unless strict, where either fails the test. Returns the bytes
+ * read, 0 to call again (EINTR), -1 on timeout or end of file.
+ */
+ssize_t harness_recv_some(int fd, char *buf, size_t len, int64_t deadline,
+    int *fds, int *nfds, int max, bool strict);
 /* Send a printf-formatted request line ('\n' added), read and parse the
  * reply; aborts the test on EOF, timeout or bad JSON. */
 json_object *harness_call(int fd, const char *fmt, ...)
