@@ -209,19 +209,33 @@ harness_connect(const char *sock)
 	return fd;
 }
 
+size_t
+harness_send_upto(
+    int fd, const void *buf, size_t len, size_t chunk, unsigned pause_us)
+{
+	const char *p = buf;
+	size_t sent = 0;
+
+	while (sent < len) {
+		size_t want =
+		    chunk > 0 && chunk < len - sent ? chunk : len - sent;
+		ssize_t n = send(fd, p + sent, want, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		sent += (size_t)n;
+		if (pause_us > 0)
+			usleep(pause_us);
+	}
+	return sent;
+}
+
 void
 harness_send(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		ck_assert_msg(n > 0, "send: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
+	ck_assert_msg(harness_send_upto(fd, buf, len, 0, 0) == len, "send: %s",
+	    strerror(errno));
 }
 
 /* Per-fd read-ahead so lines split across reads are kept. */
@@ -360,18 +374,6 @@ vcall(int fd, int *fds, int *nfds, const char *fmt, va_list ap)
 	ck_assert_msg(o != NULL, "bad reply to %s: %s", req, line);
 	free(line);
 	free(req);
-	return o;
-}
-
-json_object *
-harness_call(int fd, const char *fmt, ...)
-{
-	va_list ap;
-	json_object *o;
-
-	va_start(ap, fmt);
-	o = vcall(fd, NULL, NULL, fmt, ap);
-	va_end(ap);
 	return o;
 }
 

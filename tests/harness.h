@@ -58,6 +58,11 @@ const char *harness_log(struct daemon_proc *d);
 int harness_connect(const char *sock);
 /* Write all of buf. */
 void harness_send(int fd, const void *buf, size_t len);
+/* Send like harness_send, but stop quietly when the peer hangs up; at most
+ * chunk bytes a send() (0: no limit), sleeping pause_us after each. Returns
+ * the bytes sent. */
+size_t harness_send_upto(
+    int fd, const void *buf, size_t len, size_t chunk, unsigned pause_us);
 /*
  * Read one reply line (without '\n') within timeout_ms. Returns a malloc'd
  * string, or NULL on EOF or timeout. Any fds that come with it are stored
@@ -75,8 +80,7 @@ ssize_t harness_recv_some(int fd, char *buf, size_t len, int64_t deadline,
     int *fds, int *nfds, int max, bool strict);
 /* Send a printf-formatted request line ('\n' added), read and parse the
  * reply; aborts the test on EOF, timeout or bad JSON. */
-json_object *harness_call(int fd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+#define harness_call(fd, ...) harness_call_fds((fd), NULL, NULL, __VA_ARGS__)
 /* Like harness_call, also receiving fds. */
 json_object *harness_call_fds(int fd, int *fds, int *nfds, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

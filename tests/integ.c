@@ -45,7 +45,6 @@ exchange_child(int out, uid_t uid, const char *sock, const char *data,
     size_t len, int nreplies, int timeout_ms, int wait_close_ms)
 {
 	char buf[64];
-	const char *p = data;
 	int fd;
 
 	if (become_uid(uid) == -1) {
@@ -58,15 +57,7 @@ exchange_child(int out, uid_t uid, const char *sock, const char *data,
 		write_all(out, buf, strlen(buf));
 		_exit(0);
 	}
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		p += n;
-		len -= (size_t)n;
-	}
+	harness_send_upto(fd, data, len, 0, 0);
 	for (int i = 0; i < nreplies; i++) {
 		char *line = harness_recv_line(fd, timeout_ms, NULL, NULL);
 		if (line == NULL)
