@@ -202,34 +202,18 @@ hb_call(struct hb_reader *r, int *fds, int max, int *nfds, const char *fmt, ...)
 }
 
 static int
+count_pidfd(const char *target, void *arg)
+{
+	(void)arg;
+	return strstr(target, "pidfd") != NULL;
+}
+
+static int
 scan_fds(pid_t pid, bool pidfds_only)
 {
-	char path[64], link[384], target[256];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
+	int n = harness_proc_fds(pid, pidfds_only ? count_pidfd : NULL, NULL);
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	ck_assert_msg(d != NULL, "%s: %s", path, strerror(errno));
-	while ((de = readdir(d)) != NULL) {
-		ssize_t k;
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (!pidfds_only) {
-			n++;
-			continue;
-		}
-		snprintf(link, sizeof(link), "%s/%s", path, de->d_name);
-		k = readlink(link, target, sizeof(target) - 1);
-		if (k <= 0)
-			continue;
-		target[k] = '\0';
-		if (strstr(target, "pidfd") != NULL)
-			n++;
-	}
-	closedir(d);
+	ck_assert_msg(n >= 0, "/proc/%d/fd: %s", (int)pid, strerror(errno));
 	return n;
 }
 

@@ -1,5 +1,6 @@
 /* Test harness: a real portd on a private socket, real sockets to it. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -534,6 +535,40 @@ bind_listen(const char *addr, int port, bool reuse)
 		    SOCK_STREAM, reuse, true, true, true);
 	}
 	return -rc; /* bind_sa: errno on failure, -fd when kept */
+}
+
+int
+harness_proc_fds(
+    pid_t pid, int (*each)(const char *target, void *arg), void *arg)
+{
+	char path[64], link[384], target[256];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		ssize_t len;
+		int r;
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (each == NULL) {
+			n++;
+			continue;
+		}
+		snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+		if ((len = readlink(link, target, sizeof(target) - 1)) <= 0)
+			continue;
+		target[len] = '\0';
+		if ((r = each(target, arg)) < 0)
+			break;
+		n += r;
+	}
+	closedir(d);
+	return n;
 }
 
 int

@@ -106,6 +106,11 @@ int bind_listen(const char *addr, int port, bool reuseaddr);
 /* Milliseconds on the monotonic clock. */
 int64_t now_ms(void);
 
+/* Walk pid's open fds: with each NULL, count them; else count what each
+ * returns for the link target of every fd it can read (a negative return
+ * stops the walk). -1 when pid has no /proc entry (errno set). */
+int harness_proc_fds(
+    pid_t pid, int (*each)(const char *target, void *arg), void *arg);
 /* Run a Check suite; returns the process exit status. */
 int harness_run(Suite *s);
 
