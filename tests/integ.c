@@ -207,6 +207,26 @@ line_code(const char *line)
 	return buf;
 }
 
+void
+hello_ok(int fd)
+{
+	json_object *r = harness_call(fd, "{\"op\":\"hello\"}");
+
+	ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
+	json_object_put(r);
+}
+
+void
+expect_error(int fd, const char *code, const char *req)
+{
+	json_object *r = harness_call(fd, "%s", req);
+	const char *got = reply_error(r);
+
+	ck_assert_msg(got != NULL && strcmp(got, code) == 0,
+	    "%s: want %s, got %s", req, code, json_object_to_json_string(r));
+	json_object_put(r);
+}
+
 int
 proc_fd_count(pid_t pid)
 {

@@ -35,17 +35,6 @@ lease(int fd, const char *args)
 	return r;
 }
 
-static void
-expect_error(int fd, const char *code, const char *req)
-{
-	json_object *r = harness_call(fd, "%s", req);
-	const char *got = reply_error(r);
-
-	ck_assert_msg(got != NULL && strcmp(got, code) == 0,
-	    "%s: want %s, got %s", req, code, json_object_to_json_string(r));
-	json_object_put(r);
-}
-
 /* Wait until status shows n connections (probes from harness_start and
  * closed clients are counted until the daemon reads their EOF). */
 static void

@@ -90,15 +90,6 @@ ps_ask(const char *addr, pid_t pid)
 	return port;
 }
 
-static void
-hello_ok(int fd)
-{
-	json_object *r = harness_call(fd, "{\"op\":\"hello\"}");
-
-	ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
-	json_object_put(r);
-}
-
 /* The reply code of the first line on a fresh API connection after a
  * hello, or NULL if the daemon closed it or said nothing. */
 static const char *

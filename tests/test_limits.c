@@ -47,15 +47,6 @@ recv_code(int fd, int ms)
 	return code;
 }
 
-static void
-hello_ok(int fd)
-{
-	json_object *r = harness_call(fd, "{\"op\":\"hello\"}");
-
-	ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
-	json_object_put(r);
-}
-
 START_TEST(line_of_65536_bytes_is_parsed)
 {
 	struct daemon_proc d;
