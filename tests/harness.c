@@ -421,24 +421,30 @@ reply_error(json_object *r)
 	return json_object_get_string(reply_get(r, "error.code"));
 }
 
-int64_t
-reply_int(json_object *obj, const char *path)
+/* The value at path, which must be of type (what names it in the message). */
+static json_object *
+reply_typed(
+    json_object *obj, const char *path, json_type type, const char *what)
 {
 	json_object *v = reply_get(obj, path);
 
-	ck_assert_msg(v != NULL && json_object_is_type(v, json_type_int),
-	    "no integer '%s' in %s", path, json_object_to_json_string(obj));
-	return json_object_get_int64(v);
+	ck_assert_msg(v != NULL && json_object_is_type(v, type),
+	    "no %s '%s' in %s", what, path, json_object_to_json_string(obj));
+	return v;
+}
+
+int64_t
+reply_int(json_object *obj, const char *path)
+{
+	return json_object_get_int64(
+	    reply_typed(obj, path, json_type_int, "integer"));
 }
 
 const char *
 reply_str(json_object *obj, const char *path)
 {
-	json_object *v = reply_get(obj, path);
-
-	ck_assert_msg(v != NULL && json_object_is_type(v, json_type_string),
-	    "no string '%s' in %s", path, json_object_to_json_string(obj));
-	return json_object_get_string(v);
+	return json_object_get_string(
+	    reply_typed(obj, path, json_type_string, "string"));
 }
 
 const char *

@@ -207,6 +207,19 @@ line_code(const char *line)
 	return buf;
 }
 
+const char *
+recv_code(int fd, int ms)
+{
+	static char code[64];
+	char *line = harness_recv_line(fd, ms, NULL, NULL);
+
+	if (line == NULL)
+		return NULL;
+	snprintf(code, sizeof(code), "%s", line_code(line));
+	free(line);
+	return code;
+}
+
 void
 hello_ok(int fd)
 {

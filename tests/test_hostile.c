@@ -95,18 +95,13 @@ ps_ask(const char *addr, pid_t pid)
 static const char *
 fresh_hello_code(const char *sock)
 {
-	static char code[64];
 	int fd = harness_connect(sock);
-	char *line;
+	const char *code;
 
 	ck_assert_int_ge(fd, 0);
 	(void)send(fd, "{\"op\":\"hello\"}\n", 15, MSG_NOSIGNAL);
-	line = harness_recv_line(fd, 2000, NULL, NULL);
+	code = recv_code(fd, 2000);
 	close(fd);
-	if (line == NULL)
-		return NULL;
-	snprintf(code, sizeof(code), "%s", line_code(line));
-	free(line);
 	return code;
 }
 

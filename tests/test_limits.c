@@ -34,19 +34,6 @@ padded_hello(size_t len)
 	return buf;
 }
 
-static const char *
-recv_code(int fd, int ms)
-{
-	static char code[64];
-	char *line = harness_recv_line(fd, ms, NULL, NULL);
-
-	if (line == NULL)
-		return NULL;
-	snprintf(code, sizeof(code), "%s", line_code(line));
-	free(line);
-	return code;
-}
-
 START_TEST(line_of_65536_bytes_is_parsed)
 {
 	struct daemon_proc d;
