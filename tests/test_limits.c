@@ -34,6 +34,22 @@ padded_hello(size_t len)
 	return buf;
 }
 
+/* A connection that sends len bytes of buf is refused with
+ * request_too_large and closed. */
+static void
+expect_too_large(const char *sock, const char *buf, size_t len)
+{
+	int fd = harness_connect(sock);
+	const char *code;
+
+	harness_send(fd, buf, len);
+	code = recv_code(fd, 3000);
+	ck_assert_ptr_nonnull(code);
+	ck_assert_str_eq(code, "request_too_large");
+	ck_assert(wait_closed(fd, 2000));
+	close(fd);
+}
+
 START_TEST(line_of_65536_bytes_is_parsed)
 {
 	struct daemon_proc d;
@@ -67,26 +83,13 @@ START_TEST(line_of_65537_bytes_is_refused)
 {
 	struct daemon_proc d;
 	char *buf = padded_hello(PROTO_MAX_LINE + 1);
-	const char *code;
 	int fd;
 
 	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
-	harness_send(fd, buf, PROTO_MAX_LINE + 2);
-	code = recv_code(fd, 3000);
-	ck_assert_ptr_nonnull(code);
-	ck_assert_str_eq(code, "request_too_large");
-	ck_assert(wait_closed(fd, 2000));
-	close(fd);
+	expect_too_large(d.sock, buf, PROTO_MAX_LINE + 2);
 
 	/* Without a '\n': refused once the 65537th byte is in. */
-	fd = harness_connect(d.sock);
-	harness_send(fd, buf, PROTO_MAX_LINE + 1);
-	code = recv_code(fd, 3000);
-	ck_assert_ptr_nonnull(code);
-	ck_assert_str_eq(code, "request_too_large");
-	ck_assert(wait_closed(fd, 2000));
-	close(fd);
+	expect_too_large(d.sock, buf, PROTO_MAX_LINE + 1);
 
 	fd = harness_connect(d.sock);
 	hello_ok(fd);
