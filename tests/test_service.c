@@ -127,6 +127,25 @@ find_remove(struct svcmgr *m, int from, const char *id)
 	return find_fd_msg(m, from, "FDSTOREREMOVE=1", id);
 }
 
+/* The line status (a STATUS=) reaches the service manager within 3 s,
+ * among its messages from index from on. */
+static void
+expect_status(struct svcmgr *m, int from, const char *status)
+{
+	ck_assert_int_ne(svcmgr_wait(m, from, status, 3000), -1);
+}
+
+/* op ("release", "claim") on lease id, answered ok. */
+static void
+lease_op_ok(int c, const char *op, const char *id)
+{
+	json_object *r =
+	    harness_call(c, "{\"op\":\"%s\",\"lease\":\"%s\"}", op, id);
+
+	ck_assert(reply_ok(r));
+	json_object_put(r);
+}
+
 /* READY=1 comes after the journal's leases are back, and they are
  * listable at once. */
 START_TEST(test_ready_after_restore)
@@ -287,30 +306,20 @@ START_TEST(test_fdstore_messages)
 	ck_assert_int_eq(svcmgr_stored(&m, NULL, NULL, NULL, 64), 6);
 
 	/* STATUS= follows the change within about a second. */
-	ck_assert_int_ne(svcmgr_wait(&m, start,
-	                     "STATUS=3 lease(s), 4 port(s), 1 "
-	                     "connection(s)",
-	                     3000),
-	    -1);
+	expect_status(
+	    &m, start, "STATUS=3 lease(s), 4 port(s), 1 connection(s)");
 
 	start = m.nmsgs;
-	r = harness_call(c, "{\"op\":\"release\",\"lease\":\"%s\"}", ida);
-	ck_assert(reply_ok(r));
-	json_object_put(r);
-	r = harness_call(c, "{\"op\":\"claim\",\"lease\":\"%s\"}", idb);
-	ck_assert(reply_ok(r));
-	json_object_put(r);
+	lease_op_ok(c, "release", ida);
+	lease_op_ok(c, "claim", idb);
 	svcmgr_pump(&m, 100);
 	ck_assert_int_ne(find_remove(&m, start, ida), -1);
 	ck_assert_int_ne(find_remove(&m, start, idb), -1);
 	ck_assert_int_eq(find_remove(&m, start, idc), -1);
 	ck_assert_int_eq(svcmgr_stored(&m, NULL, NULL, NULL, 64), 1);
 	ck_assert_int_eq(svcmgr_stored(&m, idc, NULL, NULL, 64), 1);
-	ck_assert_int_ne(svcmgr_wait(&m, start,
-	                     "STATUS=2 lease(s), 3 port(s), 1 "
-	                     "connection(s)",
-	                     3000),
-	    -1);
+	expect_status(
+	    &m, start, "STATUS=2 lease(s), 3 port(s), 1 connection(s)");
 	close(c);
 
 	/* Stopping says so, and takes nothing out of the store. */
