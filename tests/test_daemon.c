@@ -557,6 +557,18 @@ START_TEST(family_ipv4_leaves_ipv6)
 }
 END_TEST
 
+/* Lease id on port p is listed and held now, and gone with its port free
+ * at t0 + gone_ms. */
+static void
+expect_gone_at(int fd, const char *id, int p, int64_t t0, int gone_ms)
+{
+	ck_assert(list_has(fd, id));
+	assert_plain_blocked(p, SOCK_STREAM);
+	usleep((useconds_t)(gone_ms - (now_ms() - t0)) * 1000);
+	ck_assert(!list_has(fd, id));
+	assert_port_free(p, SOCK_STREAM);
+}
+
 START_TEST(ttl_expiry)
 {
 	struct daemon_proc d;
@@ -572,11 +584,7 @@ START_TEST(ttl_expiry)
 	p = lease_port(a, 0);
 	ck_assert_int_eq(reply_int(a, "lease.ttl"), 1);
 	usleep(500 * 1000);
-	ck_assert(list_has(fd, id));
-	assert_plain_blocked(p, SOCK_STREAM);
-	usleep((useconds_t)(1500 - (now_ms() - t0)) * 1000);
-	ck_assert(!list_has(fd, id));
-	assert_port_free(p, SOCK_STREAM);
+	expect_gone_at(fd, id, p, t0, 1500);
 	json_object_put(a);
 	close_and_stop(&d, fd);
 }
@@ -604,12 +612,8 @@ START_TEST(renew_extends)
 	    reply_int(r, "lease.expires"), reply_int(a, "lease.expires") + 900);
 	json_object_put(r);
 	usleep((useconds_t)(2500 - (now_ms() - t0)) * 1000);
-	ck_assert(list_has(fd, id));
-	assert_plain_blocked(p, SOCK_STREAM);
 	/* Renewed at 1 s for 3 s: gone by 4.5 s. */
-	usleep((useconds_t)(4500 - (now_ms() - t0)) * 1000);
-	ck_assert(!list_has(fd, id));
-	assert_port_free(p, SOCK_STREAM);
+	expect_gone_at(fd, id, p, t0, 4500);
 	json_object_put(a);
 	close_and_stop(&d, fd);
 }
