@@ -51,6 +51,17 @@ start_in(const char *dir, struct svcmgr *m, const char *wd, const int *fds,
 	return pid;
 }
 
+/* A fresh folder made into dir, its service manager m, portd started there
+ * under it (its pid in *ret_pid), and a connection to that portd. */
+static int
+start_connected(char *dir, struct svcmgr *m, pid_t *ret_pid)
+{
+	make_dir(dir);
+	svcmgr_open(m, dir);
+	*ret_pid = start_in(dir, m, NULL, NULL, NULL, 0);
+	return harness_connect(sock_of(dir));
+}
+
 static void
 stop_pid(pid_t pid, const char *dir)
 {
@@ -491,10 +502,7 @@ START_TEST(test_stray_stored_fd)
 	ino_t sino;
 	pid_t pid;
 
-	make_dir(dir);
-	svcmgr_open(&m, dir);
-	pid = start_in(dir, &m, NULL, NULL, NULL, 0);
-	c = harness_connect(sock_of(dir));
+	c = start_connected(dir, &m, &pid);
 	r = lease(c, ",\"ttl\":600");
 	snprintf(id, sizeof(id), "%s", lease_id(r));
 	json_object_put(r);
@@ -547,10 +555,7 @@ START_TEST(regression_unreadable_journal_keeps_stored_fds)
 	json_object *r;
 	pid_t pid;
 
-	make_dir(dir);
-	svcmgr_open(&m, dir);
-	pid = start_in(dir, &m, NULL, NULL, NULL, 0);
-	c = harness_connect(sock_of(dir));
+	c = start_connected(dir, &m, &pid);
 	r = lease(c, ",\"ttl\":600");
 	port = lease_port(r, 0);
 	json_object_put(r);
