@@ -12,23 +12,16 @@ build=$1
 src=$2
 sanitize=$3
 tmp=$(mktemp -d /tmp/portd-cmake.XXXXXX)
-daemon_pid=
+# shellcheck source=tests/install_common.sh
+. "$(dirname "$0")/install_common.sh"
 cleanup() {
-	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
+	kill_portd
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
 
-cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-p=$tmp/prefix
-flags=
-if [ "$sanitize" = ON ]; then
-	flags="-fsanitize=address,undefined"
-fi
+install_prefix "$build"
+flags=$(sanitize_flags "$sanitize")
 cmake -S "$src/tests/cmake_sample" -B "$tmp/sample" \
 	-DCMAKE_PREFIX_PATH="$p" -DCMAKE_C_FLAGS="$flags" \
 	-DCMAKE_EXE_LINKER_FLAGS="$flags" >"$tmp/configure.log" 2>&1 ||
@@ -37,13 +30,7 @@ cmake --build "$tmp/sample" >"$tmp/build.log" 2>&1 ||
 	fail "build: $(cat "$tmp/build.log")"
 mkdir "$tmp/sample/seen"
 
-"$p/sbin/portd" --socket "$tmp/portd.sock" --pool 31900-31999 \
-	2>"$tmp/portd.log" &
-daemon_pid=$!
-for _ in $(seq 500); do
-	[ -S "$tmp/portd.sock" ] && break
-	sleep 0.01
-done
+start_portd "$tmp/portd.sock" 31900-31999 500 0.01
 export PORTD_SOCKET="$tmp/portd.sock"
 (cd "$tmp/sample" && ctest -j4 --output-on-failure) >"$tmp/ctest.log" 2>&1 ||
 	fail "ctest: $(cat "$tmp/ctest.log")"
@@ -57,7 +44,5 @@ distinct=$(cat "$tmp/sample/seen"/* | sort -u | wc -l)
 	fail "$distinct distinct ports of $total: $(cat "$tmp/sample/seen"/*)"
 left=$("$p/bin/portctl" list --json)
 [ "$left" = "[]" ] || fail "leases left after the run: $left"
-kill "$daemon_pid"
-wait "$daemon_pid" || fail "portd exited badly: $(cat "$tmp/portd.log")"
-daemon_pid=
+stop_portd
 echo "ok: $tests tests under portd_add_test, ctest -j4, $distinct distinct held ports"

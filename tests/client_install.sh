@@ -8,22 +8,18 @@ set -eu
 build=$1
 sanitize=$2
 tmp=$(mktemp -d /tmp/portd-install.XXXXXX)
-daemon_pid=
+# shellcheck source=tests/install_common.sh
+. "$(dirname "$0")/install_common.sh"
 cleanup() {
-	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
+	kill_portd
 	if [ -f "$tmp/run/portd/portd.sock.lock" ]; then
 		kill "$(cat "$tmp/run/portd/portd.sock.lock")" 2>/dev/null || true
 	fi
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
 
-cmake --install "$build" --prefix "$tmp/prefix" >/dev/null
-p=$tmp/prefix
+install_prefix "$build"
 libdir=$(cd "$p" && find . -name libportd.so -path '*lib*' | head -1)
 [ -n "$libdir" ] || fail "libportd.so not installed"
 libdir=$p/$(dirname "$libdir")
@@ -38,10 +34,7 @@ done
 soname=$(objdump -p "$libdir/libportd.so" | awk '/SONAME/ {print $2}')
 [ -e "$libdir/$soname" ] || fail "SONAME $soname not installed"
 
-cflags=
-if [ "$sanitize" = ON ]; then
-	cflags="-fsanitize=address,undefined"
-fi
+cflags=$(sanitize_flags "$sanitize")
 
 cat >"$tmp/use.c" <<'EOC'
 #include <portd.h>
@@ -94,21 +87,13 @@ cmake -S "$tmp/cm" -B "$tmp/cm/build" -DCMAKE_PREFIX_PATH="$p" \
 	-DCMAKE_C_FLAGS="$cflags" >/dev/null
 cmake --build "$tmp/cm/build" >/dev/null
 
-"$p/sbin/portd" --socket "$tmp/portd.sock" --pool 26800-26999 \
-	2>"$tmp/portd.log" &
-daemon_pid=$!
-for _ in $(seq 200); do
-	[ -S "$tmp/portd.sock" ] && break
-	sleep 0.02
-done
+start_portd "$tmp/portd.sock" 26800-26999 200 0.02
 for prog in "$tmp/use" "$tmp/use-static" "$tmp/cm/build/use"; do
 	port=$(PORTD_SOCKET=$tmp/portd.sock "$prog") || fail "$prog failed"
 	[ "$port" -ge 26800 ] && [ "$port" -le 26999 ] ||
 		fail "$prog leased $port, outside the pool"
 done
-kill "$daemon_pid"
-wait "$daemon_pid" || fail "portd exited badly: $(cat "$tmp/portd.log")"
-daemon_pid=
+stop_portd
 
 # The installed portctl starts the installed portd from ../sbin, with no
 # portd in PATH.

@@ -151,47 +151,17 @@ hb_read_line(struct hb_reader *r, int timeout_ms)
 	char *line;
 
 	while ((line = take_line(r)) == NULL) {
-		struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
-		union {
-			char buf[CMSG_SPACE(sizeof(int) * 253)];
-			struct cmsghdr align;
-		} cbuf;
-		struct iovec iov = {.iov_base = r->buf + r->len,
-		    .iov_len = sizeof(r->buf) - r->len};
-		struct msghdr msg = {.msg_iov = &iov,
-		    .msg_iovlen = 1,
-		    .msg_control = cbuf.buf,
-		    .msg_controllen = sizeof(cbuf.buf)};
-		struct cmsghdr *c;
-		int64_t left = deadline - now_ms();
+		size_t room = sizeof(r->buf) - r->len;
 		ssize_t n;
 
-		ck_assert_msg(iov.iov_len > 0, "reply line too long");
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-			return NULL;
-		n = recvmsg(r->fd, &msg, MSG_CMSG_CLOEXEC);
-		if (n == -1 && errno == EINTR)
+		ck_assert_msg(room > 0, "reply line too long");
+		n = harness_recv_some(r->fd, r->buf + r->len, room, deadline,
+		    r->fds, &r->nfds, (int)(sizeof(r->fds) / sizeof(r->fds[0])),
+		    true);
+		if (n == 0)
 			continue;
-		if (n <= 0)
+		if (n < 0)
 			return NULL;
-		ck_assert_msg(!(msg.msg_flags & MSG_CTRUNC), "MSG_CTRUNC");
-		for (c = CMSG_FIRSTHDR(&msg); c != NULL;
-		     c = CMSG_NXTHDR(&msg, c)) {
-			int k;
-
-			ck_assert_int_eq(c->cmsg_level, SOL_SOCKET);
-			ck_assert_int_eq(c->cmsg_type, SCM_RIGHTS);
-			k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			for (int i = 0; i < k; i++) {
-				int rfd;
-
-				memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int),
-				    sizeof(int));
-				ck_assert_int_lt(r->nfds,
-				    (int)(sizeof(r->fds) / sizeof(r->fds[0])));
-				r->fds[r->nfds++] = rfd;
-			}
-		}
 		r->len += (size_t)n;
 	}
 	return line;
@@ -232,34 +202,18 @@ hb_call(struct hb_reader *r, int *fds, int max, int *nfds, const char *fmt, ...)
 }
 
 static int
+count_pidfd(const char *target, void *arg)
+{
+	(void)arg;
+	return strstr(target, "pidfd") != NULL;
+}
+
+static int
 scan_fds(pid_t pid, bool pidfds_only)
 {
-	char path[64], link[384], target[256];
-	struct dirent *de;
-	DIR *d;
-	int n = 0;
+	int n = harness_proc_fds(pid, pidfds_only ? count_pidfd : NULL, NULL);
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	ck_assert_msg(d != NULL, "%s: %s", path, strerror(errno));
-	while ((de = readdir(d)) != NULL) {
-		ssize_t k;
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (!pidfds_only) {
-			n++;
-			continue;
-		}
-		snprintf(link, sizeof(link), "%s/%s", path, de->d_name);
-		k = readlink(link, target, sizeof(target) - 1);
-		if (k <= 0)
-			continue;
-		target[k] = '\0';
-		if (strstr(target, "pidfd") != NULL)
-			n++;
-	}
-	closedir(d);
+	ck_assert_msg(n >= 0, "/proc/%d/fd: %s", (int)pid, strerror(errno));
 	return n;
 }
 

@@ -1,5 +1,6 @@
 /* Test harness: a real portd on a private socket, real sockets to it. */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -209,19 +210,33 @@ harness_connect(const char *sock)
 	return fd;
 }
 
+size_t
+harness_send_upto(
+    int fd, const void *buf, size_t len, size_t chunk, unsigned pause_us)
+{
+	const char *p = buf;
+	size_t sent = 0;
+
+	while (sent < len) {
+		size_t want =
+		    chunk > 0 && chunk < len - sent ? chunk : len - sent;
+		ssize_t n = send(fd, p + sent, want, MSG_NOSIGNAL);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		sent += (size_t)n;
+		if (pause_us > 0)
+			usleep(pause_us);
+	}
+	return sent;
+}
+
 void
 harness_send(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		ck_assert_msg(n > 0, "send: %s", strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
+	ck_assert_msg(harness_send_upto(fd, buf, len, 0, 0) == len, "send: %s",
+	    strerror(errno));
 }
 
 /* Per-fd read-ahead so lines split across reads are kept. */
@@ -249,6 +264,58 @@ take_line(int slot)
 	return line;
 }
 
+ssize_t
+harness_recv_some(int fd, char *buf, size_t len, int64_t deadline, int *fds,
+    int *nfds, int max, bool strict)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 256)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = {.iov_base = buf, .iov_len = len};
+	struct msghdr msg = {.msg_iov = &iov,
+	    .msg_iovlen = 1,
+	    .msg_control = cbuf.buf,
+	    .msg_controllen = sizeof(cbuf.buf)};
+	struct cmsghdr *c;
+	int64_t left = deadline - now_ms();
+	ssize_t n;
+
+	if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+		return -1;
+	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	if (n == -1 && errno == EINTR)
+		return 0;
+	if (n <= 0)
+		return -1;
+	ck_assert_msg(!(msg.msg_flags & MSG_CTRUNC), "MSG_CTRUNC");
+	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		int k;
+
+		if (strict) {
+			ck_assert_int_eq(c->cmsg_level, SOL_SOCKET);
+			ck_assert_int_eq(c->cmsg_type, SCM_RIGHTS);
+		} else if (c->cmsg_level != SOL_SOCKET ||
+		           c->cmsg_type != SCM_RIGHTS)
+			continue;
+		k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		for (int i = 0; i < k; i++) {
+			int rfd;
+
+			memcpy(
+			    &rfd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (strict)
+				ck_assert_int_lt(*nfds, max);
+			if (*nfds < max)
+				fds[(*nfds)++] = rfd;
+			else
+				close(rfd);
+		}
+	}
+	return n;
+}
+
 char *
 harness_recv_line(int fd, int timeout_ms, int *fds, int *nfds)
 {
@@ -271,50 +338,17 @@ harness_recv_line(int fd, int timeout_ms, int *fds, int *nfds)
 	if (nfds != NULL)
 		*nfds = 0;
 	while ((line = take_line(slot)) == NULL) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		union {
-			char buf[CMSG_SPACE(sizeof(int) * 256)];
-			struct cmsghdr align;
-		} cbuf;
-		struct iovec iov;
-		struct msghdr msg = {0};
-		struct cmsghdr *c;
-		int64_t left = deadline - now_ms();
+		size_t room = sizeof(ra[slot].buf) - ra[slot].len;
 		ssize_t n;
 
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
-			return NULL;
-		iov.iov_base = ra[slot].buf + ra[slot].len;
-		iov.iov_len = sizeof(ra[slot].buf) - ra[slot].len;
-		if (iov.iov_len == 0)
+		if (room == 0)
 			ck_abort_msg("reply line too long for the harness");
-		msg.msg_iov = &iov;
-		msg.msg_iovlen = 1;
-		msg.msg_control = cbuf.buf;
-		msg.msg_controllen = sizeof(cbuf.buf);
-		n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-		if (n == -1 && errno == EINTR)
+		n = harness_recv_some(fd, ra[slot].buf + ra[slot].len, room,
+		    deadline, fds, &got, fds != NULL ? 64 : 0, false);
+		if (n == 0)
 			continue;
-		if (n <= 0)
+		if (n < 0)
 			return NULL;
-		ck_assert_msg(!(msg.msg_flags & MSG_CTRUNC), "MSG_CTRUNC");
-		for (c = CMSG_FIRSTHDR(&msg); c != NULL;
-		     c = CMSG_NXTHDR(&msg, c)) {
-			int k;
-			if (c->cmsg_level != SOL_SOCKET ||
-			    c->cmsg_type != SCM_RIGHTS)
-				continue;
-			k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-			for (int i = 0; i < k; i++) {
-				int rfd;
-				memcpy(&rfd, CMSG_DATA(c) + i * sizeof(int),
-				    sizeof(int));
-				if (fds != NULL && got < 64)
-					fds[got++] = rfd;
-				else
-					close(rfd);
-			}
-		}
 		ra[slot].len += (size_t)n;
 	}
 	if (nfds != NULL)
@@ -341,18 +375,6 @@ vcall(int fd, int *fds, int *nfds, const char *fmt, va_list ap)
 	ck_assert_msg(o != NULL, "bad reply to %s: %s", req, line);
 	free(line);
 	free(req);
-	return o;
-}
-
-json_object *
-harness_call(int fd, const char *fmt, ...)
-{
-	va_list ap;
-	json_object *o;
-
-	va_start(ap, fmt);
-	o = vcall(fd, NULL, NULL, fmt, ap);
-	va_end(ap);
 	return o;
 }
 
@@ -399,24 +421,30 @@ reply_error(json_object *r)
 	return json_object_get_string(reply_get(r, "error.code"));
 }
 
-int64_t
-reply_int(json_object *obj, const char *path)
+/* The value at path, which must be of type (what names it in the message). */
+static json_object *
+reply_typed(
+    json_object *obj, const char *path, json_type type, const char *what)
 {
 	json_object *v = reply_get(obj, path);
 
-	ck_assert_msg(v != NULL && json_object_is_type(v, json_type_int),
-	    "no integer '%s' in %s", path, json_object_to_json_string(obj));
-	return json_object_get_int64(v);
+	ck_assert_msg(v != NULL && json_object_is_type(v, type),
+	    "no %s '%s' in %s", what, path, json_object_to_json_string(obj));
+	return v;
+}
+
+int64_t
+reply_int(json_object *obj, const char *path)
+{
+	return json_object_get_int64(
+	    reply_typed(obj, path, json_type_int, "integer"));
 }
 
 const char *
 reply_str(json_object *obj, const char *path)
 {
-	json_object *v = reply_get(obj, path);
-
-	ck_assert_msg(v != NULL && json_object_is_type(v, json_type_string),
-	    "no string '%s' in %s", path, json_object_to_json_string(obj));
-	return json_object_get_string(v);
+	return json_object_get_string(
+	    reply_typed(obj, path, json_type_string, "string"));
 }
 
 const char *
@@ -513,6 +541,40 @@ bind_listen(const char *addr, int port, bool reuse)
 		    SOCK_STREAM, reuse, true, true, true);
 	}
 	return -rc; /* bind_sa: errno on failure, -fd when kept */
+}
+
+int
+harness_proc_fds(
+    pid_t pid, int (*each)(const char *target, void *arg), void *arg)
+{
+	char path[64], link[384], target[256];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		ssize_t len;
+		int r;
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (each == NULL) {
+			n++;
+			continue;
+		}
+		snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+		if ((len = readlink(link, target, sizeof(target) - 1)) <= 0)
+			continue;
+		target[len] = '\0';
+		if ((r = each(target, arg)) < 0)
+			break;
+		n += r;
+	}
+	closedir(d);
+	return n;
 }
 
 int

@@ -58,16 +58,29 @@ const char *harness_log(struct daemon_proc *d);
 int harness_connect(const char *sock);
 /* Write all of buf. */
 void harness_send(int fd, const void *buf, size_t len);
+/* Send like harness_send, but stop quietly when the peer hangs up; at most
+ * chunk bytes a send() (0: no limit), sleeping pause_us after each. Returns
+ * the bytes sent. */
+size_t harness_send_upto(
+    int fd, const void *buf, size_t len, size_t chunk, unsigned pause_us);
 /*
  * Read one reply line (without '\n') within timeout_ms. Returns a malloc'd
  * string, or NULL on EOF or timeout. Any fds that come with it are stored
  * in fds[0..*nfds) when fds is not NULL (else closed).
  */
 char *harness_recv_line(int fd, int timeout_ms, int *fds, int *nfds);
+/*
+ * One recvmsg of at most len bytes into buf before deadline (now_ms()). The
+ * fds that come with them go to fds[*nfds..max), *nfds counting them; fds
+ * beyond max are closed, and so are control messages other than SCM_RIGHTS
+ * skipped, unless strict, where either fails the test. Returns the bytes
+ * read, 0 to call again (EINTR), -1 on timeout or end of file.
+ */
+ssize_t harness_recv_some(int fd, char *buf, size_t len, int64_t deadline,
+    int *fds, int *nfds, int max, bool strict);
 /* Send a printf-formatted request line ('\n' added), read and parse the
  * reply; aborts the test on EOF, timeout or bad JSON. */
-json_object *harness_call(int fd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+#define harness_call(fd, ...) harness_call_fds((fd), NULL, NULL, __VA_ARGS__)
 /* Like harness_call, also receiving fds. */
 json_object *harness_call_fds(int fd, int *fds, int *nfds, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -93,6 +106,11 @@ int bind_listen(const char *addr, int port, bool reuseaddr);
 /* Milliseconds on the monotonic clock. */
 int64_t now_ms(void);
 
+/* Walk pid's open fds: with each NULL, count them; else count what each
+ * returns for the link target of every fd it can read (a negative return
+ * stops the walk). -1 when pid has no /proc entry (errno set). */
+int harness_proc_fds(
+    pid_t pid, int (*each)(const char *target, void *arg), void *arg);
 /* Run a Check suite; returns the process exit status. */
 int harness_run(Suite *s);
 

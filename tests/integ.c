@@ -45,7 +45,6 @@ exchange_child(int out, uid_t uid, const char *sock, const char *data,
     size_t len, int nreplies, int timeout_ms, int wait_close_ms)
 {
 	char buf[64];
-	const char *p = data;
 	int fd;
 
 	if (become_uid(uid) == -1) {
@@ -58,15 +57,7 @@ exchange_child(int out, uid_t uid, const char *sock, const char *data,
 		write_all(out, buf, strlen(buf));
 		_exit(0);
 	}
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		p += n;
-		len -= (size_t)n;
-	}
+	harness_send_upto(fd, data, len, 0, 0);
 	for (int i = 0; i < nreplies; i++) {
 		char *line = harness_recv_line(fd, timeout_ms, NULL, NULL);
 		if (line == NULL)
@@ -216,20 +207,45 @@ line_code(const char *line)
 	return buf;
 }
 
+const char *
+recv_code(int fd, int ms)
+{
+	static char code[64];
+	char *line = harness_recv_line(fd, ms, NULL, NULL);
+
+	if (line == NULL)
+		return NULL;
+	snprintf(code, sizeof(code), "%s", line_code(line));
+	free(line);
+	return code;
+}
+
+void
+hello_ok(int fd)
+{
+	json_object *r = harness_call(fd, "{\"op\":\"hello\"}");
+
+	ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
+	json_object_put(r);
+}
+
+void
+expect_error(int fd, const char *code, const char *req)
+{
+	json_object *r = harness_call(fd, "%s", req);
+	const char *got = reply_error(r);
+
+	ck_assert_msg(got != NULL && strcmp(got, code) == 0,
+	    "%s: want %s, got %s", req, code, json_object_to_json_string(r));
+	json_object_put(r);
+}
+
 int
 proc_fd_count(pid_t pid)
 {
-	char path[64];
-	struct dirent *e;
-	DIR *d;
-	int n = 0;
+	int n = harness_proc_fds(pid, NULL, NULL);
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	ck_assert_ptr_nonnull(d = opendir(path));
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
+	ck_assert_int_ge(n, 0);
 	return n;
 }
 

@@ -48,6 +48,14 @@ bool wait_closed(int fd, int ms);
 /* Reply code of a line: "ok", an error code, or "?" */
 const char *line_code(const char *line);
 
+/* The code (line_code) of the next reply line on fd within ms, in a
+ * static buffer; NULL on EOF or timeout. */
+const char *recv_code(int fd, int ms);
+/* A hello on fd must be answered ok. */
+void hello_ok(int fd);
+/* Send req on fd; its reply must be the error code. */
+void expect_error(int fd, const char *code, const char *req);
+
 /* /proc probes of a process. */
 int proc_fd_count(pid_t pid);
 long proc_rss_kb(pid_t pid);

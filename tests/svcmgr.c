@@ -328,47 +328,35 @@ remove_dir(const char *dir)
 int
 proc_fd_count(pid_t pid)
 {
-	char path[64];
-	struct dirent *e;
-	DIR *d;
-	int n = 0;
+	return harness_proc_fds(pid, NULL, NULL);
+}
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	if ((d = opendir(path)) == NULL)
+struct inodes {
+	ino_t *out;
+	int max;
+};
+
+static int
+take_socket_inode(const char *target, void *arg)
+{
+	struct inodes *in = arg;
+	unsigned long long ino;
+
+	if (in->max <= 0)
 		return -1;
-	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n;
+	if (sscanf(target, "socket:[%llu]", &ino) != 1)
+		return 0;
+	*in->out++ = (ino_t)ino;
+	in->max--;
+	return 1;
 }
 
 int
 proc_socket_inodes(pid_t pid, ino_t *out, int max)
 {
-	char path[64], link[384], target[128];
-	struct dirent *e;
-	DIR *d;
-	int n = 0;
+	struct inodes in = {.out = out, .max = max};
 
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	if ((d = opendir(path)) == NULL)
-		return -1;
-	while ((e = readdir(d)) != NULL && n < max) {
-		unsigned long long ino;
-		ssize_t len;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
-		if ((len = readlink(link, target, sizeof(target) - 1)) <= 0)
-			continue;
-		target[len] = '\0';
-		if (sscanf(target, "socket:[%llu]", &ino) == 1)
-			out[n++] = (ino_t)ino;
-	}
-	closedir(d);
-	return n;
+	return harness_proc_fds(pid, take_socket_inode, &in);
 }
 
 bool

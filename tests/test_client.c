@@ -218,6 +218,20 @@ fake_stop(struct fake *f)
 	rmdir(f->dir);
 }
 
+/* portd_connect with o to a fake playing steps fails with want and gives
+ * no handle; the fake is left running. */
+static void
+connect_fails(struct fake *f, const struct step *steps, int nsteps,
+    struct portd_options *o, int want)
+{
+	struct portd *h = NULL;
+
+	fake_start(f, steps, nsteps);
+	o->socket = f->sock;
+	ck_assert_int_eq(portd_connect(o, &h), want);
+	ck_assert_ptr_null(h);
+}
+
 /* ---- against the real daemon ---- */
 
 static void
@@ -637,20 +651,13 @@ START_TEST(wrong_version)
 	                                    "\"version\":2}"}};
 	char err[256];
 	struct portd_options o = {.errbuf = err, .errbuf_size = sizeof(err)};
-	struct portd *h = NULL;
 	struct fake f;
 
-	fake_start(&f, refuse, 1);
-	o.socket = f.sock;
-	ck_assert_int_eq(portd_connect(&o, &h), PORTD_E_VERSION);
-	ck_assert_ptr_null(h);
+	connect_fails(&f, refuse, 1, &o, PORTD_E_VERSION);
 	ck_assert_msg(strstr(err, "version 1 unsupported") != NULL, "%s", err);
 	fake_stop(&f);
 
-	fake_start(&f, v2, 1);
-	o.socket = f.sock;
-	ck_assert_int_eq(portd_connect(&o, &h), PORTD_E_VERSION);
-	ck_assert_ptr_null(h);
+	connect_fails(&f, v2, 1, &o, PORTD_E_VERSION);
 	fake_stop(&f);
 }
 END_TEST
@@ -664,10 +671,7 @@ START_TEST(timeout_silent_server)
 	struct portd_status *s = NULL;
 	struct fake f;
 
-	fake_start(&f, silent, 1);
-	o.socket = f.sock;
-	ck_assert_int_eq(portd_connect(&o, &h), PORTD_E_TIMEOUT);
-	ck_assert_ptr_null(h);
+	connect_fails(&f, silent, 1, &o, PORTD_E_TIMEOUT);
 	fake_stop(&f);
 
 	fake_start(&f, late, 2);

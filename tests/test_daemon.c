@@ -24,6 +24,21 @@
 
 static const char *const pool_args[] = {POOL_ARGS, NULL};
 
+/* A daemon on the test pool, and a connection to it. */
+static int
+start_pool(struct daemon_proc *d)
+{
+	harness_start(d, pool_args);
+	return harness_connect(d->sock);
+}
+
+static void
+close_and_stop(struct daemon_proc *d, int fd)
+{
+	close(fd);
+	harness_stop(d);
+}
+
 static json_object *
 lease(int fd, const char *args)
 {
@@ -33,17 +48,6 @@ lease(int fd, const char *args)
 	ck_assert_msg(
 	    reply_ok(r), "lease {%s}: %s", args, json_object_to_json_string(r));
 	return r;
-}
-
-static void
-expect_error(int fd, const char *code, const char *req)
-{
-	json_object *r = harness_call(fd, "%s", req);
-	const char *got = reply_error(r);
-
-	ck_assert_msg(got != NULL && strcmp(got, code) == 0,
-	    "%s: want %s, got %s", req, code, json_object_to_json_string(r));
-	json_object_put(r);
 }
 
 /* Wait until status shows n connections (probes from harness_start and
@@ -95,8 +99,7 @@ START_TEST(hello_echoes_uid_and_pid)
 	ck_assert_int_eq(reply_int(r, "pid"), d.pid);
 	json_object_put(r);
 	exchange_free(&x);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -107,8 +110,7 @@ START_TEST(every_op)
 	char ida[80], idb[80];
 	int fd, p, q;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 
 	a = lease(fd, "\"id\":7");
 	ck_assert_int_eq(reply_int(a, "id"), 7);
@@ -172,8 +174,7 @@ START_TEST(every_op)
 
 	json_object_put(a);
 	json_object_put(b);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -184,8 +185,7 @@ START_TEST(errors_of_requests)
 	char *big;
 	int fd;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	expect_error(fd, "bad_request", "{\"op\":\"lease\",\"count\":0}");
 	expect_error(fd, "bad_request", "{\"op\":\"lease\",\"bogus\":1}");
 	expect_error(fd, "unknown_op", "{\"op\":\"frobnicate\"}");
@@ -210,8 +210,7 @@ START_TEST(errors_of_requests)
 		free(line);
 	}
 	ck_assert(wait_closed(fd, 2000));
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -233,8 +232,7 @@ START_TEST(no_ports)
 	json_object_put(lease(fd, ""));
 	json_object_put(a);
 	json_object_put(b);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -244,8 +242,7 @@ START_TEST(port_unavailable)
 	json_object *r;
 	int fd, busy;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	/* A port the test itself holds. */
 	busy = bind_listen("0.0.0.0", 29460, false);
 	ck_assert_int_ge(busy, 0);
@@ -255,8 +252,7 @@ START_TEST(port_unavailable)
 	r = lease(fd, "\"port\":29460");
 	ck_assert_int_eq(lease_port(r, 0), 29460);
 	json_object_put(r);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -267,8 +263,7 @@ START_TEST(port_unavailable_leased)
 	char req[64];
 	int fd;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	a = lease(fd, "\"hold\":\"exclusive\"");
 	snprintf(req, sizeof(req), "{\"op\":\"lease\",\"port\":%d}",
 	    lease_port(a, 0));
@@ -278,8 +273,7 @@ START_TEST(port_unavailable_leased)
 	    fd, "{\"op\":\"claim\",\"lease\":\"%s\"}", lease_id(a)));
 	expect_error(fd, "port_unavailable", req);
 	json_object_put(a);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -314,8 +308,7 @@ START_TEST(quota_per_uid)
 	    fd, "{\"op\":\"release\",\"lease\":\"%s\"}", lease_id(a)));
 	json_object_put(lease(fd, "\"count\":2"));
 	json_object_put(a);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -364,8 +357,7 @@ START_TEST(forbidden_for_other_users)
 	json_object_put(r);
 	assert_plain_blocked(p, SOCK_STREAM);
 	json_object_put(a);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -449,8 +441,7 @@ START_TEST(hold_shared_tcp)
 	json_object *a, *r;
 	int fd, p;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	a = lease(fd, "");
 	p = lease_port(a, 0);
 	assert_plain_blocked(p, SOCK_STREAM);
@@ -463,8 +454,7 @@ START_TEST(hold_shared_tcp)
 	json_object_put(r);
 	assert_port_free(p, SOCK_STREAM);
 	json_object_put(a);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -494,29 +484,25 @@ check_exclusive(int fd, const char *args, int type)
 	json_object_put(a);
 }
 
-START_TEST(hold_exclusive_tcp)
+static void
+check_exclusive_on_pool(const char *args, int type)
 {
 	struct daemon_proc d;
-	int fd;
+	int fd = start_pool(&d);
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
-	check_exclusive(fd, "\"hold\":\"exclusive\"", SOCK_STREAM);
-	close(fd);
-	harness_stop(&d);
+	check_exclusive(fd, args, type);
+	close_and_stop(&d, fd);
+}
+
+START_TEST(hold_exclusive_tcp)
+{
+	check_exclusive_on_pool("\"hold\":\"exclusive\"", SOCK_STREAM);
 }
 END_TEST
 
 START_TEST(hold_udp)
 {
-	struct daemon_proc d;
-	int fd;
-
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
-	check_exclusive(fd, "\"proto\":\"udp\"", SOCK_DGRAM);
-	close(fd);
-	harness_stop(&d);
+	check_exclusive_on_pool("\"proto\":\"udp\"", SOCK_DGRAM);
 }
 END_TEST
 
@@ -526,8 +512,7 @@ START_TEST(hold_both)
 	json_object *a;
 	int fd, p;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	a = lease(fd, "\"proto\":\"both\"");
 	p = lease_port(a, 0);
 	assert_plain_blocked(p, SOCK_STREAM);
@@ -539,8 +524,7 @@ START_TEST(hold_both)
 	assert_port_free(p, SOCK_STREAM);
 	assert_port_free(p, SOCK_DGRAM);
 	json_object_put(a);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -550,8 +534,7 @@ START_TEST(family_ipv4_leaves_ipv6)
 	json_object *a;
 	int fd, p;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	a = lease(fd, "\"family\":\"ipv4\"");
 	p = lease_port(a, 0);
 	ck_assert_str_eq(reply_str(a, "lease.family"), "ipv4");
@@ -570,10 +553,21 @@ START_TEST(family_ipv4_leaves_ipv6)
 	    try_bind_addr("::1", SOCK_STREAM, p, false), EADDRINUSE);
 	ck_assert_int_eq(try_bind_addr("127.0.0.1", SOCK_STREAM, p, false), 0);
 	json_object_put(a);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
+
+/* Lease id on port p is listed and held now, and gone with its port free
+ * at t0 + gone_ms. */
+static void
+expect_gone_at(int fd, const char *id, int p, int64_t t0, int gone_ms)
+{
+	ck_assert(list_has(fd, id));
+	assert_plain_blocked(p, SOCK_STREAM);
+	usleep((useconds_t)(gone_ms - (now_ms() - t0)) * 1000);
+	ck_assert(!list_has(fd, id));
+	assert_port_free(p, SOCK_STREAM);
+}
 
 START_TEST(ttl_expiry)
 {
@@ -583,22 +577,16 @@ START_TEST(ttl_expiry)
 	int64_t t0;
 	int fd, p;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	t0 = now_ms();
 	a = lease(fd, "\"ttl\":1");
 	snprintf(id, sizeof(id), "%s", lease_id(a));
 	p = lease_port(a, 0);
 	ck_assert_int_eq(reply_int(a, "lease.ttl"), 1);
 	usleep(500 * 1000);
-	ck_assert(list_has(fd, id));
-	assert_plain_blocked(p, SOCK_STREAM);
-	usleep((useconds_t)(1500 - (now_ms() - t0)) * 1000);
-	ck_assert(!list_has(fd, id));
-	assert_port_free(p, SOCK_STREAM);
+	expect_gone_at(fd, id, p, t0, 1500);
 	json_object_put(a);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -610,8 +598,7 @@ START_TEST(renew_extends)
 	int64_t t0;
 	int fd, p;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	t0 = now_ms();
 	a = lease(fd, "\"ttl\":2");
 	snprintf(id, sizeof(id), "%s", lease_id(a));
@@ -625,15 +612,10 @@ START_TEST(renew_extends)
 	    reply_int(r, "lease.expires"), reply_int(a, "lease.expires") + 900);
 	json_object_put(r);
 	usleep((useconds_t)(2500 - (now_ms() - t0)) * 1000);
-	ck_assert(list_has(fd, id));
-	assert_plain_blocked(p, SOCK_STREAM);
 	/* Renewed at 1 s for 3 s: gone by 4.5 s. */
-	usleep((useconds_t)(4500 - (now_ms() - t0)) * 1000);
-	ck_assert(!list_has(fd, id));
-	assert_port_free(p, SOCK_STREAM);
+	expect_gone_at(fd, id, p, t0, 4500);
 	json_object_put(a);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -686,8 +668,7 @@ START_TEST(status_counts)
 	int64_t free0, size;
 	int fd, fd2;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	wait_conns(fd, 1);
 	r = harness_call(fd, "{\"op\":\"status\"}");
 	ck_assert(reply_ok(r));
@@ -736,8 +717,7 @@ START_TEST(status_counts)
 	json_object_put(r);
 	json_object_put(a);
 	json_object_put(b);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -755,8 +735,7 @@ START_TEST(pipelining_in_order)
 	size_t len = 0;
 	int fd;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	for (int i = 0; i < 50; i++)
 		len += (size_t)snprintf(
 		    buf + len, sizeof(buf) - len, reqs[i % 5], i);
@@ -774,8 +753,7 @@ START_TEST(pipelining_in_order)
 		json_object_put(r);
 		free(line);
 	}
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -787,8 +765,7 @@ START_TEST(second_daemon_refused)
 	pid_t pid;
 	int fd, status, p;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	a = lease(fd, "");
 	p = lease_port(a, 0);
 
@@ -815,8 +792,7 @@ START_TEST(second_daemon_refused)
 	fd = harness_connect(d.sock);
 	ck_assert(list_has(fd, lease_id(a)));
 	json_object_put(a);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -843,8 +819,7 @@ START_TEST(stale_socket_replaced)
 	ck_assert(reply_ok(r));
 	ck_assert_int_eq(reply_int(r, "pid"), d.pid);
 	json_object_put(r);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -893,8 +868,7 @@ START_TEST(sigterm_removes_socket_and_frees_ports)
 	    types[4] = {SOCK_STREAM, SOCK_STREAM, SOCK_DGRAM, SOCK_STREAM};
 	int fd, status;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	l[0] = lease(fd, "");
 	l[1] = lease(fd, "\"hold\":\"exclusive\"");
 	l[2] = lease(fd, "\"proto\":\"udp\"");
@@ -913,8 +887,7 @@ START_TEST(sigterm_removes_socket_and_frees_ports)
 	ck_assert_int_eq(errno, ENOENT);
 	for (int i = 0; i < 4; i++)
 		assert_port_free(ports[i], types[i]);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 
@@ -931,8 +904,7 @@ START_TEST(regression_error_reply_without_fds)
 	char *line;
 	int fd;
 
-	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
+	fd = start_pool(&d);
 	memset(big, 'x', sizeof(big));
 	harness_send(fd, big, sizeof(big));
 	line = harness_recv_line(fd, 3000, NULL, NULL);
@@ -946,8 +918,7 @@ START_TEST(regression_error_reply_without_fds)
 	r = harness_call(fd, "{\"op\":\"hello\"}");
 	ck_assert(reply_ok(r));
 	json_object_put(r);
-	close(fd);
-	harness_stop(&d);
+	close_and_stop(&d, fd);
 }
 END_TEST
 

@@ -90,32 +90,18 @@ ps_ask(const char *addr, pid_t pid)
 	return port;
 }
 
-static void
-hello_ok(int fd)
-{
-	json_object *r = harness_call(fd, "{\"op\":\"hello\"}");
-
-	ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
-	json_object_put(r);
-}
-
 /* The reply code of the first line on a fresh API connection after a
  * hello, or NULL if the daemon closed it or said nothing. */
 static const char *
 fresh_hello_code(const char *sock)
 {
-	static char code[64];
 	int fd = harness_connect(sock);
-	char *line;
+	const char *code;
 
 	ck_assert_int_ge(fd, 0);
 	(void)send(fd, "{\"op\":\"hello\"}\n", 15, MSG_NOSIGNAL);
-	line = harness_recv_line(fd, 2000, NULL, NULL);
+	code = recv_code(fd, 2000);
 	close(fd);
-	if (line == NULL)
-		return NULL;
-	snprintf(code, sizeof(code), "%s", line_code(line));
-	free(line);
 	return code;
 }
 

@@ -141,6 +141,14 @@ env_kill(struct env *e)
 	e->pid = 0;
 }
 
+/* Kill portd and start it again on its journal. */
+static void
+env_restart(struct env *e)
+{
+	env_kill(e);
+	env_start(e);
+}
+
 static void
 env_done(struct env *e)
 {
@@ -531,6 +539,21 @@ fill_gap(struct env *e, char ids[][32], int *n)
 	ck_abort_msg("the journal took 64 leases on a full disk");
 }
 
+/* A 256k filesystem, portd on it with one lease in ids, then the disk
+ * filled and its last gap leased into ids too; false (test skipped) when
+ * no such filesystem can be made. */
+static bool
+start_one_then_full(struct env *e, char ids[][32], int *n)
+{
+	if (!env_init(e, "256k"))
+		return false;
+	env_start(e);
+	lease_into(e, ids[(*n)++]);
+	fill_disk(e);
+	fill_gap(e, ids, n);
+	return true;
+}
+
 /* held of lease id in list, -1 if absent. */
 static int
 held_of(struct env *e, const char *id)
@@ -587,8 +610,7 @@ START_TEST(regression_fulldisk_release_comes_back)
 	                             "disk");
 	ck_assert_int_eq(held_of(&e, ids[refused]), 1);
 	free_disk(&e);
-	env_kill(&e);
-	env_start(&e);
+	env_restart(&e);
 	for (int i = 0; i < n; i++)
 		ck_assert_msg(listed(&e, ids[i]) == !released[i],
 		    "lease %d (%s): released %d", i, ids[i], released[i]);
@@ -609,20 +631,15 @@ START_TEST(regression_fulldisk_claim_restored_held)
 	int n = 0;
 	json_object *r;
 
-	if (!env_init(&e, "256k"))
+	if (!start_one_then_full(&e, ids, &n))
 		return;
-	env_start(&e);
-	lease_into(&e, ids[n++]);
-	fill_disk(&e);
-	fill_gap(&e, ids, &n);
 	r = call(&e, "{\"op\":\"claim\",\"lease\":\"%s\"}", ids[0]);
 	ck_assert_msg(r != NULL, "portd died: %s", dir_log(e.dir));
 	ck_assert_msg(!reply_ok(r) && strcmp(reply_error(r), "internal") == 0,
 	    "claim on a full disk: %s", json_object_to_json_string(r));
 	json_object_put(r);
 	ck_assert_int_eq(held_of(&e, ids[0]), 1);
-	env_kill(&e);
-	env_start(&e);
+	env_restart(&e);
 	ck_assert_int_eq(held_of(&e, ids[0]), 1);
 
 	/* Space again: the claim is recorded and stays. */
@@ -630,8 +647,7 @@ START_TEST(regression_fulldisk_claim_restored_held)
 	r = call(&e, "{\"op\":\"claim\",\"lease\":\"%s\"}", ids[0]);
 	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
 	json_object_put(r);
-	env_kill(&e);
-	env_start(&e);
+	env_restart(&e);
 	ck_assert_int_eq(held_of(&e, ids[0]), 0);
 	for (int i = 1; i < n; i++)
 		ck_assert(listed(&e, ids[i]));
@@ -651,17 +667,12 @@ START_TEST(regression_fulldisk_partial_line_loses_next)
 	char ids[96][32];
 	int n = 0;
 
-	if (!env_init(&e, "256k"))
+	if (!start_one_then_full(&e, ids, &n))
 		return;
-	env_start(&e);
-	lease_into(&e, ids[n++]);
-	fill_disk(&e);
-	fill_gap(&e, ids, &n);
 	free_disk(&e);
 	lease_into(&e, ids[n++]);
 	lease_into(&e, ids[n++]);
-	env_kill(&e);
-	env_start(&e);
+	env_restart(&e);
 	for (int i = 0; i < n; i++)
 		ck_assert_msg(
 		    listed(&e, ids[i]), "lease %d lost: %s", i, dir_log(e.dir));
@@ -686,8 +697,7 @@ START_TEST(test_fault_journal_short_write)
 	expect_error(&e, "internal", "{\"op\":\"lease\",\"ttl\":600}");
 	set_faults(&e, "");
 	lease_into(&e, c);
-	env_kill(&e);
-	env_start(&e);
+	env_restart(&e);
 	ck_assert(listed(&e, a));
 	ck_assert(listed(&e, c));
 	ck_assert_msg(
@@ -714,14 +724,12 @@ START_TEST(test_fault_release_refused)
 	    "%s", r ? json_object_to_json_string(r) : dir_log(e.dir));
 	json_object_put(r);
 	ck_assert_int_eq(held_of(&e, a), 1);
-	env_kill(&e);
-	env_start(&e);
+	env_restart(&e);
 	ck_assert_int_eq(held_of(&e, a), 1);
 	r = call(&e, "{\"op\":\"release\",\"lease\":\"%s\"}", a);
 	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
 	json_object_put(r);
-	env_kill(&e);
-	env_start(&e);
+	env_restart(&e);
 	ck_assert(!listed(&e, a));
 	env_done(&e);
 }
@@ -770,8 +778,7 @@ START_TEST(regression_unrecorded_end_comes_back)
 	/* The owed end is retried each second. */
 	if (!log_wait(&e, "writes succeed again", 3000))
 		fprintf(stderr, "no retry seen in the log\n");
-	env_kill(&e);
-	env_start(&e);
+	env_restart(&e);
 	ck_assert_msg(!listed(&e, s), "%s", dir_log(e.dir));
 	env_done(&e);
 }
@@ -945,8 +952,7 @@ START_TEST(regression_journal_rewrite_target_lie)
 	    strstr(dir_log(e.dir), "running without a journal") == NULL &&
 	        strstr(dir_log(e.dir), "appending to it as it is"),
 	    "%s", dir_log(e.dir));
-	env_kill(&e);
-	env_start(&e);
+	env_restart(&e);
 	ck_assert(listed(&e, a));
 	rmdir(dir);
 	env_done(&e);

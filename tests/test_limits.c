@@ -34,26 +34,20 @@ padded_hello(size_t len)
 	return buf;
 }
 
-static const char *
-recv_code(int fd, int ms)
-{
-	static char code[64];
-	char *line = harness_recv_line(fd, ms, NULL, NULL);
-
-	if (line == NULL)
-		return NULL;
-	snprintf(code, sizeof(code), "%s", line_code(line));
-	free(line);
-	return code;
-}
-
+/* A connection that sends len bytes of buf is refused with
+ * request_too_large and closed. */
 static void
-hello_ok(int fd)
+expect_too_large(const char *sock, const char *buf, size_t len)
 {
-	json_object *r = harness_call(fd, "{\"op\":\"hello\"}");
+	int fd = harness_connect(sock);
+	const char *code;
 
-	ck_assert_msg(reply_ok(r), "%s", json_object_to_json_string(r));
-	json_object_put(r);
+	harness_send(fd, buf, len);
+	code = recv_code(fd, 3000);
+	ck_assert_ptr_nonnull(code);
+	ck_assert_str_eq(code, "request_too_large");
+	ck_assert(wait_closed(fd, 2000));
+	close(fd);
 }
 
 START_TEST(line_of_65536_bytes_is_parsed)
@@ -89,26 +83,13 @@ START_TEST(line_of_65537_bytes_is_refused)
 {
 	struct daemon_proc d;
 	char *buf = padded_hello(PROTO_MAX_LINE + 1);
-	const char *code;
 	int fd;
 
 	harness_start(&d, pool_args);
-	fd = harness_connect(d.sock);
-	harness_send(fd, buf, PROTO_MAX_LINE + 2);
-	code = recv_code(fd, 3000);
-	ck_assert_ptr_nonnull(code);
-	ck_assert_str_eq(code, "request_too_large");
-	ck_assert(wait_closed(fd, 2000));
-	close(fd);
+	expect_too_large(d.sock, buf, PROTO_MAX_LINE + 2);
 
 	/* Without a '\n': refused once the 65537th byte is in. */
-	fd = harness_connect(d.sock);
-	harness_send(fd, buf, PROTO_MAX_LINE + 1);
-	code = recv_code(fd, 3000);
-	ck_assert_ptr_nonnull(code);
-	ck_assert_str_eq(code, "request_too_large");
-	ck_assert(wait_closed(fd, 2000));
-	close(fd);
+	expect_too_large(d.sock, buf, PROTO_MAX_LINE + 1);
 
 	fd = harness_connect(d.sock);
 	hello_ok(fd);

@@ -203,18 +203,8 @@ expand(const char *data, size_t len, const char *id, int port, size_t *ret_len)
 static void
 send_some(int fd, const char *p, size_t len, enum how how)
 {
-	while (len > 0) {
-		size_t chunk = how == SPLIT ? 1 : len;
-		ssize_t n = send(fd, p, chunk, MSG_NOSIGNAL);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		p += n;
-		len -= (size_t)n;
-		if (how == SPLIT)
-			usleep(200);
-	}
+	harness_send_upto(
+	    fd, p, len, how == SPLIT ? 1 : 0, how == SPLIT ? 200 : 0);
 }
 
 static void

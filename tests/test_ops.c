@@ -30,17 +30,6 @@ call_ok(int fd, const char *req)
 	return r;
 }
 
-static void
-expect_error(int fd, const char *code, const char *req)
-{
-	json_object *r = harness_call(fd, "%s", req);
-	const char *got = reply_error(r);
-
-	ck_assert_msg(got != NULL && strcmp(got, code) == 0,
-	    "%s: want %s, got %s", req, code, json_object_to_json_string(r));
-	json_object_put(r);
-}
-
 /* Run a shell command, its stdout into out (NUL-terminated); exit code. */
 static int
 run(const char *cmd, char *out, size_t len)

@@ -157,6 +157,22 @@ write_file(const char *path, const char *text, size_t len)
 #define ID_B   "La000000000000002"
 #define ID_C   "La000000000000003"
 
+/* A fresh env whose journal holds ID_A on ports_a and ID_B on ports_b, with
+ * portd started on it. */
+static void
+start_with_two(struct env *e, const char *ports_a, int64_t exp_a,
+    const char *ports_b, int64_t exp_b)
+{
+	char a[512], b[512], text[2048];
+
+	env_init(e);
+	put_line(a, sizeof(a), ID_A, ports_a, exp_a);
+	put_line(b, sizeof(b), ID_B, ports_b, exp_b);
+	snprintf(text, sizeof(text), "%s%s%s", HEADER, a, b);
+	write_file(e->journal, text, strlen(text));
+	env_start(e, NULL);
+}
+
 /* A torn last line: the others restored, a warning. */
 START_TEST(test_journal_torn_tail)
 {
@@ -230,16 +246,10 @@ END_TEST
 START_TEST(test_journal_overlap)
 {
 	struct env e;
-	char a[512], b[512], text[2048];
 	int64_t exp = real_ms() + 600000;
 	json_object *r;
 
-	env_init(&e);
-	put_line(a, sizeof(a), ID_A, "25700", exp);
-	put_line(b, sizeof(b), ID_B, "25701,25700", exp);
-	snprintf(text, sizeof(text), "%s%s%s", HEADER, a, b);
-	write_file(e.journal, text, strlen(text));
-	env_start(&e, NULL);
+	start_with_two(&e, "25700", exp, "25701,25700", exp);
 	ck_assert_int_eq(list_count(&e), 1);
 	ck_assert(listed(&e, ID_A));
 	ck_assert(strstr(dir_log(e.dir), "leased twice") != NULL);
@@ -281,16 +291,10 @@ END_TEST
 START_TEST(regression_journal_duplicate_port)
 {
 	struct env e;
-	char a[512], b[512], text[2048];
 	int64_t exp = real_ms() + 600000;
 	json_object *r;
 
-	env_init(&e);
-	put_line(a, sizeof(a), ID_A, "25700,25700", exp);
-	put_line(b, sizeof(b), ID_B, "25701", exp);
-	snprintf(text, sizeof(text), "%s%s%s", HEADER, a, b);
-	write_file(e.journal, text, strlen(text));
-	env_start(&e, NULL);
+	start_with_two(&e, "25700,25700", exp, "25701", exp);
 	ck_assert_int_eq(list_count(&e), 1);
 	ck_assert(listed(&e, ID_B));
 	ck_assert(port_bindable(25700, 1));
@@ -307,14 +311,9 @@ END_TEST
 START_TEST(test_journal_expired)
 {
 	struct env e;
-	char a[512], b[512], text[2048];
 
-	env_init(&e);
-	put_line(a, sizeof(a), ID_A, "25700", real_ms() - 1000);
-	put_line(b, sizeof(b), ID_B, "25701", real_ms() + 600000);
-	snprintf(text, sizeof(text), "%s%s%s", HEADER, a, b);
-	write_file(e.journal, text, strlen(text));
-	env_start(&e, NULL);
+	start_with_two(
+	    &e, "25700", real_ms() - 1000, "25701", real_ms() + 600000);
 	ck_assert_int_eq(list_count(&e), 1);
 	ck_assert(listed(&e, ID_B));
 	ck_assert(port_bindable(25700, 1));

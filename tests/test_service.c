@@ -51,6 +51,17 @@ start_in(const char *dir, struct svcmgr *m, const char *wd, const int *fds,
 	return pid;
 }
 
+/* A fresh folder made into dir, its service manager m, portd started there
+ * under it (its pid in *ret_pid), and a connection to that portd. */
+static int
+start_connected(char *dir, struct svcmgr *m, pid_t *ret_pid)
+{
+	make_dir(dir);
+	svcmgr_open(m, dir);
+	*ret_pid = start_in(dir, m, NULL, NULL, NULL, 0);
+	return harness_connect(sock_of(dir));
+}
+
 static void
 stop_pid(pid_t pid, const char *dir)
 {
@@ -125,6 +136,25 @@ static int
 find_remove(struct svcmgr *m, int from, const char *id)
 {
 	return find_fd_msg(m, from, "FDSTOREREMOVE=1", id);
+}
+
+/* The line status (a STATUS=) reaches the service manager within 3 s,
+ * among its messages from index from on. */
+static void
+expect_status(struct svcmgr *m, int from, const char *status)
+{
+	ck_assert_int_ne(svcmgr_wait(m, from, status, 3000), -1);
+}
+
+/* op ("release", "claim") on lease id, answered ok. */
+static void
+lease_op_ok(int c, const char *op, const char *id)
+{
+	json_object *r =
+	    harness_call(c, "{\"op\":\"%s\",\"lease\":\"%s\"}", op, id);
+
+	ck_assert(reply_ok(r));
+	json_object_put(r);
 }
 
 /* READY=1 comes after the journal's leases are back, and they are
@@ -287,30 +317,20 @@ START_TEST(test_fdstore_messages)
 	ck_assert_int_eq(svcmgr_stored(&m, NULL, NULL, NULL, 64), 6);
 
 	/* STATUS= follows the change within about a second. */
-	ck_assert_int_ne(svcmgr_wait(&m, start,
-	                     "STATUS=3 lease(s), 4 port(s), 1 "
-	                     "connection(s)",
-	                     3000),
-	    -1);
+	expect_status(
+	    &m, start, "STATUS=3 lease(s), 4 port(s), 1 connection(s)");
 
 	start = m.nmsgs;
-	r = harness_call(c, "{\"op\":\"release\",\"lease\":\"%s\"}", ida);
-	ck_assert(reply_ok(r));
-	json_object_put(r);
-	r = harness_call(c, "{\"op\":\"claim\",\"lease\":\"%s\"}", idb);
-	ck_assert(reply_ok(r));
-	json_object_put(r);
+	lease_op_ok(c, "release", ida);
+	lease_op_ok(c, "claim", idb);
 	svcmgr_pump(&m, 100);
 	ck_assert_int_ne(find_remove(&m, start, ida), -1);
 	ck_assert_int_ne(find_remove(&m, start, idb), -1);
 	ck_assert_int_eq(find_remove(&m, start, idc), -1);
 	ck_assert_int_eq(svcmgr_stored(&m, NULL, NULL, NULL, 64), 1);
 	ck_assert_int_eq(svcmgr_stored(&m, idc, NULL, NULL, 64), 1);
-	ck_assert_int_ne(svcmgr_wait(&m, start,
-	                     "STATUS=2 lease(s), 3 port(s), 1 "
-	                     "connection(s)",
-	                     3000),
-	    -1);
+	expect_status(
+	    &m, start, "STATUS=2 lease(s), 3 port(s), 1 connection(s)");
 	close(c);
 
 	/* Stopping says so, and takes nothing out of the store. */
@@ -482,10 +502,7 @@ START_TEST(test_stray_stored_fd)
 	ino_t sino;
 	pid_t pid;
 
-	make_dir(dir);
-	svcmgr_open(&m, dir);
-	pid = start_in(dir, &m, NULL, NULL, NULL, 0);
-	c = harness_connect(sock_of(dir));
+	c = start_connected(dir, &m, &pid);
 	r = lease(c, ",\"ttl\":600");
 	snprintf(id, sizeof(id), "%s", lease_id(r));
 	json_object_put(r);
@@ -538,10 +555,7 @@ START_TEST(regression_unreadable_journal_keeps_stored_fds)
 	json_object *r;
 	pid_t pid;
 
-	make_dir(dir);
-	svcmgr_open(&m, dir);
-	pid = start_in(dir, &m, NULL, NULL, NULL, 0);
-	c = harness_connect(sock_of(dir));
+	c = start_connected(dir, &m, &pid);
 	r = lease(c, ",\"ttl\":600");
 	port = lease_port(r, 0);
 	json_object_put(r);

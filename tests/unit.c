@@ -1,12 +1,12 @@
 /* Support for unit tests that link portd_core (see unit.h). */
 #include <errno.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "daemon.h"
+#include "harness.h"
 #include "unit.h"
 
 /* What main.c defines in the daemon. */
@@ -79,12 +79,5 @@ unit_config(uint16_t lo, uint16_t hi)
 int
 unit_run(Suite *s)
 {
-	SRunner *sr = srunner_create(s);
-	int failed;
-
-	signal(SIGPIPE, SIG_IGN);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? 0 : 1;
+	return harness_run(s);
 }
