@@ -152,17 +152,20 @@ struct lease_counters {
 int lease_init(void);
 void lease_shutdown(void);
 /* Create a lease for the request on behalf of uid/pid (and conn for
- * session scope). The caller's reference on proc (may be NULL) passes to
- * lease_create on every path: the lease keeps it, or it is dropped on
- * failure; the caller never drops it after the call. */
+ * session scope); claimed: claimed at once, its one journal record saying
+ * so (the portserver's leases). The caller's reference on proc (may be
+ * NULL) passes to lease_create on every path: the lease keeps it, or it is
+ * dropped on failure; the caller never drops it after the call. */
 struct lease *lease_create(const struct proto_request *req, uid_t uid,
-    pid_t pid, struct conn *conn, struct proc *proc, struct proto_error *err);
+    pid_t pid, struct conn *conn, struct proc *proc, bool claimed,
+    struct proto_error *err);
 /* The one way a client's request becomes a lease, on either socket: the
  * owner process watched as the scope asks (req->pid, else the peer), then
  * lease_create. conn: the session's connection (NULL for none). Takes no
  * reference from the caller. */
 struct lease *lease_grant(const struct proto_request *req,
-    const struct peer *peer, struct conn *conn, struct proto_error *err);
+    const struct peer *peer, struct conn *conn, bool claimed,
+    struct proto_error *err);
 struct lease *lease_find(const char *id);
 struct lease *lease_by_port(uint16_t port);
 /* Whether uid may act on / see the lease (owner or root). */

@@ -258,7 +258,7 @@ make_id(char *buf)
 
 struct lease *
 lease_grant(const struct proto_request *req, const struct peer *peer,
-    struct conn *conn, struct proto_error *err)
+    struct conn *conn, bool claimed, struct proto_error *err)
 {
 	struct proc *proc = NULL;
 
@@ -270,7 +270,8 @@ lease_grant(const struct proto_request *req, const struct peer *peer,
 			return NULL;
 	}
 	/* lease_create takes proc's reference, on failure too. */
-	return lease_create(req, peer->uid, peer->pid, conn, proc, err);
+	return lease_create(
+	    req, peer->uid, peer->pid, conn, proc, claimed, err);
 }
 
 struct lease *
@@ -360,16 +361,18 @@ link_lease(struct lease *l, struct uid_acct *acct)
 		nsocks_held += l->nsocks;
 }
 
+static void close_claimed(struct lease *);
+
 struct lease *
 lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
-    struct conn *conn, struct proc *proc, struct proto_error *err)
+    struct conn *conn, struct proc *proc, bool claimed, struct proto_error *err)
 {
 	struct alloc_request areq;
 	struct alloc_result *res = NULL;
 	struct uid_acct *acct;
 	struct lease *l = NULL;
 	int64_t ttl = -1;
-	int nports = req->count;
+	int nports = req->count, rc;
 
 	/* How long: scope ttl defaults to default_ttl; others have none. */
 	if (req->has_ttl)
@@ -463,14 +466,22 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	}
 
 	link_lease(l, acct);
-	if (put_record(l) == -1) {
+	/* Claimed at once: one record says so, and the sockets, which proved
+	 * the ports free, close after it as a claim's do. */
+	l->held = !claimed;
+	rc = put_record(l);
+	l->held = true;
+	if (rc == -1) {
 		proto_error_set(err, PROTO_E_INTERNAL,
 		    "cannot record the lease in the journal");
 		lease_end(l, LEASE_END_UNDONE);
 		return NULL;
 	}
 	counters.created++;
-	service_store(l->id, l->socks, l->nsocks);
+	if (claimed)
+		close_claimed(l);
+	else
+		service_store(l->id, l->socks, l->nsocks);
 	service_status_changed();
 	log_debug("lease %s: %d port(s) from %d for uid %u", l->id, l->nports,
 	    l->ports[0], (unsigned)uid);
@@ -521,26 +532,35 @@ static void set_lost(struct lease *, bool);
 int
 lease_claim(struct lease *l, struct proto_error *err)
 {
+	int rc;
+
 	if (!l->held)
 		return 0;
 	/* Recorded first: a claim the journal lacks would be restored as
 	 * held, and its sockets cannot be opened again once closed. */
 	l->held = false;
-	if (put_record(l) == -1) {
-		l->held = true;
+	rc = put_record(l);
+	l->held = true;
+	if (rc == -1)
 		return proto_error_set(err, PROTO_E_INTERNAL,
 		    "cannot record the claim in the journal; portd still "
 		    "holds the ports");
-	}
+	service_unstore(l->id);
+	close_claimed(l);
+	return 0;
+}
+
+/* A held lease's claim, once recorded: its sockets close. */
+static void
+close_claimed(struct lease *l)
+{
 	alloc_close_sockets(l->socks, l->nsocks);
 	nsocks_held -= l->nsocks;
 	l->held = false;
 	counters.claimed++;
-	service_unstore(l->id);
 	/* A lost lease claimed needs only its markers now. */
 	if (l->lost && hold_missing(l))
 		set_lost(l, false);
-	return 0;
 }
 
 /* Metric labels and log words, not protocol. */

@@ -99,7 +99,7 @@ ps_lease(struct ps_conn *c)
 	}
 	req.pid = pid;
 	snprintf(req.name, sizeof(req.name), "portserver");
-	if ((l = lease_grant(&req, &c->peer, NULL, &err)) == NULL) {
+	if ((l = lease_grant(&req, &c->peer, NULL, true, &err)) == NULL) {
 		/* A pid that is gone or not the peer's is the client's
 		 * business; a lease refused is the operator's. */
 		if (err.code == PROTO_E_NOT_FOUND ||
@@ -107,11 +107,6 @@ ps_lease(struct ps_conn *c)
 			log_debug("portserver: pid %ld: %s", pid, err.message);
 		else
 			log_info("portserver: pid %ld: %s", pid, err.message);
-		return 0;
-	}
-	if (lease_claim(l, &err) == -1) {
-		log_info("portserver: pid %ld: %s", pid, err.message);
-		lease_end(l, LEASE_END_UNCLAIMED);
 		return 0;
 	}
 	ps_served++;

@@ -156,7 +156,7 @@ op_lease(struct ctx *x, struct proto_error *err)
 		return proto_error_set(err, PROTO_E_RESOURCE_EXHAUSTED,
 		    "too many unread replies carrying sockets on this "
 		    "connection; read them first");
-	if ((l = lease_grant(req, x->peer, x->conn, err)) == NULL)
+	if ((l = lease_grant(req, x->peer, x->conn, false, err)) == NULL)
 		return -1;
 	put_lease(x, "lease", l);
 	if (!req->fd)

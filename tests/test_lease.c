@@ -72,7 +72,7 @@ create(const char *line, uid_t uid, struct conn *conn)
 
 	if (proto_request_parse(line, strlen(line), &req, &err) != 0)
 		ck_abort_msg("%s: %s", line, err.message);
-	l = lease_create(&req, uid, 4242, conn, NULL, &err);
+	l = lease_create(&req, uid, 4242, conn, NULL, false, &err);
 	proto_request_clear(&req);
 	if (l == NULL)
 		ck_abort_msg("%s: %s %s", line,
@@ -90,7 +90,8 @@ create_fails(
 
 	ck_assert_int_eq(
 	    proto_request_parse(line, strlen(line), &req, &err), 0);
-	ck_assert_ptr_null(lease_create(&req, uid, 4242, NULL, NULL, &err));
+	ck_assert_ptr_null(
+	    lease_create(&req, uid, 4242, NULL, NULL, false, &err));
 	proto_request_clear(&req);
 	ck_assert_msg(err.code == code, "%s: %s (%s), want %s", line,
 	    proto_errcode_to_string(err.code), err.message,

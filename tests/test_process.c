@@ -627,6 +627,71 @@ START_TEST(portserver_line_now_later_or_never)
 }
 END_TEST
 
+/* The journal lines of d that hold needle. */
+static int
+journal_lines_with(struct daemon_proc *d, const char *needle)
+{
+	char path[192], line[1024];
+	int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s.journal", d->sock);
+	ck_assert_msg(
+	    (f = fopen(path, "r")) != NULL, "%s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}
+
+/*
+ * A portserver lease is claimed as it is made: one journal record, which
+ * says so (not a held put and then the claim's), written before the
+ * answer. A restart after SIGKILL restores it claimed: listed, not held,
+ * and its port free for the owner to bind.
+ */
+START_TEST(portserver_lease_recorded_once_claimed)
+{
+	const char *args[] = {"--pool", POOL, "--socket-mode", "0666",
+	    "--portserver-address", NULL, NULL};
+	struct daemon_proc d;
+	char addr[64], put[64];
+	json_object *r, *arr, *l = NULL;
+	int p, conn;
+
+	portserver_addr(addr, sizeof(addr));
+	args[5] = addr;
+	start_open(&d, args + 4);
+	p = portserver_ask(addr, getpid());
+	ck_assert_msg(p > 0, "no port: %s", harness_log(&d));
+	snprintf(put, sizeof(put), "\"ports\":[%d],", p);
+	ck_assert_int_eq(journal_lines_with(&d, put), 1);
+	ck_assert_int_eq(journal_lines_with(&d, "\"state\":\"claimed\""), 1);
+	ck_assert_int_eq(journal_lines_with(&d, "\"held\":true"), 0);
+
+	harness_kill(&d, SIGKILL);
+	harness_restart(&d, args);
+	conn = harness_connect(d.sock);
+	r = harness_call(conn, "{\"op\":\"list\"}");
+	arr = reply_get(r, "leases");
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *x = json_object_array_get_idx(arr, i);
+		if (json_object_get_int(json_object_array_get_idx(
+		        reply_get(x, "ports"), 0)) == p)
+			l = x;
+	}
+	ck_assert_msg(l != NULL, "lease on %d not restored: %s", p,
+	    json_object_to_json_string(r));
+	ck_assert_str_eq(reply_str(l, "state"), "claimed");
+	ck_assert(!json_object_get_boolean(reply_get(l, "held")));
+	ck_assert_int_eq(hb_bind("0.0.0.0", false, SOCK_STREAM, p, false), 0);
+	ck_assert_int_eq(hb_bind("0.0.0.0", false, SOCK_DGRAM, p, false), 0);
+	json_object_put(r);
+	close(conn);
+	harness_stop(&d);
+}
+END_TEST
+
 /* Through the portserver, another uid's pid gets the connection closed
  * with nothing written (-1 here), as Google's portserver answers a
  * refusal; one's own pid a port. */
@@ -721,6 +786,7 @@ main(void)
 	tcase_add_test(tc, portserver_other_uid_gets_nothing);
 	tcase_add_test(tc, regression_portserver_ready_with_api);
 	tcase_add_test(tc, portserver_line_now_later_or_never);
+	tcase_add_test(tc, portserver_lease_recorded_once_claimed);
 	suite_add_tcase(s, tc);
 
 	/* Kernels before 6.5 have no SO_PEERPIDFD: the same guarantees
