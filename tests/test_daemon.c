@@ -70,6 +70,19 @@ wait_conns(int fd, int n)
 	    "status shows %lld connections, want %d", (long long)got, n);
 }
 
+/* A connection over a limit: one resource_exhausted line, then closed. */
+static void
+assert_refused(int fd, const char *what)
+{
+	char *line = harness_recv_line(fd, 3000, NULL, NULL);
+
+	ck_assert_msg(line != NULL, "no reply to %s", what);
+	ck_assert_str_eq(line_code(line), "resource_exhausted");
+	free(line);
+	ck_assert(wait_closed(fd, 2000));
+	close(fd);
+}
+
 START_TEST(hello_echoes_uid_and_pid)
 {
 	struct daemon_proc d;
@@ -364,7 +377,6 @@ END_TEST
 START_TEST(max_connections)
 {
 	struct daemon_proc d;
-	char *line;
 	int fds[3], extra;
 
 	harness_start(
@@ -377,12 +389,7 @@ START_TEST(max_connections)
 	}
 	extra = harness_connect(d.sock);
 	ck_assert_int_ge(extra, 0);
-	line = harness_recv_line(extra, 3000, NULL, NULL);
-	ck_assert_msg(line != NULL, "no reply to the 4th connection");
-	ck_assert_str_eq(line_code(line), "resource_exhausted");
-	free(line);
-	ck_assert(wait_closed(extra, 2000));
-	close(extra);
+	assert_refused(extra, "the 4th connection");
 	/* The three are still served; one gone makes room. */
 	for (int i = 0; i < 3; i++)
 		json_object_put(harness_call(fds[i], "{\"op\":\"hello\"}"));
@@ -392,8 +399,7 @@ START_TEST(max_connections)
 	json_object_put(harness_call(extra, "{\"op\":\"hello\"}"));
 	close(extra);
 	close(fds[0]);
-	close(fds[1]);
-	harness_stop(&d);
+	close_and_stop(&d, fds[1]);
 }
 END_TEST
 
@@ -403,8 +409,7 @@ START_TEST(max_connections_per_uid)
 	struct exchange x;
 	const char *hello = "{\"op\":\"hello\"}\n";
 	json_object *r;
-	char *line;
-	int fds[2], extra;
+	int fds[2];
 
 	harness_start(
 	    &d, (const char *[]){POOL_ARGS, "--max-connections-per-uid", "2",
@@ -414,13 +419,7 @@ START_TEST(max_connections_per_uid)
 	wait_conns(fds[0], 1);
 	fds[1] = harness_connect(d.sock);
 	json_object_put(harness_call(fds[1], "{\"op\":\"hello\"}"));
-	extra = harness_connect(d.sock);
-	line = harness_recv_line(extra, 3000, NULL, NULL);
-	ck_assert_msg(line != NULL, "no reply to root's 3rd connection");
-	ck_assert_str_eq(line_code(line), "resource_exhausted");
-	free(line);
-	ck_assert(wait_closed(extra, 2000));
-	close(extra);
+	assert_refused(harness_connect(d.sock), "root's 3rd connection");
 
 	/* Another uid still gets in. */
 	exchange_as(NOBODY_UID, d.sock, hello, strlen(hello), 1, 2000, 0, &x);
@@ -430,8 +429,7 @@ START_TEST(max_connections_per_uid)
 	json_object_put(r);
 	exchange_free(&x);
 	close(fds[0]);
-	close(fds[1]);
-	harness_stop(&d);
+	close_and_stop(&d, fds[1]);
 }
 END_TEST
 
