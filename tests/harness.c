@@ -466,6 +466,17 @@ lease_port(json_object *r, int i)
 	return (int)json_object_get_int64(json_object_array_get_idx(a, i));
 }
 
+json_object *
+find_lease(json_object *arr, const char *id)
+{
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *l = json_object_array_get_idx(arr, i);
+		if (strcmp(reply_str(l, "id"), id) == 0)
+			return l;
+	}
+	return NULL;
+}
+
 static int
 bind_sa(struct sockaddr *sa, socklen_t salen, int type, bool reuse, bool v6only,
     bool keep, bool do_listen)

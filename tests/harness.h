@@ -94,6 +94,9 @@ const char *reply_str(json_object *obj, const char *path);
 /* Lease id and first port of a lease reply. */
 const char *lease_id(json_object *reply);
 int lease_port(json_object *reply, int i);
+/* The lease with that id in an array of leases (a list reply's "leases"),
+ * or NULL. */
+json_object *find_lease(json_object *leases, const char *id);
 
 /* Real kernel checks. type is SOCK_STREAM or SOCK_DGRAM; family AF_INET
  * (0.0.0.0), AF_INET6 ([::], V6ONLY on). Returns 0 or errno. */

@@ -348,15 +348,11 @@ list_has(int fd, const char *id)
 {
 	json_object *r = harness_call(fd, "{\"op\":\"list\"}");
 	json_object *a = reply_get(r, "leases");
-	bool found = false;
+	bool found;
 
 	ck_assert_msg(reply_ok(r) && a != NULL, "list failed: %s",
 	    json_object_to_json_string(r));
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		json_object *l = json_object_array_get_idx(a, i);
-		if (strcmp(reply_str(l, "id"), id) == 0)
-			found = true;
-	}
+	found = find_lease(a, id) != NULL;
 	json_object_put(r);
 	return found;
 }

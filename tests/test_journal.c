@@ -311,15 +311,11 @@ END_TEST
 static bool
 listed(struct env *e, const char *id)
 {
-	json_object *r = call(e, "{\"op\":\"list\"}"), *a;
-	bool found = false;
+	json_object *r = call(e, "{\"op\":\"list\"}");
+	bool found;
 
 	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e->dir));
-	a = reply_get(r, "leases");
-	for (size_t i = 0; i < json_object_array_length(a); i++)
-		found |=
-		    strcmp(reply_str(json_object_array_get_idx(a, i), "id"),
-		        id) == 0;
+	found = find_lease(reply_get(r, "leases"), id) != NULL;
 	json_object_put(r);
 	return found;
 }
@@ -558,16 +554,12 @@ start_one_then_full(struct env *e, char ids[][32], int *n)
 static int
 held_of(struct env *e, const char *id)
 {
-	json_object *r = call(e, "{\"op\":\"list\"}"), *a;
-	int held = -1;
+	json_object *r = call(e, "{\"op\":\"list\"}"), *l;
+	int held;
 
 	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e->dir));
-	a = reply_get(r, "leases");
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		json_object *l = json_object_array_get_idx(a, i);
-		if (strcmp(reply_str(l, "id"), id) == 0)
-			held = json_object_get_boolean(reply_get(l, "held"));
-	}
+	l = find_lease(reply_get(r, "leases"), id);
+	held = l ? json_object_get_boolean(reply_get(l, "held")) : -1;
 	json_object_put(r);
 	return held;
 }

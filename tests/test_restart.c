@@ -107,14 +107,9 @@ list_count(struct env *e)
 static bool
 listed(struct env *e, const char *id)
 {
-	json_object *r = call(e, "{\"op\":\"list\"}"), *a;
-	bool found = false;
+	json_object *r = call(e, "{\"op\":\"list\"}");
+	bool found = find_lease(reply_get(r, "leases"), id) != NULL;
 
-	a = reply_get(r, "leases");
-	for (size_t i = 0; i < json_object_array_length(a); i++)
-		found |=
-		    strcmp(reply_str(json_object_array_get_idx(a, i), "id"),
-		        id) == 0;
 	json_object_put(r);
 	return found;
 }
