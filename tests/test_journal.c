@@ -535,18 +535,26 @@ fill_gap(struct env *e, char ids[][32], int *n)
 	ck_abort_msg("the journal took 64 leases on a full disk");
 }
 
-/* A 256k filesystem, portd on it with one lease in ids, then the disk
- * filled and its last gap leased into ids too; false (test skipped) when
- * no such filesystem can be made. */
+/* A portd on a full disk, and the ids of the n leases it holds. */
+struct full {
+	struct env e;
+	char ids[96][32];
+	int n;
+};
+
+/* A 256k filesystem, portd on it with one lease in f->ids, then the disk
+ * filled and its last gap leased into f->ids too; false (test skipped)
+ * when no such filesystem can be made. */
 static bool
-start_one_then_full(struct env *e, char ids[][32], int *n)
+start_one_then_full(struct full *f)
 {
-	if (!env_init(e, "256k"))
+	f->n = 0;
+	if (!env_init(&f->e, "256k"))
 		return false;
-	env_start(e);
-	lease_into(e, ids[(*n)++]);
-	fill_disk(e);
-	fill_gap(e, ids, n);
+	env_start(&f->e);
+	lease_into(&f->e, f->ids[f->n++]);
+	fill_disk(&f->e);
+	fill_gap(&f->e, f->ids, &f->n);
 	return true;
 }
 
@@ -618,32 +626,30 @@ END_TEST
  */
 START_TEST(regression_fulldisk_claim_restored_held)
 {
-	struct env e;
-	char ids[96][32];
-	int n = 0;
+	struct full f;
 	json_object *r;
 
-	if (!start_one_then_full(&e, ids, &n))
+	if (!start_one_then_full(&f))
 		return;
-	r = call(&e, "{\"op\":\"claim\",\"lease\":\"%s\"}", ids[0]);
-	ck_assert_msg(r != NULL, "portd died: %s", dir_log(e.dir));
+	r = call(&f.e, "{\"op\":\"claim\",\"lease\":\"%s\"}", f.ids[0]);
+	ck_assert_msg(r != NULL, "portd died: %s", dir_log(f.e.dir));
 	ck_assert_msg(!reply_ok(r) && strcmp(reply_error(r), "internal") == 0,
 	    "claim on a full disk: %s", json_object_to_json_string(r));
 	json_object_put(r);
-	ck_assert_int_eq(held_of(&e, ids[0]), 1);
-	env_restart(&e);
-	ck_assert_int_eq(held_of(&e, ids[0]), 1);
+	ck_assert_int_eq(held_of(&f.e, f.ids[0]), 1);
+	env_restart(&f.e);
+	ck_assert_int_eq(held_of(&f.e, f.ids[0]), 1);
 
 	/* Space again: the claim is recorded and stays. */
-	free_disk(&e);
-	r = call(&e, "{\"op\":\"claim\",\"lease\":\"%s\"}", ids[0]);
-	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
+	free_disk(&f.e);
+	r = call(&f.e, "{\"op\":\"claim\",\"lease\":\"%s\"}", f.ids[0]);
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(f.e.dir));
 	json_object_put(r);
-	env_restart(&e);
-	ck_assert_int_eq(held_of(&e, ids[0]), 0);
-	for (int i = 1; i < n; i++)
-		ck_assert(listed(&e, ids[i]));
-	env_done(&e);
+	env_restart(&f.e);
+	ck_assert_int_eq(held_of(&f.e, f.ids[0]), 0);
+	for (int i = 1; i < f.n; i++)
+		ck_assert(listed(&f.e, f.ids[i]));
+	env_done(&f.e);
 }
 END_TEST
 
@@ -655,23 +661,21 @@ END_TEST
  */
 START_TEST(regression_fulldisk_partial_line_loses_next)
 {
-	struct env e;
-	char ids[96][32];
-	int n = 0;
+	struct full f;
 
-	if (!start_one_then_full(&e, ids, &n))
+	if (!start_one_then_full(&f))
 		return;
-	free_disk(&e);
-	lease_into(&e, ids[n++]);
-	lease_into(&e, ids[n++]);
-	env_restart(&e);
-	for (int i = 0; i < n; i++)
-		ck_assert_msg(
-		    listed(&e, ids[i]), "lease %d lost: %s", i, dir_log(e.dir));
-	ck_assert_msg(strstr(dir_log(e.dir), "corrupt") == NULL &&
-	                  strstr(dir_log(e.dir), "checksum") == NULL,
-	    "%s", dir_log(e.dir));
-	env_done(&e);
+	free_disk(&f.e);
+	lease_into(&f.e, f.ids[f.n++]);
+	lease_into(&f.e, f.ids[f.n++]);
+	env_restart(&f.e);
+	for (int i = 0; i < f.n; i++)
+		ck_assert_msg(listed(&f.e, f.ids[i]), "lease %d lost: %s", i,
+		    dir_log(f.e.dir));
+	ck_assert_msg(strstr(dir_log(f.e.dir), "corrupt") == NULL &&
+	                  strstr(dir_log(f.e.dir), "checksum") == NULL,
+	    "%s", dir_log(f.e.dir));
+	env_done(&f.e);
 }
 END_TEST
 
