@@ -447,6 +447,16 @@ reply_str(json_object *obj, const char *path)
 	    reply_typed(obj, path, json_type_string, "string"));
 }
 
+int64_t
+status_int(int fd, const char *path)
+{
+	json_object *r = harness_call(fd, "{\"op\":\"status\"}");
+	int64_t v = reply_int(r, path);
+
+	json_object_put(r);
+	return v;
+}
+
 const char *
 lease_id(json_object *r)
 {

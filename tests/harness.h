@@ -91,6 +91,8 @@ const char *reply_error(json_object *reply); /* code, or NULL if ok */
 json_object *reply_get(json_object *obj, const char *path); /* "a.b" */
 int64_t reply_int(json_object *obj, const char *path);
 const char *reply_str(json_object *obj, const char *path);
+/* The integer at path ("leases", "counters.x") of a status reply on fd. */
+int64_t status_int(int fd, const char *path);
 /* Lease id and first port of a lease reply. */
 const char *lease_id(json_object *reply);
 int lease_port(json_object *reply, int i);

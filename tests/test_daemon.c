@@ -86,9 +86,7 @@ wait_conns(int fd, int n)
 	int64_t got;
 
 	do {
-		json_object *r = harness_call(fd, "{\"op\":\"status\"}");
-		got = reply_int(r, "connections");
-		json_object_put(r);
+		got = status_int(fd, "connections");
 		if (got == n)
 			return;
 		usleep(5000);
@@ -618,7 +616,7 @@ END_TEST
 START_TEST(session_scope)
 {
 	struct daemon_proc d;
-	json_object *a, *b, *r;
+	json_object *a, *b;
 	int64_t t0, t;
 	int fa, fb, p;
 
@@ -647,9 +645,7 @@ START_TEST(session_scope)
 	assert_port_free(p, SOCK_STREAM);
 	ck_assert(!list_has(fb, lease_id(a)));
 	ck_assert(list_has(fb, lease_id(b)));
-	r = harness_call(fb, "{\"op\":\"status\"}");
-	ck_assert_int_eq(reply_int(r, "counters.leases_session_ended"), 1);
-	json_object_put(r);
+	ck_assert_int_eq(status_int(fb, "counters.leases_session_ended"), 1);
 	json_object_put(a);
 	json_object_put(b);
 	close(fb);

@@ -127,7 +127,6 @@ START_TEST(other_netns_refused)
 {
 	struct daemon_proc d;
 	char line[512] = "";
-	json_object *r;
 	int p[2], c;
 	pid_t pid;
 	ssize_t n;
@@ -160,9 +159,7 @@ START_TEST(other_netns_refused)
 	ck_assert_msg(strstr(line, "network namespace") != NULL, "%s", line);
 
 	c = harness_connect(d.sock);
-	r = harness_call(c, "{\"op\":\"status\"}");
-	ck_assert_int_eq(reply_int(r, "leases"), 0);
-	json_object_put(r);
+	ck_assert_int_eq(status_int(c, "leases"), 0);
 	close(c);
 	harness_stop(&d);
 }
@@ -491,9 +488,7 @@ START_TEST(regression_disable_ipv6_seen)
 	ck_assert_ptr_nonnull(
 	    strstr(reply_str(r, "error.message"), "disable_ipv6"));
 	json_object_put(r);
-	r = harness_call(c, "{\"op\":\"status\"}");
-	ck_assert_int_eq(reply_int(r, "leases"), 1);
-	json_object_put(r);
+	ck_assert_int_eq(status_int(c, "leases"), 1);
 	close(c);
 	harness_stop(&d);
 }
