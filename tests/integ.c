@@ -73,6 +73,23 @@ exchange_child(int out, uid_t uid, const char *sock, const char *data,
 	_exit(0);
 }
 
+pid_t
+fork_duplex(int *cmd, int *rep)
+{
+	int c[2], r[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe2(c, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(r, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	close(pid == 0 ? c[1] : c[0]);
+	close(pid == 0 ? r[0] : r[1]);
+	*cmd = pid == 0 ? c[0] : c[1];
+	*rep = pid == 0 ? r[1] : r[0];
+	return pid;
+}
+
 void
 exchange_as(uid_t uid, const char *sock, const char *data, size_t len,
     int nreplies, int timeout_ms, int wait_close_ms, struct exchange *ret)

@@ -33,6 +33,14 @@ void exchange_as(uid_t uid, const char *sock, const char *data, size_t len,
 json_object *exchange_reply(const struct exchange *x, int i);
 void exchange_free(struct exchange *x);
 
+/*
+ * Fork a child that takes commands from its parent and reports back, each
+ * over a pipe (O_CLOEXEC). Each side gets its own end of both: *cmd is the
+ * child's to read and the parent's to write, *rep the child's to write and
+ * the parent's to read. Returns what fork returned.
+ */
+pid_t fork_duplex(int *cmd, int *rep);
+
 /* In a child: drop every group and become uid (and gid uid); 0 or -1. */
 int become_uid(uid_t uid);
 

@@ -203,19 +203,13 @@ END_TEST
 static pid_t
 hold_as_nobody(const char *addr, int n, int *ret_report, int *ret_stop)
 {
-	int rep[2], stop[2];
-	pid_t pid;
+	int rep, stop;
+	pid_t pid = fork_duplex(&stop, &rep);
 
-	ck_assert_int_eq(pipe2(rep, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(stop, O_CLOEXEC), 0);
-	pid = fork();
-	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
 		int *fds = calloc((size_t)n, sizeof(int)), open_ = 0;
 		char c;
 
-		close(rep[0]);
-		close(stop[1]);
 		if (fds == NULL || become_uid(NOBODY_UID) == -1)
 			_exit(1);
 		for (int i = 0; i < n; i++)
@@ -226,15 +220,13 @@ hold_as_nobody(const char *addr, int n, int *ret_report, int *ret_stop)
 			if (fds[i] != -1 && poll(&pfd, 1, 0) == 0)
 				open_++;
 		}
-		if (write(rep[1], &open_, sizeof(open_)) != sizeof(open_))
+		if (write(rep, &open_, sizeof(open_)) != sizeof(open_))
 			_exit(1);
-		(void)read(stop[0], &c, 1);
+		(void)read(stop, &c, 1);
 		_exit(0);
 	}
-	close(rep[1]);
-	close(stop[0]);
-	*ret_report = rep[0];
-	*ret_stop = stop[1];
+	*ret_report = rep;
+	*ret_stop = stop;
 	return pid;
 }
 

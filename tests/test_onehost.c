@@ -734,22 +734,16 @@ worker_release(struct side *sd)
 static pid_t
 worker_start(uid_t uid, struct side *sd, int *ret_cmd, int *ret_rep)
 {
-	int cmd[2], rep[2];
-	pid_t pid;
+	int cmd, rep;
+	pid_t pid = fork_duplex(&cmd, &rep);
 
-	ck_assert_int_eq(pipe2(cmd, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(rep, O_CLOEXEC), 0);
-	pid = fork();
-	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
 		char c, line[256];
 
-		close(cmd[1]);
-		close(rep[0]);
 		signal(SIGPIPE, SIG_IGN);
 		if (uid != 0 && become_uid(uid) == -1)
 			_exit(126);
-		while (read(cmd[0], &c, 1) == 1 && c != 'q') {
+		while (read(cmd, &c, 1) == 1 && c != 'q') {
 			if (c == 'a')
 				worker_acquire(sd, line, sizeof(line));
 			else {
@@ -757,15 +751,13 @@ worker_start(uid_t uid, struct side *sd, int *ret_cmd, int *ret_rep)
 				snprintf(line, sizeof(line), "done");
 			}
 			strcat(line, "\n");
-			if (write(rep[1], line, strlen(line)) < 0)
+			if (write(rep, line, strlen(line)) < 0)
 				_exit(1);
 		}
 		_exit(0);
 	}
-	close(cmd[0]);
-	close(rep[1]);
-	*ret_cmd = cmd[1];
-	*ret_rep = rep[0];
+	*ret_cmd = cmd;
+	*ret_rep = rep;
 	return pid;
 }
 
