@@ -237,6 +237,28 @@ recv_code(int fd, int ms)
 	return code;
 }
 
+size_t
+take_replies(char *buf, size_t len, int *got, bool want_ok)
+{
+	char *line = buf, *nl;
+
+	while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))) {
+		json_object *r;
+
+		*nl = '\0';
+		r = json_tokener_parse(line);
+		ck_assert_msg(r != NULL && (!want_ok || reply_ok(r)),
+		    "reply %d: %s", *got, line);
+		ck_assert_int_eq(reply_int(r, "id"), *got);
+		json_object_put(r);
+		(*got)++;
+		line = nl + 1;
+	}
+	len -= (size_t)(line - buf);
+	memmove(buf, line, len);
+	return len;
+}
+
 void
 hello_ok(int fd)
 {

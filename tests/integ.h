@@ -59,6 +59,13 @@ const char *line_code(const char *line);
 /* The code (line_code) of the next reply line on fd within ms, in a
  * static buffer; NULL on EOF or timeout. */
 const char *recv_code(int fd, int ms);
+/*
+ * The whole lines at the start of buf (len bytes read so far) as replies:
+ * each must be JSON (with want_ok, an ok reply) whose id is *got, which
+ * then counts it. The partial line left is moved to the start of buf;
+ * returns its length.
+ */
+size_t take_replies(char *buf, size_t len, int *got, bool want_ok);
 /* A hello on fd must be answered ok. */
 void hello_ok(int fd);
 /* Send req on fd; its reply must be the error code. */

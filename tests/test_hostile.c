@@ -379,7 +379,6 @@ read_slowly(int fd, size_t chunk, int pause_ms)
 
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		char *line, *nl;
 		ssize_t k;
 
 		if (poll(&pfd, 1, 5000) != 1)
@@ -388,22 +387,7 @@ read_slowly(int fd, size_t chunk, int pause_ms)
 		    chunk < sizeof(buf) - len ? chunk : sizeof(buf) - len, 0);
 		if (k <= 0)
 			break;
-		len += (size_t)k;
-		line = buf;
-		while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))) {
-			json_object *r;
-
-			*nl = '\0';
-			r = json_tokener_parse(line);
-			ck_assert_msg(r != NULL && reply_ok(r), "reply %d: %s",
-			    got, line);
-			ck_assert_int_eq(reply_int(r, "id"), got);
-			json_object_put(r);
-			got++;
-			line = nl + 1;
-		}
-		len -= (size_t)(line - buf);
-		memmove(buf, line, len);
+		len = take_replies(buf, len + (size_t)k, &got, true);
 		usleep((useconds_t)pause_ms * 1000);
 	}
 	return got;
