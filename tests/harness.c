@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "proto.h"
 
 const char *harness_portd_bin = PORTD_BIN;
 const char *harness_portd_faults_bin = PORTD_FAULTS_BIN;
@@ -474,6 +475,17 @@ lease_port(json_object *r, int i)
 	    reply_ok(r) && a != NULL && (int)json_object_array_length(a) > i,
 	    "no port %d in %s", i, json_object_to_json_string(r));
 	return (int)json_object_get_int64(json_object_array_get_idx(a, i));
+}
+
+void
+assert_proto_error(
+    const char *what, const struct proto_error *err, int code, const char *msg)
+{
+	ck_assert_msg((int)err->code == code, "%s: code %s (%s), want %s", what,
+	    proto_errcode_to_string(err->code), err->message,
+	    proto_errcode_to_string((enum proto_errcode)code));
+	ck_assert_msg(strstr(err->message, msg) != NULL,
+	    "%s: message \"%s\" lacks \"%s\"", what, err->message, msg);
 }
 
 json_object *

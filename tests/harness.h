@@ -100,6 +100,13 @@ int lease_port(json_object *reply, int i);
  * or NULL. */
 json_object *find_lease(json_object *leases, const char *id);
 
+/* A refusal of the codec or the core (proto.h): err must hold code (an
+ * enum proto_errcode) and have msg in its message; what names the call
+ * in a failure. */
+struct proto_error;
+void assert_proto_error(
+    const char *what, const struct proto_error *err, int code, const char *msg);
+
 /* Real kernel checks. type is SOCK_STREAM or SOCK_DGRAM; family AF_INET
  * (0.0.0.0), AF_INET6 ([::], V6ONLY on). Returns 0 or errno. */
 int try_bind(int family, int type, int port, bool reuseaddr);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "harness.h"
 #include "shared.h"
 #include "unit.h"
 
@@ -77,11 +78,7 @@ take_fails(
 	struct proto_error err = {0};
 
 	ck_assert_int_eq(alloc_take(req, OWNER_B, &res, &err), -1);
-	ck_assert_msg(err.code == code, "code %s (%s), want %s",
-	    proto_errcode_to_string(err.code), err.message,
-	    proto_errcode_to_string(code));
-	ck_assert_msg(strstr(err.message, msg) != NULL,
-	    "message \"%s\" lacks \"%s\"", err.message, msg);
+	assert_proto_error("alloc_take", &err, code, msg);
 }
 
 static void
