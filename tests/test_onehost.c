@@ -430,12 +430,7 @@ START_TEST(regression_restore_heap_kept_after_rewrite)
 	harness_kill(&d, SIGKILL);
 	harness_restart(&d, args);
 	c = harness_connect(d.sock);
-	{
-		json_object *r = harness_call(c, "{\"op\":\"status\"}");
-
-		ck_assert_int_eq(reply_int(r, "leases"), N);
-		json_object_put(r);
-	}
+	ck_assert_int_eq(status_int(c, "leases"), N);
 	after = proc_rss_kb(d.pid);
 	fprintf(stderr, "restore: RSS %ld kB live, %ld kB after the restart\n",
 	    before, after);
