@@ -11,16 +11,10 @@ set -eu
 build=$1
 src=$2
 sanitize=$3
-tmp=$(mktemp -d /tmp/portd-cmake.XXXXXX)
 # shellcheck source=tests/install_common.sh
 . "$(dirname "$0")/install_common.sh"
-cleanup() {
-	kill_portd
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 
-install_prefix "$build"
+install_prefix "$build" portd-cmake
 flags=$(sanitize_flags "$sanitize")
 cmake -S "$src/tests/cmake_sample" -B "$tmp/sample" \
 	-DCMAKE_PREFIX_PATH="$p" -DCMAKE_C_FLAGS="$flags" \

@@ -7,19 +7,10 @@
 set -eu
 build=$1
 sanitize=$2
-tmp=$(mktemp -d /tmp/portd-install.XXXXXX)
 # shellcheck source=tests/install_common.sh
 . "$(dirname "$0")/install_common.sh"
-cleanup() {
-	kill_portd
-	if [ -f "$tmp/run/portd/portd.sock.lock" ]; then
-		kill "$(cat "$tmp/run/portd/portd.sock.lock")" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
 
-install_prefix "$build"
+install_prefix "$build" portd-install
 libdir=$(cd "$p" && find . -name libportd.so -path '*lib*' | head -1)
 [ -n "$libdir" ] || fail "libportd.so not installed"
 libdir=$p/$(dirname "$libdir")

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "proto.h"
 
 const char *harness_portd_bin = PORTD_BIN;
 const char *harness_portd_faults_bin = PORTD_FAULTS_BIN;
@@ -447,6 +448,16 @@ reply_str(json_object *obj, const char *path)
 	    reply_typed(obj, path, json_type_string, "string"));
 }
 
+int64_t
+status_int(int fd, const char *path)
+{
+	json_object *r = harness_call(fd, "{\"op\":\"status\"}");
+	int64_t v = reply_int(r, path);
+
+	json_object_put(r);
+	return v;
+}
+
 const char *
 lease_id(json_object *r)
 {
@@ -464,6 +475,28 @@ lease_port(json_object *r, int i)
 	    reply_ok(r) && a != NULL && (int)json_object_array_length(a) > i,
 	    "no port %d in %s", i, json_object_to_json_string(r));
 	return (int)json_object_get_int64(json_object_array_get_idx(a, i));
+}
+
+void
+assert_proto_error(
+    const char *what, const struct proto_error *err, int code, const char *msg)
+{
+	ck_assert_msg((int)err->code == code, "%s: code %s (%s), want %s", what,
+	    proto_errcode_to_string(err->code), err->message,
+	    proto_errcode_to_string((enum proto_errcode)code));
+	ck_assert_msg(strstr(err->message, msg) != NULL,
+	    "%s: message \"%s\" lacks \"%s\"", what, err->message, msg);
+}
+
+json_object *
+find_lease(json_object *arr, const char *id)
+{
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *l = json_object_array_get_idx(arr, i);
+		if (strcmp(reply_str(l, "id"), id) == 0)
+			return l;
+	}
+	return NULL;
 }
 
 static int

@@ -91,9 +91,21 @@ const char *reply_error(json_object *reply); /* code, or NULL if ok */
 json_object *reply_get(json_object *obj, const char *path); /* "a.b" */
 int64_t reply_int(json_object *obj, const char *path);
 const char *reply_str(json_object *obj, const char *path);
+/* The integer at path ("leases", "counters.x") of a status reply on fd. */
+int64_t status_int(int fd, const char *path);
 /* Lease id and first port of a lease reply. */
 const char *lease_id(json_object *reply);
 int lease_port(json_object *reply, int i);
+/* The lease with that id in an array of leases (a list reply's "leases"),
+ * or NULL. */
+json_object *find_lease(json_object *leases, const char *id);
+
+/* A refusal of the codec or the core (proto.h): err must hold code (an
+ * enum proto_errcode) and have msg in its message; what names the call
+ * in a failure. */
+struct proto_error;
+void assert_proto_error(
+    const char *what, const struct proto_error *err, int code, const char *msg);
 
 /* Real kernel checks. type is SOCK_STREAM or SOCK_DGRAM; family AF_INET
  * (0.0.0.0), AF_INET6 ([::], V6ONLY on). Returns 0 or errno. */

@@ -1,8 +1,10 @@
 # shellcheck shell=sh
-# Sourced by client_cmake.sh and client_install.sh once they have made
-# $tmp: the build installed into $tmp/prefix ($p), and the portd installed
-# there run on a socket of its own ($daemon_pid while it runs).
+# Sourced by client_cmake.sh and client_install.sh: a temporary folder
+# ($tmp, made by install_prefix), the build installed into $tmp/prefix
+# ($p), and the portd installed there run on a socket of its own
+# ($daemon_pid while it runs).
 daemon_pid=
+tmp=
 fail() {
 	echo "FAIL: $*" >&2
 	exit 1
@@ -10,8 +12,20 @@ fail() {
 kill_portd() {
 	[ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
 }
-# install_prefix BUILD_DIR
+# At exit: the portd started here, and one the installed portctl may
+# have auto-started on $tmp/run, are stopped; $tmp goes.
+cleanup() {
+	kill_portd
+	if [ -f "$tmp/run/portd/portd.sock.lock" ]; then
+		kill "$(cat "$tmp/run/portd/portd.sock.lock")" 2>/dev/null || true
+	fi
+	rm -rf "$tmp"
+}
+# install_prefix BUILD_DIR NAME: $tmp made (/tmp/NAME.XXXXXX, removed by
+# cleanup at exit), and the build installed into it.
 install_prefix() {
+	tmp=$(mktemp -d "/tmp/$2.XXXXXX")
+	trap cleanup EXIT
 	cmake --install "$1" --prefix "$tmp/prefix" >/dev/null
 	p=$tmp/prefix
 }

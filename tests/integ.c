@@ -73,6 +73,23 @@ exchange_child(int out, uid_t uid, const char *sock, const char *data,
 	_exit(0);
 }
 
+pid_t
+fork_duplex(int *cmd, int *rep)
+{
+	int c[2], r[2];
+	pid_t pid;
+
+	ck_assert_int_eq(pipe2(c, O_CLOEXEC), 0);
+	ck_assert_int_eq(pipe2(r, O_CLOEXEC), 0);
+	pid = fork();
+	ck_assert_int_ne(pid, -1);
+	close(pid == 0 ? c[1] : c[0]);
+	close(pid == 0 ? r[0] : r[1]);
+	*cmd = pid == 0 ? c[0] : c[1];
+	*rep = pid == 0 ? r[1] : r[0];
+	return pid;
+}
+
 void
 exchange_as(uid_t uid, const char *sock, const char *data, size_t len,
     int nreplies, int timeout_ms, int wait_close_ms, struct exchange *ret)
@@ -220,6 +237,28 @@ recv_code(int fd, int ms)
 	return code;
 }
 
+size_t
+take_replies(char *buf, size_t len, int *got, bool want_ok)
+{
+	char *line = buf, *nl;
+
+	while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))) {
+		json_object *r;
+
+		*nl = '\0';
+		r = json_tokener_parse(line);
+		ck_assert_msg(r != NULL && (!want_ok || reply_ok(r)),
+		    "reply %d: %s", *got, line);
+		ck_assert_int_eq(reply_int(r, "id"), *got);
+		json_object_put(r);
+		(*got)++;
+		line = nl + 1;
+	}
+	len -= (size_t)(line - buf);
+	memmove(buf, line, len);
+	return len;
+}
+
 void
 hello_ok(int fd)
 {
@@ -348,15 +387,11 @@ list_has(int fd, const char *id)
 {
 	json_object *r = harness_call(fd, "{\"op\":\"list\"}");
 	json_object *a = reply_get(r, "leases");
-	bool found = false;
+	bool found;
 
 	ck_assert_msg(reply_ok(r) && a != NULL, "list failed: %s",
 	    json_object_to_json_string(r));
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		json_object *l = json_object_array_get_idx(a, i);
-		if (strcmp(reply_str(l, "id"), id) == 0)
-			found = true;
-	}
+	found = find_lease(a, id) != NULL;
 	json_object_put(r);
 	return found;
 }

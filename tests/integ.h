@@ -33,6 +33,14 @@ void exchange_as(uid_t uid, const char *sock, const char *data, size_t len,
 json_object *exchange_reply(const struct exchange *x, int i);
 void exchange_free(struct exchange *x);
 
+/*
+ * Fork a child that takes commands from its parent and reports back, each
+ * over a pipe (O_CLOEXEC). Each side gets its own end of both: *cmd is the
+ * child's to read and the parent's to write, *rep the child's to write and
+ * the parent's to read. Returns what fork returned.
+ */
+pid_t fork_duplex(int *cmd, int *rep);
+
 /* In a child: drop every group and become uid (and gid uid); 0 or -1. */
 int become_uid(uid_t uid);
 
@@ -51,6 +59,13 @@ const char *line_code(const char *line);
 /* The code (line_code) of the next reply line on fd within ms, in a
  * static buffer; NULL on EOF or timeout. */
 const char *recv_code(int fd, int ms);
+/*
+ * The whole lines at the start of buf (len bytes read so far) as replies:
+ * each must be JSON (with want_ok, an ok reply) whose id is *got, which
+ * then counts it. The partial line left is moved to the start of buf;
+ * returns its length.
+ */
+size_t take_replies(char *buf, size_t len, int *got, bool want_ok);
 /* A hello on fd must be answered ok. */
 void hello_ok(int fd);
 /* Send req on fd; its reply must be the error code. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "daemon.h"
+#include "harness.h"
 #include "shared.h"
 #include "unit.h"
 
@@ -68,6 +69,18 @@ take_one(struct lease *owner, struct alloc_result *ret)
 	return ret->ports[0];
 }
 
+/* A fresh pool LO..hi, whose first pick (OWNER_A's, into a) is LO. */
+static uint16_t
+take_first(uint16_t hi, struct alloc_result *a)
+{
+	uint16_t p;
+
+	setup_pool(LO, hi);
+	p = take_one(OWNER_A, a);
+	ck_assert_int_eq(p, LO);
+	return p;
+}
+
 /* alloc_take must fail with code and a message part. */
 static void
 take_fails(
@@ -77,11 +90,7 @@ take_fails(
 	struct proto_error err = {0};
 
 	ck_assert_int_eq(alloc_take(req, OWNER_B, &res, &err), -1);
-	ck_assert_msg(err.code == code, "code %s (%s), want %s",
-	    proto_errcode_to_string(err.code), err.message,
-	    proto_errcode_to_string(code));
-	ck_assert_msg(strstr(err.message, msg) != NULL,
-	    "message \"%s\" lacks \"%s\"", err.message, msg);
+	assert_proto_error("alloc_take", &err, code, msg);
 }
 
 static void
@@ -241,11 +250,8 @@ END_TEST
 START_TEST(put_returns_ports_last)
 {
 	struct alloc_result a, b;
-	uint16_t first;
+	uint16_t first = take_first(LO + 4, &a);
 
-	setup_pool(LO, LO + 4);
-	first = take_one(OWNER_A, &a);
-	ck_assert_int_eq(first, LO);
 	give_back(&a);
 	ck_assert_ptr_null(alloc_owner(first));
 	ck_assert_int_eq(alloc_pool_free(), 5);
@@ -719,11 +725,8 @@ END_TEST
 START_TEST(set_pool_keeps_leases)
 {
 	struct alloc_result a, b;
-	uint16_t pa;
+	uint16_t pa = take_first(LO + 9, &a);
 
-	setup_pool(LO, LO + 9);
-	pa = take_one(OWNER_A, &a);
-	ck_assert_int_eq(pa, LO);
 	ck_assert_int_eq(alloc_set_pool(LO, LO + 19), 0);
 	ck_assert_int_eq(alloc_pool_free(), 19);
 	ck_assert_ptr_eq(alloc_owner(pa), OWNER_A);

@@ -117,13 +117,11 @@ loop_close(struct loop *lp)
 }
 
 static int64_t
-status_int(const char *sock, const char *key)
+sock_status_int(const char *sock, const char *key)
 {
 	int fd = harness_connect(sock);
-	json_object *r = harness_call(fd, "{\"op\":\"status\"}");
-	int64_t v = reply_int(r, key);
+	int64_t v = status_int(fd, key);
 
-	json_object_put(r);
 	close(fd);
 	return v;
 }
@@ -207,8 +205,8 @@ START_TEST(hundred_concurrent_leases)
 		for (int j = i + 1; j < NLEASES; j++)
 			ck_assert_int_ne(m->ports[i], m->ports[j]);
 	/* The daemon holds all of them, for this one connection. */
-	ck_assert_int_eq(status_int(d.sock, "leases"), NLEASES);
-	ck_assert_int_eq(status_int(d.sock, "connections"), 2);
+	ck_assert_int_eq(sock_status_int(d.sock, "leases"), NLEASES);
+	ck_assert_int_eq(sock_status_int(d.sock, "connections"), 2);
 	for (int i = 0; i < NLEASES; i++) {
 		ck_assert_int_eq(
 		    try_bind(AF_INET6, SOCK_STREAM, m->ports[i], false),
@@ -218,7 +216,7 @@ START_TEST(hundred_concurrent_leases)
 	}
 	loop_run(&lp);
 	ck_assert_int_eq(m->released, NLEASES);
-	ck_assert_int_eq(status_int(d.sock, "leases"), 0);
+	ck_assert_int_eq(sock_status_int(d.sock, "leases"), 0);
 	loop_close(&lp);
 	free(m);
 	harness_stop(&d);
@@ -326,7 +324,7 @@ START_TEST(regression_fds_glued_after_plain_reply)
 	ck_assert_int_eq(portd_async_process(pa, PORTD_ASYNC_WRITE), 0);
 	ck_assert_int_eq(n, 0);
 	/* Both answers are in the socket when the status answer is. */
-	ck_assert_int_eq(status_int(d.sock, "leases"), 2);
+	ck_assert_int_eq(sock_status_int(d.sock, "leases"), 2);
 	usleep(50000);
 	ck_assert_int_eq(portd_async_process(pa, PORTD_ASYNC_READ), 0);
 	ck_assert_int_eq(n, 2);
@@ -534,7 +532,7 @@ START_TEST(libevent_example)
 			ck_assert_int_ne(ports[i], ports[j]);
 	}
 	/* It gave them back. */
-	ck_assert_int_eq(status_int(d.sock, "leases"), 0);
+	ck_assert_int_eq(sock_status_int(d.sock, "leases"), 0);
 	snprintf(cmd, sizeof(cmd), "PORTD_SOCKET=%s %s/libevent_lease 0 2>&1",
 	    d.sock, LIBEVENT_LEASE_DIR);
 	ck_assert_int_eq(WEXITSTATUS(system(cmd)), 2);
@@ -565,16 +563,16 @@ START_TEST(pick_udp_and_return)
 	/* Held shared: only a SO_REUSEADDR bind gets it. */
 	ck_assert_int_eq(
 	    try_bind(AF_INET6, SOCK_STREAM, tcp, false), EADDRINUSE);
-	ck_assert_int_eq(status_int(d.sock, "leases"), 3);
+	ck_assert_int_eq(sock_status_int(d.sock, "leases"), 3);
 
 	ck_assert_int_eq(portd_return_port((uint16_t)udp), 0);
 	ck_assert_int_eq(portd_return_port((uint16_t)tcp), 0);
 	ck_assert_int_eq(try_bind(AF_INET6, SOCK_STREAM, tcp, false), 0);
-	ck_assert_int_eq(status_int(d.sock, "leases"), 1);
+	ck_assert_int_eq(sock_status_int(d.sock, "leases"), 1);
 	ck_assert_int_eq(portd_return_port((uint16_t)udp), PORTD_E_NOT_FOUND);
 	ck_assert_int_eq(portd_return_port(0), PORTD_E_INVALID);
 	ck_assert_int_eq(portd_return_port((uint16_t)both), 0);
-	ck_assert_int_eq(status_int(d.sock, "leases"), 0);
+	ck_assert_int_eq(sock_status_int(d.sock, "leases"), 0);
 	harness_stop(&d);
 }
 END_TEST
@@ -623,7 +621,7 @@ START_TEST(pick_sockets)
 	assert_socket(tcp, SOCK_STREAM, port);
 	ck_assert_int_eq(udp, -1);
 	close(tcp);
-	ck_assert_int_eq(status_int(d.sock, "leases"), 3);
+	ck_assert_int_eq(sock_status_int(d.sock, "leases"), 3);
 	harness_stop(&d);
 }
 END_TEST
@@ -664,7 +662,7 @@ START_TEST(status_metrics_stop)
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	harness_restart(&d_ops, pool_args);
 	/* A reply means the loop runs, and with it the SIGTERM handler. */
-	ck_assert_int_eq(status_int(d_ops.sock, "leases"), 1);
+	ck_assert_int_eq(sock_status_int(d_ops.sock, "leases"), 1);
 	harness_stop(&d_ops);
 }
 END_TEST

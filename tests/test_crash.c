@@ -268,9 +268,7 @@ check_restored(const char *dir, pid_t pid, int baseline, int round)
 		    strcmp(reply_str(l, "proto"), "both") == 0 ? 2 * n : n;
 	}
 	json_object_put(r);
-	r = harness_call(c, "{\"op\":\"status\"}");
-	ck_assert_int_eq(reply_int(r, "sockets"), sockets);
-	json_object_put(r);
+	ck_assert_int_eq(status_int(c, "sockets"), sockets);
 	close(c);
 
 	/* Once our connection is gone: baseline + held sockets + one

@@ -50,6 +50,33 @@ lease(int fd, const char *args)
 	return r;
 }
 
+/* A daemon on the test pool, a connection to it, and one lease of args
+ * made on that: the reply, its first port, and the time just before the
+ * request. */
+struct leased {
+	struct daemon_proc d;
+	int fd;
+	json_object *a;
+	int p;
+	int64_t t0;
+};
+
+static void
+start_leased(struct leased *l, const char *args)
+{
+	l->fd = start_pool(&l->d);
+	l->t0 = now_ms();
+	l->a = lease(l->fd, args);
+	l->p = lease_port(l->a, 0);
+}
+
+static void
+leased_done(struct leased *l)
+{
+	json_object_put(l->a);
+	close_and_stop(&l->d, l->fd);
+}
+
 /* Wait until status shows n connections (probes from harness_start and
  * closed clients are counted until the daemon reads their EOF). */
 static void
@@ -59,15 +86,26 @@ wait_conns(int fd, int n)
 	int64_t got;
 
 	do {
-		json_object *r = harness_call(fd, "{\"op\":\"status\"}");
-		got = reply_int(r, "connections");
-		json_object_put(r);
+		got = status_int(fd, "connections");
 		if (got == n)
 			return;
 		usleep(5000);
 	} while (now_ms() < deadline);
 	ck_abort_msg(
 	    "status shows %lld connections, want %d", (long long)got, n);
+}
+
+/* A connection over a limit: one resource_exhausted line, then closed. */
+static void
+assert_refused(int fd, const char *what)
+{
+	char *line = harness_recv_line(fd, 3000, NULL, NULL);
+
+	ck_assert_msg(line != NULL, "no reply to %s", what);
+	ck_assert_str_eq(line_code(line), "resource_exhausted");
+	free(line);
+	ck_assert(wait_closed(fd, 2000));
+	close(fd);
 }
 
 START_TEST(hello_echoes_uid_and_pid)
@@ -364,7 +402,6 @@ END_TEST
 START_TEST(max_connections)
 {
 	struct daemon_proc d;
-	char *line;
 	int fds[3], extra;
 
 	harness_start(
@@ -377,12 +414,7 @@ START_TEST(max_connections)
 	}
 	extra = harness_connect(d.sock);
 	ck_assert_int_ge(extra, 0);
-	line = harness_recv_line(extra, 3000, NULL, NULL);
-	ck_assert_msg(line != NULL, "no reply to the 4th connection");
-	ck_assert_str_eq(line_code(line), "resource_exhausted");
-	free(line);
-	ck_assert(wait_closed(extra, 2000));
-	close(extra);
+	assert_refused(extra, "the 4th connection");
 	/* The three are still served; one gone makes room. */
 	for (int i = 0; i < 3; i++)
 		json_object_put(harness_call(fds[i], "{\"op\":\"hello\"}"));
@@ -392,8 +424,7 @@ START_TEST(max_connections)
 	json_object_put(harness_call(extra, "{\"op\":\"hello\"}"));
 	close(extra);
 	close(fds[0]);
-	close(fds[1]);
-	harness_stop(&d);
+	close_and_stop(&d, fds[1]);
 }
 END_TEST
 
@@ -403,8 +434,7 @@ START_TEST(max_connections_per_uid)
 	struct exchange x;
 	const char *hello = "{\"op\":\"hello\"}\n";
 	json_object *r;
-	char *line;
-	int fds[2], extra;
+	int fds[2];
 
 	harness_start(
 	    &d, (const char *[]){POOL_ARGS, "--max-connections-per-uid", "2",
@@ -414,13 +444,7 @@ START_TEST(max_connections_per_uid)
 	wait_conns(fds[0], 1);
 	fds[1] = harness_connect(d.sock);
 	json_object_put(harness_call(fds[1], "{\"op\":\"hello\"}"));
-	extra = harness_connect(d.sock);
-	line = harness_recv_line(extra, 3000, NULL, NULL);
-	ck_assert_msg(line != NULL, "no reply to root's 3rd connection");
-	ck_assert_str_eq(line_code(line), "resource_exhausted");
-	free(line);
-	ck_assert(wait_closed(extra, 2000));
-	close(extra);
+	assert_refused(harness_connect(d.sock), "root's 3rd connection");
 
 	/* Another uid still gets in. */
 	exchange_as(NOBODY_UID, d.sock, hello, strlen(hello), 1, 2000, 0, &x);
@@ -430,31 +454,26 @@ START_TEST(max_connections_per_uid)
 	json_object_put(r);
 	exchange_free(&x);
 	close(fds[0]);
-	close(fds[1]);
-	harness_stop(&d);
+	close_and_stop(&d, fds[1]);
 }
 END_TEST
 
 START_TEST(hold_shared_tcp)
 {
-	struct daemon_proc d;
-	json_object *a, *r;
-	int fd, p;
+	struct leased l;
+	json_object *r;
 
-	fd = start_pool(&d);
-	a = lease(fd, "");
-	p = lease_port(a, 0);
-	assert_plain_blocked(p, SOCK_STREAM);
-	assert_cobind(p);
+	start_leased(&l, "");
+	assert_plain_blocked(l.p, SOCK_STREAM);
+	assert_cobind(l.p);
 	/* The co-bound server came and went; portd still holds the port. */
-	assert_plain_blocked(p, SOCK_STREAM);
+	assert_plain_blocked(l.p, SOCK_STREAM);
 	r = harness_call(
-	    fd, "{\"op\":\"release\",\"lease\":\"%s\"}", lease_id(a));
+	    l.fd, "{\"op\":\"release\",\"lease\":\"%s\"}", lease_id(l.a));
 	ck_assert(reply_ok(r));
 	json_object_put(r);
-	assert_port_free(p, SOCK_STREAM);
-	json_object_put(a);
-	close_and_stop(&d, fd);
+	assert_port_free(l.p, SOCK_STREAM);
+	leased_done(&l);
 }
 END_TEST
 
@@ -508,44 +527,36 @@ END_TEST
 
 START_TEST(hold_both)
 {
-	struct daemon_proc d;
-	json_object *a;
-	int fd, p;
+	struct leased l;
 
-	fd = start_pool(&d);
-	a = lease(fd, "\"proto\":\"both\"");
-	p = lease_port(a, 0);
-	assert_plain_blocked(p, SOCK_STREAM);
-	assert_reuse_blocked(p, SOCK_STREAM);
-	assert_plain_blocked(p, SOCK_DGRAM);
-	assert_reuse_blocked(p, SOCK_DGRAM);
+	start_leased(&l, "\"proto\":\"both\"");
+	assert_plain_blocked(l.p, SOCK_STREAM);
+	assert_reuse_blocked(l.p, SOCK_STREAM);
+	assert_plain_blocked(l.p, SOCK_DGRAM);
+	assert_reuse_blocked(l.p, SOCK_DGRAM);
 	json_object_put(harness_call(
-	    fd, "{\"op\":\"release\",\"lease\":\"%s\"}", lease_id(a)));
-	assert_port_free(p, SOCK_STREAM);
-	assert_port_free(p, SOCK_DGRAM);
-	json_object_put(a);
-	close_and_stop(&d, fd);
+	    l.fd, "{\"op\":\"release\",\"lease\":\"%s\"}", lease_id(l.a)));
+	assert_port_free(l.p, SOCK_STREAM);
+	assert_port_free(l.p, SOCK_DGRAM);
+	leased_done(&l);
 }
 END_TEST
 
 START_TEST(family_ipv4_leaves_ipv6)
 {
-	struct daemon_proc d;
+	struct leased l;
 	json_object *a;
-	int fd, p;
+	int p;
 
-	fd = start_pool(&d);
-	a = lease(fd, "\"family\":\"ipv4\"");
-	p = lease_port(a, 0);
-	ck_assert_str_eq(reply_str(a, "lease.family"), "ipv4");
+	start_leased(&l, "\"family\":\"ipv4\"");
+	ck_assert_str_eq(reply_str(l.a, "lease.family"), "ipv4");
 	ck_assert_int_eq(
-	    try_bind_addr("0.0.0.0", SOCK_STREAM, p, false), EADDRINUSE);
+	    try_bind_addr("0.0.0.0", SOCK_STREAM, l.p, false), EADDRINUSE);
 	ck_assert_int_eq(
-	    try_bind_addr("127.0.0.1", SOCK_STREAM, p, false), EADDRINUSE);
-	ck_assert_int_eq(try_bind_addr("::1", SOCK_STREAM, p, false), 0);
-	json_object_put(a);
+	    try_bind_addr("127.0.0.1", SOCK_STREAM, l.p, false), EADDRINUSE);
+	ck_assert_int_eq(try_bind_addr("::1", SOCK_STREAM, l.p, false), 0);
 
-	a = lease(fd, "\"family\":\"ipv6\"");
+	a = lease(l.fd, "\"family\":\"ipv6\"");
 	p = lease_port(a, 0);
 	ck_assert_int_eq(
 	    try_bind_addr("::", SOCK_STREAM, p, false), EADDRINUSE);
@@ -553,7 +564,7 @@ START_TEST(family_ipv4_leaves_ipv6)
 	    try_bind_addr("::1", SOCK_STREAM, p, false), EADDRINUSE);
 	ck_assert_int_eq(try_bind_addr("127.0.0.1", SOCK_STREAM, p, false), 0);
 	json_object_put(a);
-	close_and_stop(&d, fd);
+	leased_done(&l);
 }
 END_TEST
 
@@ -571,58 +582,41 @@ expect_gone_at(int fd, const char *id, int p, int64_t t0, int gone_ms)
 
 START_TEST(ttl_expiry)
 {
-	struct daemon_proc d;
-	json_object *a;
-	char id[80];
-	int64_t t0;
-	int fd, p;
+	struct leased l;
 
-	fd = start_pool(&d);
-	t0 = now_ms();
-	a = lease(fd, "\"ttl\":1");
-	snprintf(id, sizeof(id), "%s", lease_id(a));
-	p = lease_port(a, 0);
-	ck_assert_int_eq(reply_int(a, "lease.ttl"), 1);
+	start_leased(&l, "\"ttl\":1");
+	ck_assert_int_eq(reply_int(l.a, "lease.ttl"), 1);
 	usleep(500 * 1000);
-	expect_gone_at(fd, id, p, t0, 1500);
-	json_object_put(a);
-	close_and_stop(&d, fd);
+	expect_gone_at(l.fd, lease_id(l.a), l.p, l.t0, 1500);
+	leased_done(&l);
 }
 END_TEST
 
 START_TEST(renew_extends)
 {
-	struct daemon_proc d;
-	json_object *a, *r;
-	char id[80];
-	int64_t t0;
-	int fd, p;
+	struct leased l;
+	json_object *r;
 
-	fd = start_pool(&d);
-	t0 = now_ms();
-	a = lease(fd, "\"ttl\":2");
-	snprintf(id, sizeof(id), "%s", lease_id(a));
-	p = lease_port(a, 0);
+	start_leased(&l, "\"ttl\":2");
 	usleep(1000 * 1000);
-	r = harness_call(
-	    fd, "{\"op\":\"renew\",\"lease\":\"%s\",\"ttl\":3}", id);
+	r = harness_call(l.fd, "{\"op\":\"renew\",\"lease\":\"%s\",\"ttl\":3}",
+	    lease_id(l.a));
 	ck_assert(reply_ok(r));
 	ck_assert_int_eq(reply_int(r, "lease.ttl"), 3);
-	ck_assert_int_ge(
-	    reply_int(r, "lease.expires"), reply_int(a, "lease.expires") + 900);
+	ck_assert_int_ge(reply_int(r, "lease.expires"),
+	    reply_int(l.a, "lease.expires") + 900);
 	json_object_put(r);
-	usleep((useconds_t)(2500 - (now_ms() - t0)) * 1000);
+	usleep((useconds_t)(2500 - (now_ms() - l.t0)) * 1000);
 	/* Renewed at 1 s for 3 s: gone by 4.5 s. */
-	expect_gone_at(fd, id, p, t0, 4500);
-	json_object_put(a);
-	close_and_stop(&d, fd);
+	expect_gone_at(l.fd, lease_id(l.a), l.p, l.t0, 4500);
+	leased_done(&l);
 }
 END_TEST
 
 START_TEST(session_scope)
 {
 	struct daemon_proc d;
-	json_object *a, *b, *r;
+	json_object *a, *b;
 	int64_t t0, t;
 	int fa, fb, p;
 
@@ -651,9 +645,7 @@ START_TEST(session_scope)
 	assert_port_free(p, SOCK_STREAM);
 	ck_assert(!list_has(fb, lease_id(a)));
 	ck_assert(list_has(fb, lease_id(b)));
-	r = harness_call(fb, "{\"op\":\"status\"}");
-	ck_assert_int_eq(reply_int(r, "counters.leases_session_ended"), 1);
-	json_object_put(r);
+	ck_assert_int_eq(status_int(fb, "counters.leases_session_ended"), 1);
 	json_object_put(a);
 	json_object_put(b);
 	close(fb);
@@ -759,18 +751,15 @@ END_TEST
 
 START_TEST(second_daemon_refused)
 {
-	struct daemon_proc d;
-	json_object *a, *r;
+	struct leased l;
+	json_object *r;
 	char log2[200];
 	pid_t pid;
-	int fd, status, p;
+	int status;
 
-	fd = start_pool(&d);
-	a = lease(fd, "");
-	p = lease_port(a, 0);
-
-	snprintf(log2, sizeof(log2), "%s/second.log", d.dir);
-	pid = harness_spawn_on(d.sock, log2, pool_args);
+	start_leased(&l, "");
+	snprintf(log2, sizeof(log2), "%s/second.log", l.d.dir);
+	pid = harness_spawn_on(l.d.sock, log2, pool_args);
 	status = harness_wait_exit(pid, 5000);
 	if (status == -1) {
 		kill(pid, SIGKILL);
@@ -783,16 +772,15 @@ START_TEST(second_daemon_refused)
 	    "second portd said: %s", read_text(log2));
 
 	/* The first keeps serving, with its lease. */
-	r = harness_call(fd, "{\"op\":\"hello\"}");
+	r = harness_call(l.fd, "{\"op\":\"hello\"}");
 	ck_assert(reply_ok(r));
 	json_object_put(r);
-	ck_assert(list_has(fd, lease_id(a)));
-	assert_plain_blocked(p, SOCK_STREAM);
-	close(fd);
-	fd = harness_connect(d.sock);
-	ck_assert(list_has(fd, lease_id(a)));
-	json_object_put(a);
-	close_and_stop(&d, fd);
+	ck_assert(list_has(l.fd, lease_id(l.a)));
+	assert_plain_blocked(l.p, SOCK_STREAM);
+	close(l.fd);
+	l.fd = harness_connect(l.d.sock);
+	ck_assert(list_has(l.fd, lease_id(l.a)));
+	leased_done(&l);
 }
 END_TEST
 

@@ -284,9 +284,7 @@ START_TEST(udp_shared_refused)
 		json_object_put(r);
 	}
 	/* Nothing was leased on the way. */
-	r = harness_call(conn, "{\"op\":\"status\"}");
-	ck_assert_int_eq(reply_int(r, "leases"), 0);
-	json_object_put(r);
+	ck_assert_int_eq(status_int(conn, "leases"), 0);
 	close(conn);
 	harness_stop(&d);
 }

@@ -203,19 +203,13 @@ END_TEST
 static pid_t
 hold_as_nobody(const char *addr, int n, int *ret_report, int *ret_stop)
 {
-	int rep[2], stop[2];
-	pid_t pid;
+	int rep, stop;
+	pid_t pid = fork_duplex(&stop, &rep);
 
-	ck_assert_int_eq(pipe2(rep, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(stop, O_CLOEXEC), 0);
-	pid = fork();
-	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
 		int *fds = calloc((size_t)n, sizeof(int)), open_ = 0;
 		char c;
 
-		close(rep[0]);
-		close(stop[1]);
 		if (fds == NULL || become_uid(NOBODY_UID) == -1)
 			_exit(1);
 		for (int i = 0; i < n; i++)
@@ -226,15 +220,13 @@ hold_as_nobody(const char *addr, int n, int *ret_report, int *ret_stop)
 			if (fds[i] != -1 && poll(&pfd, 1, 0) == 0)
 				open_++;
 		}
-		if (write(rep[1], &open_, sizeof(open_)) != sizeof(open_))
+		if (write(rep, &open_, sizeof(open_)) != sizeof(open_))
 			_exit(1);
-		(void)read(stop[0], &c, 1);
+		(void)read(stop, &c, 1);
 		_exit(0);
 	}
-	close(rep[1]);
-	close(stop[0]);
-	*ret_report = rep[0];
-	*ret_stop = stop[1];
+	*ret_report = rep;
+	*ret_stop = stop;
 	return pid;
 }
 
@@ -387,7 +379,6 @@ read_slowly(int fd, size_t chunk, int pause_ms)
 
 	for (;;) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		char *line, *nl;
 		ssize_t k;
 
 		if (poll(&pfd, 1, 5000) != 1)
@@ -396,22 +387,7 @@ read_slowly(int fd, size_t chunk, int pause_ms)
 		    chunk < sizeof(buf) - len ? chunk : sizeof(buf) - len, 0);
 		if (k <= 0)
 			break;
-		len += (size_t)k;
-		line = buf;
-		while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))) {
-			json_object *r;
-
-			*nl = '\0';
-			r = json_tokener_parse(line);
-			ck_assert_msg(r != NULL && reply_ok(r), "reply %d: %s",
-			    got, line);
-			ck_assert_int_eq(reply_int(r, "id"), got);
-			json_object_put(r);
-			got++;
-			line = nl + 1;
-		}
-		len -= (size_t)(line - buf);
-		memmove(buf, line, len);
+		len = take_replies(buf, len + (size_t)k, &got, true);
 		usleep((useconds_t)pause_ms * 1000);
 	}
 	return got;
@@ -431,7 +407,6 @@ START_TEST(regression_half_close_slow_reader)
 	char *reqs = malloc((size_t)NREQ * 48);
 	size_t len = 0;
 	int fd, status, got;
-	json_object *r;
 	pid_t w;
 
 	ck_assert_ptr_nonnull(reqs);
@@ -461,9 +436,7 @@ START_TEST(regression_half_close_slow_reader)
 	ck_assert_int_eq(got, NLEASE);
 	close(fd);
 	fd = harness_connect(d.sock);
-	r = harness_call(fd, "{\"op\":\"status\"}");
-	ck_assert_int_eq(reply_int(r, "leases"), NLEASE);
-	json_object_put(r);
+	ck_assert_int_eq(status_int(fd, "leases"), NLEASE);
 	close(fd);
 	free(reqs);
 	harness_stop(&d);

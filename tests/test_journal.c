@@ -40,6 +40,19 @@ struct env {
 	bool mounted;
 };
 
+/* The test's folder, its state folder in it, and the paths of both. */
+static void
+env_layout(struct env *e)
+{
+	memset(e, 0, sizeof(*e));
+	make_dir(e->dir);
+	snprintf(e->state, sizeof(e->state), "%s/state", e->dir);
+	snprintf(e->sock, sizeof(e->sock), "%s/portd.sock", e->state);
+	snprintf(e->journal, sizeof(e->journal), "%s.journal", e->sock);
+	snprintf(e->ps, sizeof(e->ps), "%s/ps.sock", e->dir);
+	ck_assert_int_eq(mkdir(e->state, 0700), 0);
+}
+
 /* A private mount namespace with a tmpfs of size bytes at e->state.
  * False (after saying why) when this machine does not allow it. */
 static void env_args(struct env *e);
@@ -49,14 +62,8 @@ env_init(struct env *e, const char *size)
 {
 	char opts[64];
 
-	memset(e, 0, sizeof(*e));
-	make_dir(e->dir);
-	snprintf(e->state, sizeof(e->state), "%s/state", e->dir);
-	snprintf(e->sock, sizeof(e->sock), "%s/portd.sock", e->state);
-	snprintf(e->journal, sizeof(e->journal), "%s.journal", e->sock);
-	snprintf(e->ps, sizeof(e->ps), "%s/ps.sock", e->dir);
+	env_layout(e);
 	snprintf(e->fill, sizeof(e->fill), "%s/fill", e->state);
-	ck_assert_int_eq(mkdir(e->state, 0700), 0);
 	snprintf(opts, sizeof(opts), "size=%s,mode=0700", size);
 	if (geteuid() != 0 || unshare(CLONE_NEWNS) == -1 ||
 	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == -1 ||
@@ -92,14 +99,8 @@ env_args(struct env *e)
 static void
 env_init_faults(struct env *e)
 {
-	memset(e, 0, sizeof(*e));
-	make_dir(e->dir);
-	snprintf(e->state, sizeof(e->state), "%s/state", e->dir);
-	snprintf(e->sock, sizeof(e->sock), "%s/portd.sock", e->state);
-	snprintf(e->journal, sizeof(e->journal), "%s.journal", e->sock);
-	snprintf(e->ps, sizeof(e->ps), "%s/ps.sock", e->dir);
+	env_layout(e);
 	snprintf(e->rules, sizeof(e->rules), "%s/faults", e->dir);
-	ck_assert_int_eq(mkdir(e->state, 0700), 0);
 	env_args(e);
 	e->bin = harness_portd_faults_bin;
 	setenv("PORTD_FAULTS_FILE", e->rules, 1);
@@ -311,15 +312,11 @@ END_TEST
 static bool
 listed(struct env *e, const char *id)
 {
-	json_object *r = call(e, "{\"op\":\"list\"}"), *a;
-	bool found = false;
+	json_object *r = call(e, "{\"op\":\"list\"}");
+	bool found;
 
 	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e->dir));
-	a = reply_get(r, "leases");
-	for (size_t i = 0; i < json_object_array_length(a); i++)
-		found |=
-		    strcmp(reply_str(json_object_array_get_idx(a, i), "id"),
-		        id) == 0;
+	found = find_lease(reply_get(r, "leases"), id) != NULL;
 	json_object_put(r);
 	return found;
 }
@@ -361,6 +358,31 @@ expect_error(struct env *e, const char *code, const char *req)
 	ck_assert_msg(alive(e), "portd died: %s", dir_log(e->dir));
 }
 
+/* portd-faults started on a fresh env (no rules yet). */
+static void
+env_start_faults(struct env *e)
+{
+	env_init_faults(e);
+	env_start(e);
+}
+
+/* portd-faults with one lease (its id into id), then the rules set. */
+static void
+start_one_then_faults(struct env *e, char *id, const char *rules)
+{
+	env_start_faults(e);
+	lease_into(e, id);
+	set_faults(e, rules);
+}
+
+/* portd's log must show text. */
+static void
+assert_logged(struct env *e, const char *text)
+{
+	ck_assert_msg(
+	    strstr(dir_log(e->dir), text) != NULL, "%s", dir_log(e->dir));
+}
+
 /* A journal write that fails (EIO, no byte written) refuses the lease
  * and loses nothing else: the leases before and after it survive a
  * SIGKILL, the refused one does not come back. */
@@ -369,10 +391,7 @@ START_TEST(test_fault_journal_eio)
 	struct env e;
 	char a[32], c[32];
 
-	env_init_faults(&e);
-	env_start(&e);
-	lease_into(&e, a);
-	set_faults(&e, "journal_write:EIO:1");
+	start_one_then_faults(&e, a, "journal_write:EIO:1");
 	expect_error(&e, "internal", "{\"op\":\"lease\",\"ttl\":600}");
 	ck_assert_int_eq(list_count(&e), 1);
 	lease_into(&e, c);
@@ -393,8 +412,7 @@ START_TEST(test_fault_bind)
 	char id[32];
 	json_object *r;
 
-	env_init_faults(&e);
-	env_start(&e);
+	env_start_faults(&e);
 	set_faults(&e, "bind:EMFILE:1");
 	expect_error(&e, "resource_exhausted", "{\"op\":\"lease\"}");
 	lease_into(&e, id);
@@ -418,8 +436,7 @@ START_TEST(test_fault_pidfd_open)
 	char req[128];
 	json_object *r;
 
-	env_init_faults(&e);
-	env_start(&e);
+	env_start_faults(&e);
 	snprintf(req, sizeof(req),
 	    "{\"op\":\"lease\",\"scope\":\"process\",\"pid\":%d}",
 	    (int)getpid());
@@ -443,8 +460,7 @@ START_TEST(test_fault_accept_emfile)
 	struct env e;
 	json_object *r;
 
-	env_init_faults(&e);
-	env_start(&e);
+	env_start_faults(&e);
 	set_faults(&e, "accept:EMFILE:1");
 	r = call(&e, "{\"op\":\"hello\"}");
 	ck_assert_msg(r != NULL, "no answer at EMFILE: %s", dir_log(e.dir));
@@ -455,8 +471,7 @@ START_TEST(test_fault_accept_emfile)
 	r = call(&e, "{\"op\":\"hello\"}");
 	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
 	json_object_put(r);
-	ck_assert_msg(strstr(dir_log(e.dir), "accept call 1 fails") != NULL,
-	    "%s", dir_log(e.dir));
+	assert_logged(&e, "accept call 1 fails");
 	env_done(&e);
 }
 END_TEST
@@ -470,8 +485,7 @@ START_TEST(test_fault_sendmsg)
 	char *line;
 	int c, fds[8], nfds = 0;
 
-	env_init_faults(&e);
-	env_start(&e);
+	env_start_faults(&e);
 	set_faults(&e, "sendmsg:short:1");
 	c = harness_connect(e.sock);
 	ck_assert_int_ne(c, -1);
@@ -511,8 +525,7 @@ START_TEST(test_fault_bad_rule)
 	ck_assert_msg(
 	    status != -1 && WIFEXITED(status) && WEXITSTATUS(status) != 0,
 	    "%#x", status);
-	ck_assert_msg(strstr(dir_log(e.dir), "unknown error 'ENOSPACE'"), "%s",
-	    dir_log(e.dir));
+	assert_logged(&e, "unknown error 'ENOSPACE'");
 	e.pid = 0;
 	unsetenv("PORTD_FAULTS");
 	env_done(&e);
@@ -539,18 +552,26 @@ fill_gap(struct env *e, char ids[][32], int *n)
 	ck_abort_msg("the journal took 64 leases on a full disk");
 }
 
-/* A 256k filesystem, portd on it with one lease in ids, then the disk
- * filled and its last gap leased into ids too; false (test skipped) when
- * no such filesystem can be made. */
+/* A portd on a full disk, and the ids of the n leases it holds. */
+struct full {
+	struct env e;
+	char ids[96][32];
+	int n;
+};
+
+/* A 256k filesystem, portd on it with one lease in f->ids, then the disk
+ * filled and its last gap leased into f->ids too; false (test skipped)
+ * when no such filesystem can be made. */
 static bool
-start_one_then_full(struct env *e, char ids[][32], int *n)
+start_one_then_full(struct full *f)
 {
-	if (!env_init(e, "256k"))
+	f->n = 0;
+	if (!env_init(&f->e, "256k"))
 		return false;
-	env_start(e);
-	lease_into(e, ids[(*n)++]);
-	fill_disk(e);
-	fill_gap(e, ids, n);
+	env_start(&f->e);
+	lease_into(&f->e, f->ids[f->n++]);
+	fill_disk(&f->e);
+	fill_gap(&f->e, f->ids, &f->n);
 	return true;
 }
 
@@ -558,16 +579,12 @@ start_one_then_full(struct env *e, char ids[][32], int *n)
 static int
 held_of(struct env *e, const char *id)
 {
-	json_object *r = call(e, "{\"op\":\"list\"}"), *a;
-	int held = -1;
+	json_object *r = call(e, "{\"op\":\"list\"}"), *l;
+	int held;
 
 	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e->dir));
-	a = reply_get(r, "leases");
-	for (size_t i = 0; i < json_object_array_length(a); i++) {
-		json_object *l = json_object_array_get_idx(a, i);
-		if (strcmp(reply_str(l, "id"), id) == 0)
-			held = json_object_get_boolean(reply_get(l, "held"));
-	}
+	l = find_lease(reply_get(r, "leases"), id);
+	held = l ? json_object_get_boolean(reply_get(l, "held")) : -1;
 	json_object_put(r);
 	return held;
 }
@@ -626,32 +643,30 @@ END_TEST
  */
 START_TEST(regression_fulldisk_claim_restored_held)
 {
-	struct env e;
-	char ids[96][32];
-	int n = 0;
+	struct full f;
 	json_object *r;
 
-	if (!start_one_then_full(&e, ids, &n))
+	if (!start_one_then_full(&f))
 		return;
-	r = call(&e, "{\"op\":\"claim\",\"lease\":\"%s\"}", ids[0]);
-	ck_assert_msg(r != NULL, "portd died: %s", dir_log(e.dir));
+	r = call(&f.e, "{\"op\":\"claim\",\"lease\":\"%s\"}", f.ids[0]);
+	ck_assert_msg(r != NULL, "portd died: %s", dir_log(f.e.dir));
 	ck_assert_msg(!reply_ok(r) && strcmp(reply_error(r), "internal") == 0,
 	    "claim on a full disk: %s", json_object_to_json_string(r));
 	json_object_put(r);
-	ck_assert_int_eq(held_of(&e, ids[0]), 1);
-	env_restart(&e);
-	ck_assert_int_eq(held_of(&e, ids[0]), 1);
+	ck_assert_int_eq(held_of(&f.e, f.ids[0]), 1);
+	env_restart(&f.e);
+	ck_assert_int_eq(held_of(&f.e, f.ids[0]), 1);
 
 	/* Space again: the claim is recorded and stays. */
-	free_disk(&e);
-	r = call(&e, "{\"op\":\"claim\",\"lease\":\"%s\"}", ids[0]);
-	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(e.dir));
+	free_disk(&f.e);
+	r = call(&f.e, "{\"op\":\"claim\",\"lease\":\"%s\"}", f.ids[0]);
+	ck_assert_msg(r != NULL && reply_ok(r), "%s", dir_log(f.e.dir));
 	json_object_put(r);
-	env_restart(&e);
-	ck_assert_int_eq(held_of(&e, ids[0]), 0);
-	for (int i = 1; i < n; i++)
-		ck_assert(listed(&e, ids[i]));
-	env_done(&e);
+	env_restart(&f.e);
+	ck_assert_int_eq(held_of(&f.e, f.ids[0]), 0);
+	for (int i = 1; i < f.n; i++)
+		ck_assert(listed(&f.e, f.ids[i]));
+	env_done(&f.e);
 }
 END_TEST
 
@@ -663,23 +678,21 @@ END_TEST
  */
 START_TEST(regression_fulldisk_partial_line_loses_next)
 {
-	struct env e;
-	char ids[96][32];
-	int n = 0;
+	struct full f;
 
-	if (!start_one_then_full(&e, ids, &n))
+	if (!start_one_then_full(&f))
 		return;
-	free_disk(&e);
-	lease_into(&e, ids[n++]);
-	lease_into(&e, ids[n++]);
-	env_restart(&e);
-	for (int i = 0; i < n; i++)
-		ck_assert_msg(
-		    listed(&e, ids[i]), "lease %d lost: %s", i, dir_log(e.dir));
-	ck_assert_msg(strstr(dir_log(e.dir), "corrupt") == NULL &&
-	                  strstr(dir_log(e.dir), "checksum") == NULL,
-	    "%s", dir_log(e.dir));
-	env_done(&e);
+	free_disk(&f.e);
+	lease_into(&f.e, f.ids[f.n++]);
+	lease_into(&f.e, f.ids[f.n++]);
+	env_restart(&f.e);
+	for (int i = 0; i < f.n; i++)
+		ck_assert_msg(listed(&f.e, f.ids[i]), "lease %d lost: %s", i,
+		    dir_log(f.e.dir));
+	ck_assert_msg(strstr(dir_log(f.e.dir), "corrupt") == NULL &&
+	                  strstr(dir_log(f.e.dir), "checksum") == NULL,
+	    "%s", dir_log(f.e.dir));
+	env_done(&f.e);
 }
 END_TEST
 
@@ -690,10 +703,8 @@ START_TEST(test_fault_journal_short_write)
 	struct env e;
 	char a[32], c[32];
 
-	env_init_faults(&e);
-	env_start(&e);
-	lease_into(&e, a);
-	set_faults(&e, "journal_write:short:1,journal_write:ENOSPC:1:1");
+	start_one_then_faults(
+	    &e, a, "journal_write:short:1,journal_write:ENOSPC:1:1");
 	expect_error(&e, "internal", "{\"op\":\"lease\",\"ttl\":600}");
 	set_faults(&e, "");
 	lease_into(&e, c);
@@ -714,10 +725,7 @@ START_TEST(test_fault_release_refused)
 	char a[32];
 	json_object *r;
 
-	env_init_faults(&e);
-	env_start(&e);
-	lease_into(&e, a);
-	set_faults(&e, "journal_write:EIO:1");
+	start_one_then_faults(&e, a, "journal_write:EIO:1");
 	r = call(&e, "{\"op\":\"release\",\"lease\":\"%s\"}", a);
 	ck_assert_msg(r != NULL && !reply_ok(r) &&
 	                  strcmp(reply_error(r), "internal") == 0,
@@ -762,8 +770,7 @@ START_TEST(regression_unrecorded_end_comes_back)
 	json_object *r;
 	int c;
 
-	env_init_faults(&e);
-	env_start(&e);
+	env_start_faults(&e);
 	c = harness_connect(e.sock);
 	ck_assert_int_ne(c, -1);
 	r = harness_call(c, "{\"op\":\"lease\",\"scope\":\"session\"}");
@@ -818,8 +825,7 @@ START_TEST(test_fault_renew_refused)
 	char a[32];
 	int64_t exp;
 
-	env_init_faults(&e);
-	env_start(&e);
+	env_start_faults(&e);
 	lease_into(&e, a);
 	r = call(&e, "{\"op\":\"list\"}");
 	exp = reply_int(
@@ -895,8 +901,7 @@ START_TEST(regression_journal_changed_digit_restored)
 	env_start(&e);
 	ck_assert(!listed(&e, a));
 	ck_assert(listed(&e, b));
-	ck_assert_msg(strstr(dir_log(e.dir), "fails its checksum") != NULL,
-	    "%s", dir_log(e.dir));
+	assert_logged(&e, "fails its checksum");
 	env_done(&e);
 }
 END_TEST
@@ -1060,8 +1065,7 @@ START_TEST(regression_restore_pidfd_emfile_drops_lease)
 	json_object *r;
 	int status;
 
-	env_init_faults(&e);
-	env_start(&e);
+	env_start_faults(&e);
 	snprintf(req, sizeof(req),
 	    "{\"op\":\"lease\",\"scope\":\"process\",\"pid\":%d}",
 	    (int)getpid());

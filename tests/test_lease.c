@@ -16,6 +16,7 @@
 #include <event2/event.h>
 
 #include "daemon.h"
+#include "harness.h"
 #include "unit.h"
 
 #define LO 28200
@@ -93,11 +94,7 @@ create_fails(
 	ck_assert_ptr_null(
 	    lease_create(&req, uid, 4242, NULL, NULL, false, &err));
 	proto_request_clear(&req);
-	ck_assert_msg(err.code == code, "%s: %s (%s), want %s", line,
-	    proto_errcode_to_string(err.code), err.message,
-	    proto_errcode_to_string(code));
-	ck_assert_msg(strstr(err.message, msg) != NULL,
-	    "message \"%s\" lacks \"%s\"", err.message, msg);
+	assert_proto_error(line, &err, code, msg);
 }
 
 static struct proto_lease

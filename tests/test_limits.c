@@ -266,7 +266,6 @@ drain_replies(int fd, int n)
 
 	while (got < n) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		char *nl, *line;
 		ssize_t k;
 
 		ck_assert_msg(now_ms() < deadline, "%d of %d replies", got, n);
@@ -275,20 +274,7 @@ drain_replies(int fd, int n)
 		k = recv(fd, buf + len, sizeof(buf) - len, 0);
 		ck_assert_msg(
 		    k > 0, "connection ended after %d of %d replies", got, n);
-		len += (size_t)k;
-		line = buf;
-		while ((nl = memchr(line, '\n', len - (size_t)(line - buf)))) {
-			json_object *r;
-			*nl = '\0';
-			r = json_tokener_parse(line);
-			ck_assert_msg(r != NULL, "bad reply %s", line);
-			ck_assert_int_eq(reply_int(r, "id"), got);
-			json_object_put(r);
-			got++;
-			line = nl + 1;
-		}
-		len -= (size_t)(line - buf);
-		memmove(buf, line, len);
+		len = take_replies(buf, len + (size_t)k, &got, false);
 	}
 }
 

@@ -127,7 +127,6 @@ START_TEST(other_netns_refused)
 {
 	struct daemon_proc d;
 	char line[512] = "";
-	json_object *r;
 	int p[2], c;
 	pid_t pid;
 	ssize_t n;
@@ -160,9 +159,7 @@ START_TEST(other_netns_refused)
 	ck_assert_msg(strstr(line, "network namespace") != NULL, "%s", line);
 
 	c = harness_connect(d.sock);
-	r = harness_call(c, "{\"op\":\"status\"}");
-	ck_assert_int_eq(reply_int(r, "leases"), 0);
-	json_object_put(r);
+	ck_assert_int_eq(status_int(c, "leases"), 0);
 	close(c);
 	harness_stop(&d);
 }
@@ -433,12 +430,7 @@ START_TEST(regression_restore_heap_kept_after_rewrite)
 	harness_kill(&d, SIGKILL);
 	harness_restart(&d, args);
 	c = harness_connect(d.sock);
-	{
-		json_object *r = harness_call(c, "{\"op\":\"status\"}");
-
-		ck_assert_int_eq(reply_int(r, "leases"), N);
-		json_object_put(r);
-	}
+	ck_assert_int_eq(status_int(c, "leases"), N);
 	after = proc_rss_kb(d.pid);
 	fprintf(stderr, "restore: RSS %ld kB live, %ld kB after the restart\n",
 	    before, after);
@@ -491,9 +483,7 @@ START_TEST(regression_disable_ipv6_seen)
 	ck_assert_ptr_nonnull(
 	    strstr(reply_str(r, "error.message"), "disable_ipv6"));
 	json_object_put(r);
-	r = harness_call(c, "{\"op\":\"status\"}");
-	ck_assert_int_eq(reply_int(r, "leases"), 1);
-	json_object_put(r);
+	ck_assert_int_eq(status_int(c, "leases"), 1);
 	close(c);
 	harness_stop(&d);
 }
@@ -739,22 +729,16 @@ worker_release(struct side *sd)
 static pid_t
 worker_start(uid_t uid, struct side *sd, int *ret_cmd, int *ret_rep)
 {
-	int cmd[2], rep[2];
-	pid_t pid;
+	int cmd, rep;
+	pid_t pid = fork_duplex(&cmd, &rep);
 
-	ck_assert_int_eq(pipe2(cmd, O_CLOEXEC), 0);
-	ck_assert_int_eq(pipe2(rep, O_CLOEXEC), 0);
-	pid = fork();
-	ck_assert_int_ne(pid, -1);
 	if (pid == 0) {
 		char c, line[256];
 
-		close(cmd[1]);
-		close(rep[0]);
 		signal(SIGPIPE, SIG_IGN);
 		if (uid != 0 && become_uid(uid) == -1)
 			_exit(126);
-		while (read(cmd[0], &c, 1) == 1 && c != 'q') {
+		while (read(cmd, &c, 1) == 1 && c != 'q') {
 			if (c == 'a')
 				worker_acquire(sd, line, sizeof(line));
 			else {
@@ -762,15 +746,13 @@ worker_start(uid_t uid, struct side *sd, int *ret_cmd, int *ret_rep)
 				snprintf(line, sizeof(line), "done");
 			}
 			strcat(line, "\n");
-			if (write(rep[1], line, strlen(line)) < 0)
+			if (write(rep, line, strlen(line)) < 0)
 				_exit(1);
 		}
 		_exit(0);
 	}
-	close(cmd[0]);
-	close(rep[1]);
-	*ret_cmd = cmd[1];
-	*ret_rep = rep[0];
+	*ret_cmd = cmd;
+	*ret_rep = rep;
 	return pid;
 }
 

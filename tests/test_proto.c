@@ -383,10 +383,7 @@ expect_error(
 
 	ck_assert_int_eq(parse(line, len, &r, &err), -1);
 	proto_request_clear(&r);
-	ck_assert_msg(err.code == code, "code %s, want %s",
-	    proto_errcode_to_string(err.code), proto_errcode_to_string(code));
-	ck_assert_msg(strstr(err.message, msg) != NULL,
-	    "message \"%s\" lacks \"%s\"", err.message, msg);
+	assert_proto_error("parse", &err, code, msg);
 }
 
 static void

@@ -100,17 +100,6 @@ list(const char *dir)
 	return a;
 }
 
-static json_object *
-find_lease(json_object *arr, const char *id)
-{
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *l = json_object_array_get_idx(arr, i);
-		if (strcmp(reply_str(l, "id"), id) == 0)
-			return l;
-	}
-	return NULL;
-}
-
 /* From index from, the first notify message with line `what` (FDSTORE=1,
  * FDSTOREREMOVE=1) for lease id; -1 if none. */
 static int
