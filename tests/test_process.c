@@ -460,6 +460,21 @@ portserver_addr(char *buf, size_t len)
 	snprintf(buf, len, "@portd-test-%d", (int)getpid());
 }
 
+/* The lease of a list reply whose first port is port, or NULL. */
+static json_object *
+lease_on_port(json_object *list, int port)
+{
+	json_object *arr = reply_get(list, "leases"), *l = NULL;
+
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *x = json_object_array_get_idx(arr, i);
+		if (json_object_get_int(json_object_array_get_idx(
+		        reply_get(x, "ports"), 0)) == port)
+			l = x;
+	}
+	return l;
+}
+
 static const char picker_py[] =
     "import os, socket, sys, portpicker\n"
     "p = portpicker.pick_unused_port()\n"
@@ -481,7 +496,7 @@ START_TEST(portpicker_gets_process_lease)
 	struct daemon_proc d;
 	char addr[64], line[128] = {0}, *p = line;
 	int in[2], out[2], conn, port = 0, pypid = 0;
-	json_object *r, *arr, *l = NULL;
+	json_object *r, *l;
 	pid_t py;
 	FILE *f;
 
@@ -514,13 +529,7 @@ START_TEST(portpicker_gets_process_lease)
 
 	conn = harness_connect(d.sock);
 	r = harness_call(conn, "{\"op\":\"list\"}");
-	arr = reply_get(r, "leases");
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *x = json_object_array_get_idx(arr, i);
-		if (json_object_get_int(json_object_array_get_idx(
-		        reply_get(x, "ports"), 0)) == port)
-			l = x;
-	}
+	l = lease_on_port(r, port);
 	ck_assert_msg(l != NULL, "no lease for %d", port);
 	ck_assert_str_eq(reply_str(l, "scope"), "process");
 	ck_assert_str_eq(reply_str(l, "proto"), "both");
@@ -656,7 +665,7 @@ START_TEST(portserver_lease_recorded_once_claimed)
 	    "--portserver-address", NULL, NULL};
 	struct daemon_proc d;
 	char addr[64], put[64];
-	json_object *r, *arr, *l = NULL;
+	json_object *r, *l;
 	int p, conn;
 
 	portserver_addr(addr, sizeof(addr));
@@ -673,13 +682,7 @@ START_TEST(portserver_lease_recorded_once_claimed)
 	harness_restart(&d, args);
 	conn = harness_connect(d.sock);
 	r = harness_call(conn, "{\"op\":\"list\"}");
-	arr = reply_get(r, "leases");
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *x = json_object_array_get_idx(arr, i);
-		if (json_object_get_int(json_object_array_get_idx(
-		        reply_get(x, "ports"), 0)) == p)
-			l = x;
-	}
+	l = lease_on_port(r, p);
 	ck_assert_msg(l != NULL, "lease on %d not restored: %s", p,
 	    json_object_to_json_string(r));
 	ck_assert_str_eq(reply_str(l, "state"), "claimed");
