@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -22,6 +23,18 @@
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
 #endif
+
+/* What a pidfd tells of its process (Linux 6.13+, <linux/pidfd.h>; the
+ * kernel takes this first, 64-byte version of the struct). */
+struct pidfd_info_v0 {
+	uint64_t mask;
+	uint64_t cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid,
+	    fsgid;
+	int32_t exit_code;
+};
+#define PIDFD_INFO_CREDS_ (1u << 1)
+#define PIDFD_GET_INFO_V0 _IOWR(0xFF, 11, struct pidfd_info_v0)
 
 struct proc {
 	pid_t pid;
@@ -123,6 +136,37 @@ proc_uid(pid_t pid, uid_t *ret_uid)
 	    sscanf(p + 1, "Uid: %u", &uid) != 1)
 		return -1;
 	*ret_uid = uid;
+	return 0;
+}
+
+static bool no_pidfd_info(void);
+
+/*
+ * The real uid of the process behind pidfd, which is pid: asked of the
+ * pidfd itself (one ioctl, and no pid reuse to fear), or, on kernels
+ * before 6.13, read from /proc and the pidfd asked once more, so that the
+ * read was of the same process. -1 if it is gone.
+ */
+static int
+pidfd_uid(int pidfd, pid_t pid, uid_t *ret_uid)
+{
+	static bool unsupported;
+	struct pidfd_info_v0 info = {.mask = PIDFD_INFO_CREDS_};
+
+	if (!unsupported && !no_pidfd_info()) {
+		if (ioctl(pidfd, PIDFD_GET_INFO_V0, &info) == 0 &&
+		    (info.mask & PIDFD_INFO_CREDS_)) {
+			*ret_uid = info.ruid;
+			return 0;
+		}
+		if (errno == ESRCH)
+			return -1;
+		unsupported = errno == ENOTTY || errno == EINVAL;
+		if (!unsupported)
+			log_debug("PIDFD_GET_INFO: %s", strerror(errno));
+	}
+	if (proc_uid(pid, ret_uid) == -1 || exited(pidfd))
+		return -1;
 	return 0;
 }
 
@@ -295,6 +339,19 @@ open_checked(pid_t pid, bool peer, uid_t peer_uid, uint64_t not_after,
 	return watch_checked(pid, pidfd, peer_uid, not_after, want_start, err);
 }
 
+/* PORTD_NO_PIDFD_INFO=1: the path of kernels before 6.13, to test it. */
+static bool
+no_pidfd_info(void)
+{
+	static int off = -1;
+
+	if (off == -1) {
+		const char *e = getenv("PORTD_NO_PIDFD_INFO");
+		off = e != NULL && strcmp(e, "1") == 0;
+	}
+	return off;
+}
+
 static bool
 no_peerpidfd(void)
 {
@@ -357,14 +414,13 @@ proc_watch_pid(
 	 * A pid we already watch: while its pidfd says the process is alive,
 	 * the pid is that process (its number is not free to reuse), so its
 	 * start time is known and no new pidfd is needed. Only the uid is
-	 * read again (a process may change it), then the pidfd asked once
-	 * more, as for a new watch, so the read was of the same process.
+	 * asked again: a process may change it.
 	 */
 	for (p = procs; p != NULL; p = p->next) {
 		if (p->pid != pid || exited(p->pidfd) ||
 		    (want_start != 0 && p->start != want_start))
 			continue;
-		if (proc_uid(pid, &uid) == -1 || exited(p->pidfd))
+		if (pidfd_uid(p->pidfd, pid, &uid) == -1)
 			break; /* gone meanwhile: the full path says so */
 		if (peer_uid != 0 && uid != peer_uid) {
 			proto_error_set(err, PROTO_E_FORBIDDEN,

@@ -734,6 +734,85 @@ START_TEST(portserver_other_uid_gets_nothing)
 }
 END_TEST
 
+/* portserver_ask as uid 65534, from a child. */
+static int
+portserver_ask_as_nobody(const char *addr, pid_t pid)
+{
+	int out[2], p = 0, st;
+	pid_t child;
+
+	ck_assert_int_eq(pipe(out), 0);
+	child = fork();
+	ck_assert_int_ne(child, -1);
+	if (child == 0) {
+		close(out[0]);
+		become_nobody();
+		p = portserver_ask(addr, pid);
+		_exit(write(out[1], &p, sizeof(p)) == sizeof(p) ? 0 : 1);
+	}
+	close(out[1]);
+	p = read_int(out[0]);
+	close(out[0]);
+	ck_assert_int_eq(waitpid(child, &st, 0), child);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+	return p;
+}
+
+/*
+ * A pid portd already watches has its uid asked again at every request,
+ * since a process may change it: root's process, watched for root's
+ * lease, is refused to uid 65534; once that process has become 65534,
+ * the same client gets a port for it.
+ */
+START_TEST(portserver_watched_pid_uid_asked_again)
+{
+	struct daemon_proc d;
+	char addr[64];
+	int go[2], done[2], p;
+	pid_t c;
+
+	portserver_addr(addr, sizeof(addr));
+	start_open(&d, (const char *[]){"--portserver-address", addr, NULL});
+	ck_assert_int_eq(pipe(go), 0);
+	ck_assert_int_eq(pipe(done), 0);
+	c = fork();
+	ck_assert_int_ne(c, -1);
+	if (c == 0) {
+		int v;
+
+		close(go[1]);
+		close(done[0]);
+		if (read(go[0], &v, sizeof(v)) != sizeof(v))
+			_exit(1);
+		become_nobody();
+		write_int(done[1], 1);
+		for (;;)
+			pause();
+	}
+	close(go[0]);
+	close(done[1]);
+	p = portserver_ask(addr, c);
+	ck_assert_msg(p >= POOL_LO && p <= POOL_HI, "root for root's: %d", p);
+	p = portserver_ask_as_nobody(addr, c);
+	ck_assert_msg(p == -1, "65534 got root's pid: %d", p);
+	write_int(go[1], 1);
+	ck_assert_int_eq(read_int(done[0]), 1);
+	p = portserver_ask_as_nobody(addr, c);
+	ck_assert_msg(p >= POOL_LO && p <= POOL_HI,
+	    "65534 for its own pid: %d: %s", p, harness_log(&d));
+	reap(c);
+	close(go[1]);
+	close(done[0]);
+	harness_stop(&d);
+}
+END_TEST
+
+static void
+no_pidfd_info(void)
+{
+	setenv("PORTD_NO_PIDFD_INFO", "1", 1);
+}
+
 /*
  * The portserver answers as soon as the API socket does. It used to be
  * opened after the journal was restored, so a client that waited for
@@ -790,6 +869,15 @@ main(void)
 	tcase_add_test(tc, regression_portserver_ready_with_api);
 	tcase_add_test(tc, portserver_line_now_later_or_never);
 	tcase_add_test(tc, portserver_lease_recorded_once_claimed);
+	tcase_add_test(tc, portserver_watched_pid_uid_asked_again);
+	suite_add_tcase(s, tc);
+
+	/* Kernels before 6.13 cannot ask a pidfd for its uid: /proc. */
+	tc = tcase_create("without_pidfd_info");
+	tcase_set_timeout(tc, 30);
+	tcase_add_checked_fixture(tc, no_pidfd_info, NULL);
+	tcase_add_test(tc, portserver_watched_pid_uid_asked_again);
+	tcase_add_test(tc, portserver_other_uid_gets_nothing);
 	suite_add_tcase(s, tc);
 
 	/* Kernels before 6.5 have no SO_PEERPIDFD: the same guarantees
