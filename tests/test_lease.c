@@ -525,6 +525,38 @@ START_TEST(renew_pushes_the_timer)
 }
 END_TEST
 
+/* CRC-32 a bit at a time, as its definition gives it. */
+static uint32_t
+crc32_bitwise(const unsigned char *p, size_t len)
+{
+	uint32_t c = 0xffffffffu;
+
+	while (len-- > 0) {
+		c ^= *p++;
+		for (int j = 0; j < 8; j++)
+			c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+	}
+	return c ^ 0xffffffffu;
+}
+
+/* The journal's checksum is zlib's CRC-32 (the check value of
+ * "123456789"), for every length and alignment its steps meet. */
+START_TEST(journal_crc32_is_zlibs)
+{
+	unsigned char buf[80];
+
+	ck_assert_uint_eq(jrecord_crc32("123456789", 9), 0xcbf43926u);
+	ck_assert_uint_eq(jrecord_crc32("", 0), 0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (unsigned char)(i * 37 + 11);
+	for (size_t off = 0; off < 8; off++)
+		for (size_t len = 0; len + off <= sizeof(buf); len++)
+			ck_assert_msg(jrecord_crc32(buf + off, len) ==
+			                  crc32_bitwise(buf + off, len),
+			    "offset %zu length %zu", off, len);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -546,6 +578,10 @@ main(void)
 	tcase_add_test(tc, claim_keeps_ports);
 	tcase_add_test(tc, session_ends_with_conn);
 	tcase_add_test(tc, foreach_by_uid);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("journal");
+	tcase_add_test(tc, journal_crc32_is_zlibs);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("timers");
