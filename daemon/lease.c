@@ -140,16 +140,19 @@ lease_uid_ports(uid_t uid)
 	return a == NULL ? 0 : a->ports;
 }
 
-/* Record l as it is now: 0, or -1 when the journal could not take it. */
+static void view_as(const struct lease *, bool held, struct proto_lease *);
+
+/* Record l as it is, or, with held false, as it will be once claimed:
+ * 0, or -1 when the journal could not take it. */
 static int
-put_record(const struct lease *l)
+put_record(const struct lease *l, bool held)
 {
 	struct proto_lease v;
 
 	/* Without a journal a record costs not even the view. */
 	if (!journal_enabled())
 		return 0;
-	lease_view(l, &v);
+	view_as(l, held, &v);
 	return journal_put(&v, l->start);
 }
 
@@ -372,7 +375,7 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	struct uid_acct *acct;
 	struct lease *l = NULL;
 	int64_t ttl = -1;
-	int nports = req->count, rc;
+	int nports = req->count;
 
 	/* How long: scope ttl defaults to default_ttl; others have none. */
 	if (req->has_ttl)
@@ -468,10 +471,7 @@ lease_create(const struct proto_request *req, uid_t uid, pid_t pid,
 	link_lease(l, acct);
 	/* Claimed at once: one record says so, and the sockets, which proved
 	 * the ports free, close after it as a claim's do. */
-	l->held = !claimed;
-	rc = put_record(l);
-	l->held = true;
-	if (rc == -1) {
+	if (put_record(l, !claimed) == -1) {
 		proto_error_set(err, PROTO_E_INTERNAL,
 		    "cannot record the lease in the journal");
 		lease_end(l, LEASE_END_UNDONE);
@@ -511,7 +511,7 @@ lease_renew(struct lease *l, bool has_ttl, int64_t ttl, struct proto_error *err)
 		    err, PROTO_E_INTERNAL, "cannot arm a timer");
 	/* The new expiry must be on disk, or a restart would end the lease
 	 * at the old one. */
-	if (put_record(l) == -1) {
+	if (put_record(l, l->held) == -1) {
 		l->ttl = old_ttl;
 		l->expires = old_expires;
 		if (old_expires >= 0)
@@ -532,16 +532,11 @@ static void set_lost(struct lease *, bool);
 int
 lease_claim(struct lease *l, struct proto_error *err)
 {
-	int rc;
-
 	if (!l->held)
 		return 0;
 	/* Recorded first: a claim the journal lacks would be restored as
 	 * held, and its sockets cannot be opened again once closed. */
-	l->held = false;
-	rc = put_record(l);
-	l->held = true;
-	if (rc == -1)
+	if (put_record(l, false) == -1)
 		return proto_error_set(err, PROTO_E_INTERNAL,
 		    "cannot record the claim in the journal; portd still "
 		    "holds the ports");
@@ -714,6 +709,13 @@ copy_str(char *buf, size_t size, const char *s)
 void
 lease_view(const struct lease *l, struct proto_lease *v)
 {
+	view_as(l, l->held, v);
+}
+
+/* The view of l as if its sockets were held or not (held false: claimed). */
+static void
+view_as(const struct lease *l, bool held, struct proto_lease *v)
+{
 	memset(v, 0, sizeof(*v));
 	memcpy(v->id, l->id, sizeof(v->id));
 	v->nports = l->nports;
@@ -731,8 +733,8 @@ lease_view(const struct lease *l, struct proto_lease *v)
 	v->pid = l->pid;
 	/* Held only where portd holds the sockets now. A lost claimed
 	 * lease stays "claimed", with the reason its port is not reserved. */
-	v->held = l->held && !l->lost;
-	v->state = !l->held  ? PROTO_STATE_CLAIMED
+	v->held = held && !l->lost;
+	v->state = !held     ? PROTO_STATE_CLAIMED
 	           : l->lost ? PROTO_STATE_UNHELD
 	                     : PROTO_STATE_HELD;
 	if (l->lost)
