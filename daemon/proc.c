@@ -339,29 +339,35 @@ open_checked(pid_t pid, bool peer, uid_t peer_uid, uint64_t not_after,
 	return watch_checked(pid, pidfd, peer_uid, not_after, want_start, err);
 }
 
-/* PORTD_NO_PIDFD_INFO=1: the path of kernels before 6.13, to test it. */
+/* Whether the environment sets name to 1, read once into *cache (-1
+ * until then): the switches that make portd take an older kernel's path,
+ * to test it. */
+static bool
+env_on(const char *name, int *cache)
+{
+	if (*cache == -1) {
+		const char *e = getenv(name);
+		*cache = e != NULL && strcmp(e, "1") == 0;
+	}
+	return *cache;
+}
+
+/* PORTD_NO_PIDFD_INFO=1: the path of kernels before 6.13. */
 static bool
 no_pidfd_info(void)
 {
 	static int off = -1;
 
-	if (off == -1) {
-		const char *e = getenv("PORTD_NO_PIDFD_INFO");
-		off = e != NULL && strcmp(e, "1") == 0;
-	}
-	return off;
+	return env_on("PORTD_NO_PIDFD_INFO", &off);
 }
 
+/* PORTD_NO_PEERPIDFD=1: the path of kernels before 6.5. */
 static bool
 no_peerpidfd(void)
 {
 	static int off = -1;
 
-	if (off == -1) {
-		const char *e = getenv("PORTD_NO_PEERPIDFD");
-		off = e != NULL && strcmp(e, "1") == 0;
-	}
-	return off;
+	return env_on("PORTD_NO_PEERPIDFD", &off);
 }
 
 struct proc *
