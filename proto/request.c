@@ -116,6 +116,19 @@ check_id(json_object *id, struct proto_error *err)
 	}
 }
 
+/* An optional "ttl" (lease, renew): r->ttl and r->has_ttl. */
+static int
+get_ttl(
+    const struct members *o, struct proto_request *r, struct proto_error *err)
+{
+	if (member(o, "ttl") == NULL)
+		return 0;
+	if (get_int(o, "ttl", 1, PROTO_TTL_LIMIT, &r->ttl, err) == -1)
+		return -1;
+	r->has_ttl = true;
+	return 0;
+}
+
 static int
 parse_lease(
     const struct members *o, struct proto_request *r, struct proto_error *err)
@@ -150,11 +163,8 @@ parse_lease(
 	    r->proto == PROTO_TCP ? PROTO_HOLD_SHARED : PROTO_HOLD_EXCLUSIVE;
 	if (r->has_hold)
 		r->hold = e;
-	if (member(o, "ttl") != NULL) {
-		if (get_int(o, "ttl", 1, PROTO_TTL_LIMIT, &r->ttl, err) == -1)
-			return -1;
-		r->has_ttl = true;
-	}
+	if (get_ttl(o, r, err) == -1)
+		return -1;
 	e = PROTO_SCOPE_TTL;
 	if (get_enum(o, "scope", &proto_names_scope, &e, err) == -1)
 		return -1;
@@ -243,13 +253,7 @@ decode(
 	case PROTO_OP_RENEW:
 		if (get_lease_id(o, r, true, err) == -1)
 			return -1;
-		if (member(o, "ttl") != NULL) {
-			if (get_int(o, "ttl", 1, PROTO_TTL_LIMIT, &r->ttl,
-			        err) == -1)
-				return -1;
-			r->has_ttl = true;
-		}
-		return 0;
+		return get_ttl(o, r, err);
 	case PROTO_OP_CLAIM:
 		return get_lease_id(o, r, true, err);
 	case PROTO_OP_RELEASE: {
