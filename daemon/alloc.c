@@ -15,7 +15,7 @@
  * for later binders.
  *
  * Host-wide, every leased port also has a marker: an abstract Unix socket
- * named "portd/port/<proto>/<port>/<2 characters>" (proto_marker_name in
+ * named "portd/port/<proto>/<port>/<3 characters>" (proto_marker_name in
  * proto/shared.h), bound (never listening) for as long as
  * the lease lives, held or claimed. Abstract names belong to the network
  * namespace, as ports do, and the kernel frees them with the process, so

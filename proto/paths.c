@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "shared.h"
 
 int
@@ -41,20 +42,17 @@ proto_marker_name(bool udp, unsigned port, char *buf, size_t size)
 {
 	static const char spread[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	                             "abcdefghijklmnopqrstuvwxyz-_";
-	char digits[5], *d = digits + sizeof(digits);
-	size_t n;
+	struct text t = {.p = buf, .cap = size};
+	char tail[] = {'/', spread[port & 63], spread[(port >> 6) & 63],
+	    spread[(port >> 12) & 63], '\0'};
 
 	if (port > 65535 || size < PROTO_MARKER_MAX)
 		return -1;
-	for (unsigned p = port; d == digits + sizeof(digits) || p != 0; p /= 10)
-		*--d = (char)('0' + p % 10);
-	memcpy(buf, udp ? "portd/port/udp/" : "portd/port/tcp/", 15);
-	n = 15 + (size_t)(digits + sizeof(digits) - d);
-	memcpy(buf + 15, d, n - 15);
-	buf[n++] = '/';
-	buf[n++] = spread[port & 63];
-	buf[n++] = spread[(port >> 6) & 63];
-	buf[n++] = spread[port >> 12];
-	buf[n] = '\0';
-	return (int)n;
+	if (udp)
+		TEXT_PUT(&t, "portd/port/udp/");
+	else
+		TEXT_PUT(&t, "portd/port/tcp/");
+	text_int(&t, port);
+	text_put(&t, tail, sizeof(tail));
+	return (int)t.len - 1;
 }
