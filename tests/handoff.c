@@ -240,22 +240,30 @@ hb_fd_count_wait(pid_t pid, int want, int ms)
 	return n;
 }
 
+json_object *
+hb_lease_on_port(json_object *list, int port)
+{
+	json_object *arr = reply_get(list, "leases");
+
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *l = json_object_array_get_idx(arr, i);
+		json_object *ports = reply_get(l, "ports");
+		for (size_t k = 0; k < json_object_array_length(ports); k++)
+			if (json_object_get_int(
+			        json_object_array_get_idx(ports, k)) == port)
+				return l;
+	}
+	return NULL;
+}
+
 bool
 hb_listed(int conn, int port)
 {
 	json_object *r = harness_call(conn, "{\"op\":\"list\"}");
-	json_object *arr = reply_get(r, "leases");
-	bool found = false;
+	bool found;
 
 	ck_assert_msg(reply_ok(r), "list: %s", json_object_to_json_string(r));
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *ports =
-		    reply_get(json_object_array_get_idx(arr, i), "ports");
-		for (size_t k = 0; k < json_object_array_length(ports); k++)
-			if (json_object_get_int(
-			        json_object_array_get_idx(ports, k)) == port)
-				found = true;
-	}
+	found = hb_lease_on_port(r, port) != NULL;
 	json_object_put(r);
 	return found;
 }

@@ -7,7 +7,8 @@ target_link_libraries(portd_handoff PUBLIC portd_harness)
 
 portd_check_test(test_hold test_hold.c LIBS portd_handoff TIMEOUT 120)
 portd_check_test(test_fdpass test_fdpass.c LIBS portd_handoff TIMEOUT 120)
-portd_check_test(test_process test_process.c LIBS portd_handoff TIMEOUT 120)
+portd_check_test(test_process test_process.c integ.c LIBS portd_handoff
+  TIMEOUT 120)
 
 # A socket-activated server for test_servers (what `portctl exec --fd`
 # starts), and the servers test itself.

@@ -58,5 +58,7 @@ int hb_fd_count_wait(pid_t pid, int want, int ms);
 
 /* Whether some lease of the connection's uid holds port (list). */
 bool hb_listed(int conn, int port);
+/* The lease of a list reply (its "leases") that has port, or NULL. */
+json_object *hb_lease_on_port(json_object *list, int port);
 
 #endif

@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include <unistd.h>
 
 #include "handoff.h"
+#include "integ.h"
 #include "proto.h"
 
 #define POOL    "25300-25399"
@@ -70,8 +70,7 @@ reap(pid_t pid)
 static void
 become_nobody(void)
 {
-	if (setgroups(0, NULL) == -1 || setresgid(NOBODY, NOBODY, NOBODY) ||
-	    setresuid(NOBODY, NOBODY, NOBODY) == -1)
+	if (become_uid(NOBODY) == -1)
 		_exit(100);
 }
 
@@ -86,7 +85,7 @@ start_open(struct daemon_proc *d, const char *const *extra)
 		args[n++] = extra[i];
 	args[n] = NULL;
 	harness_start(d, args);
-	ck_assert_int_eq(chmod(d->dir, 0755), 0);
+	open_dir(d);
 }
 
 /*
@@ -460,21 +459,6 @@ portserver_addr(char *buf, size_t len)
 	snprintf(buf, len, "@portd-test-%d", (int)getpid());
 }
 
-/* The lease of a list reply whose first port is port, or NULL. */
-static json_object *
-lease_on_port(json_object *list, int port)
-{
-	json_object *arr = reply_get(list, "leases"), *l = NULL;
-
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *x = json_object_array_get_idx(arr, i);
-		if (json_object_get_int(json_object_array_get_idx(
-		        reply_get(x, "ports"), 0)) == port)
-			l = x;
-	}
-	return l;
-}
-
 static const char picker_py[] =
     "import os, socket, sys, portpicker\n"
     "p = portpicker.pick_unused_port()\n"
@@ -529,7 +513,7 @@ START_TEST(portpicker_gets_process_lease)
 
 	conn = harness_connect(d.sock);
 	r = harness_call(conn, "{\"op\":\"list\"}");
-	l = lease_on_port(r, port);
+	l = hb_lease_on_port(r, port);
 	ck_assert_msg(l != NULL, "no lease for %d", port);
 	ck_assert_str_eq(reply_str(l, "scope"), "process");
 	ck_assert_str_eq(reply_str(l, "proto"), "both");
@@ -682,7 +666,7 @@ START_TEST(portserver_lease_recorded_once_claimed)
 	harness_restart(&d, args);
 	conn = harness_connect(d.sock);
 	r = harness_call(conn, "{\"op\":\"list\"}");
-	l = lease_on_port(r, p);
+	l = hb_lease_on_port(r, p);
 	ck_assert_msg(l != NULL, "lease on %d not restored: %s", p,
 	    json_object_to_json_string(r));
 	ck_assert_str_eq(reply_str(l, "state"), "claimed");
@@ -768,41 +752,33 @@ START_TEST(portserver_watched_pid_uid_asked_again)
 {
 	struct daemon_proc d;
 	char addr[64];
-	int go[2], done[2], p;
+	int go, done, p;
 	pid_t c;
 
 	portserver_addr(addr, sizeof(addr));
 	start_open(&d, (const char *[]){"--portserver-address", addr, NULL});
-	ck_assert_int_eq(pipe(go), 0);
-	ck_assert_int_eq(pipe(done), 0);
-	c = fork();
-	ck_assert_int_ne(c, -1);
-	if (c == 0) {
+	if ((c = fork_duplex(&go, &done)) == 0) {
 		int v;
 
-		close(go[1]);
-		close(done[0]);
-		if (read(go[0], &v, sizeof(v)) != sizeof(v))
+		if (read(go, &v, sizeof(v)) != sizeof(v))
 			_exit(1);
 		become_nobody();
-		write_int(done[1], 1);
+		write_int(done, 1);
 		for (;;)
 			pause();
 	}
-	close(go[0]);
-	close(done[1]);
 	p = portserver_ask(addr, c);
 	ck_assert_msg(p >= POOL_LO && p <= POOL_HI, "root for root's: %d", p);
 	p = portserver_ask_as_nobody(addr, c);
 	ck_assert_msg(p == -1, "65534 got root's pid: %d", p);
-	write_int(go[1], 1);
-	ck_assert_int_eq(read_int(done[0]), 1);
+	write_int(go, 1);
+	ck_assert_int_eq(read_int(done), 1);
 	p = portserver_ask_as_nobody(addr, c);
 	ck_assert_msg(p >= POOL_LO && p <= POOL_HI,
 	    "65534 for its own pid: %d: %s", p, harness_log(&d));
 	reap(c);
-	close(go[1]);
-	close(done[0]);
+	close(go);
+	close(done);
 	harness_stop(&d);
 }
 END_TEST
